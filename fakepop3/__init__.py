@@ -1,0 +1,28 @@
+"""fakepop3: a fake POP3 server for tests.
+
+The public API is re-exported here; see the README for a tour.
+"""
+
+from .history import CommandRecord, History, SessionRecord
+from .protocol import Session, Settings, State
+from .server import POP3Server, ServerError
+from .store import Mailbox, MailStore, Message, UnknownUserError
+from .tls import TLSCertificates
+
+__all__ = [
+    "CommandRecord",
+    "History",
+    "MailStore",
+    "Mailbox",
+    "Message",
+    "POP3Server",
+    "ServerError",
+    "Session",
+    "SessionRecord",
+    "Settings",
+    "State",
+    "TLSCertificates",
+    "UnknownUserError",
+]
+
+__version__ = "0.1.0"

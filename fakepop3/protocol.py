@@ -1,0 +1,852 @@
+"""The POP3 session as a state machine, with no I/O (sans-IO, in the spirit of h11).
+
+Bytes from the client go in through :meth:`Session.receive_data`; each call of
+:meth:`Session.next_actions` handles one complete command line and returns what
+the transport must do: :class:`Send` bytes, :class:`Pause`, :class:`StartTLS`
+or :class:`Close`.  The transport (``fakepop3.server``) only moves bytes.
+
+The RFC text that each check implements is quoted beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import history as _history
+from .auth import (
+    ALL_MECHANISMS,
+    Authenticator,
+    Challenge,
+    Failure,
+    Mechanism,
+    Success,
+    make_mechanism,
+)
+from .history import CommandRecord, History, SessionRecord
+from .store import Mailbox, MailStore, Message
+
+__all__ = [
+    "CAPABILITIES",
+    "Action",
+    "Close",
+    "CommandFault",
+    "FaultHook",
+    "Pause",
+    "Send",
+    "Session",
+    "Settings",
+    "StartTLS",
+    "State",
+    "Throttle",
+]
+
+#: Capability names that can be switched off with ``Settings.disabled``.
+CAPABILITIES = frozenset(
+    {
+        "TOP",
+        "UIDL",
+        "USER",
+        "SASL",
+        "APOP",
+        "STLS",
+        "RESP-CODES",
+        "AUTH-RESP-CODE",
+        "PIPELINING",
+        "IMPLEMENTATION",
+        "UTF8",
+        "LANG",
+        "CAPA",
+    }
+)
+
+_greeting_counter = itertools.count(1)
+_session_ids = itertools.count(1)
+
+MAX_LINE = 255
+"""RFC 2449 s4: "command lines ... MUST NOT exceed 255 octets, including the terminating CRLF"."""
+
+
+class State(enum.Enum):
+    AUTHORIZATION = "AUTHORIZATION"
+    TRANSACTION = "TRANSACTION"
+    UPDATE = "UPDATE"
+    CLOSED = "CLOSED"
+
+
+# --- actions for the transport -----------------------------------------------------------
+@dataclass(frozen=True)
+class Send:
+    """Write these buffers, in order (a RETR reply is status line, message, ``.`` line)."""
+
+    buffers: tuple[bytes | memoryview, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait this many seconds before the next action (fault injection)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """From now on, send at most this many bytes per second (fault injection)."""
+
+    bytes_per_second: float
+
+
+@dataclass(frozen=True)
+class StartTLS:
+    """Start the TLS handshake now (after the ``+OK`` to STLS was sent)."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection after the previous actions; ``reason`` as recorded in the history."""
+
+    reason: str
+
+
+Action = Send | Pause | Throttle | StartTLS | Close
+
+
+class CommandFault(Protocol):
+    """What a fault hook returns for a command it hits (see ``fakepop3.faults``)."""
+
+    description: str
+    runs_command: bool
+
+    def actions(self, reply: tuple[bytes | memoryview, ...]) -> list[Action]:
+        """The actions that replace sending ``reply`` (empty when the command did not run)."""
+        ...
+
+
+class FaultHook(Protocol):
+    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
+
+    def on_command(
+        self, session: Session, command: str, args: tuple[str, ...]
+    ) -> CommandFault | None: ...
+
+
+@dataclass
+class Settings:
+    """What a session needs to know about its server.  Every field has a sane default."""
+
+    hostname: str = "localhost"
+    implementation: str = "fakepop3"
+    greeting: str = "fakepop3 ready."
+    disabled: frozenset[str] = frozenset()
+    mechanisms: tuple[str, ...] = ALL_MECHANISMS
+    tls_available: bool = False
+    require_tls: bool = False
+    any_login: bool = False
+    login_delay: int | None = None
+    enforce_login_delay: bool = True
+    expire: int | str | None = None
+    max_line: int = MAX_LINE
+    max_bad_commands: int = 10
+    languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
+
+    def __post_init__(self) -> None:
+        unknown = {c.upper() for c in self.disabled} - CAPABILITIES
+        if unknown:
+            raise ValueError(
+                f"unknown capability to disable: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(CAPABILITIES))}"
+            )
+        self.disabled = frozenset(c.upper() for c in self.disabled)
+        mechs = tuple(m.upper() for m in self.mechanisms)
+        bad = [m for m in mechs if m not in ALL_MECHANISMS]
+        if bad:
+            raise ValueError(
+                f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
+            )
+        self.mechanisms = mechs
+        if self.max_line < 255:
+            raise ValueError(
+                "max_line must be at least 255: RFC 2449 requires 255-octet command lines"
+            )
+        if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
+            raise ValueError("expire must be a number of days or 'NEVER'")
+
+    def enabled(self, capability: str) -> bool:
+        return capability not in self.disabled
+
+
+class _Reply:
+    """Builds reply lines; strips response codes when RESP-CODES is switched off."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.codes = settings.enabled("RESP-CODES")
+
+    def ok(self, text: str = "") -> bytes:
+        return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
+
+    def err(self, text: str, code: str | None = None) -> bytes:
+        if code and self.codes:
+            text = f"[{code}] {text}"
+        return f"-ERR {text}\r\n".encode("utf-8", "replace")
+
+
+def _lines(status: bytes, lines: Sequence[str]) -> tuple[bytes, ...]:
+    body = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
+    return (status, body, b".\r\n")
+
+
+class Session:
+    """One POP3 session, from greeting to close.
+
+    ``record`` is the history entry of this session; ``clock`` returns seconds
+    (``time.monotonic`` unless a test injects another).
+    """
+
+    def __init__(
+        self,
+        store: MailStore,
+        settings: Settings | None = None,
+        *,
+        history: History | None = None,
+        client: tuple[str, int] = ("127.0.0.1", 0),
+        tls: bool = False,
+        faults: FaultHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.store = store
+        self.auth = Authenticator(store, any_login=self.settings.any_login)
+        self.history = history if history is not None else History(enabled=False)
+        self.id = next(_session_ids)
+        self.record: SessionRecord = self.history.open_session(self.id, client, tls)
+        self.client = client
+        self.tls = tls
+        self.faults = faults
+        self.clock = clock
+        self.state = State.AUTHORIZATION
+        self.user: str | None = None
+        self.mailbox: Mailbox | None = None
+        self.messages: tuple[Message, ...] = ()
+        self.deleted: set[int] = set()
+        self.utf8 = False
+        self.language = "en"
+        self.bad_commands = 0
+        self._pending_user: str | None = None
+        self._sasl: Mechanism | None = None
+        self._sasl_name = ""
+        self._lines: deque[bytes | None] = deque()
+        self._partial = b""
+        self._discarding = False
+        self._reply = _Reply(self.settings)
+        self.timestamp = (
+            f"<{os.getpid()}.{next(_greeting_counter)}.{time.time_ns()}@{self.settings.hostname}>"
+        )
+
+    # --- input ---------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the client.  An overlong line is never buffered past the limit.
+
+        RFC 2449 s4: command lines "MUST NOT exceed 255 octets, including the
+        terminating CRLF".  The rest of an overlong line is discarded, and the
+        line is answered with one ``-ERR`` when its end arrives.
+        """
+        if self.state is State.CLOSED:
+            return
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data = data[end + 1 :]
+            self._discarding = False
+            self._lines.append(None)
+        if self._partial:
+            data = self._partial + data
+            self._partial = b""
+        limit = self.settings.max_line
+        *complete, tail = data.split(b"\n")
+        for line in complete:
+            self._lines.append(line if len(line) < limit else None)
+        if len(tail) >= limit:
+            self._discarding = True
+        else:
+            self._partial = tail
+
+    def has_line(self) -> bool:
+        """True if a complete command line is waiting for :meth:`next_actions`."""
+        return bool(self._lines)
+
+    def greeting(self) -> list[Action]:
+        """The actions that open the session (normally the ``+OK`` greeting)."""
+        text = self.settings.greeting
+        if self.settings.enabled("APOP"):
+            # RFC 1939 s7: the timestamp "MUST be different each time the POP3 server
+            # issues a banner greeting".
+            text = f"{text} {self.timestamp}"
+        greeting = self._reply.ok(text)
+        if self.faults is not None:
+            actions = self.faults.on_connect(self, greeting)
+            if actions is not None:
+                if any(isinstance(a, Close) for a in actions):
+                    self._close()
+                return actions
+        return [Send((greeting,))]
+
+    def next_actions(self) -> list[Action] | None:
+        """Handle the next complete command line; None when no complete line is buffered."""
+        if self.state is State.CLOSED or not self._lines:
+            return None
+        raw = self._lines.popleft()
+        if raw is None:
+            text = f"Command line too long (at most {self.settings.max_line} octets)."
+            return self._finish("", (), (self._reply.err(text),), bad=True)
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if self._sasl is not None:
+            return self._sasl_response(raw)
+        return self._command(raw)
+
+    def connection_lost(self, reason: str = _history.DROP) -> None:
+        """The connection ended.  Unless QUIT ran UPDATE, nothing is deleted (RFC 1939 s6)."""
+        if self.mailbox is not None:
+            self.mailbox.release(self)
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+        self.history.close_session(self.record, reason)
+
+    def tls_started(self) -> None:
+        """The TLS handshake after STLS finished."""
+        self.tls = True
+        self.record.tls = True
+
+    # --- dispatch ------------------------------------------------------------------------
+    def _command(self, raw: bytes) -> list[Action]:
+        if b"\0" in raw:
+            return self._finish(
+                "", (), (self._reply.err("Command line contains a NUL byte."),), bad=True
+            )
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._finish(
+                "", (), (self._reply.err("Command line is not valid UTF-8."),), bad=True
+            )
+        if not line.strip():
+            return self._finish("", (), (self._reply.err("Empty command line."),), bad=True)
+        keyword, _, rest = line.lstrip(" ").partition(" ")
+        name = keyword.upper()
+        # PASS keeps the whole rest of the line: a password may contain spaces (RFC 1939 s7).
+        args = (rest,) if name == "PASS" and rest else tuple(rest.split())
+        handler = _HANDLERS.get(name)
+        if handler is None or not self._command_enabled(name):
+            return self._unknown(name, args)
+        if self.faults is not None:
+            fault = self.faults.on_command(self, name, args)
+            if fault is not None:
+                reply: tuple[bytes | memoryview, ...] = ()
+                if fault.runs_command:
+                    reply = handler(self, args)
+                actions = fault.actions(reply)
+                status = _status_of(actions)
+                self._log(name, args, status, fault.description)
+                return self._after(actions, reply)
+        reply = handler(self, args)
+        return self._finish(name, args, reply)
+
+    def _command_enabled(self, name: str) -> bool:
+        s = self.settings
+        needs = {
+            "TOP": "TOP",
+            "UIDL": "UIDL",
+            "USER": "USER",
+            "PASS": "USER",
+            "APOP": "APOP",
+            "STLS": "STLS",
+            "UTF8": "UTF8",
+            "LANG": "LANG",
+            "CAPA": "CAPA",
+            "AUTH": "SASL",
+        }
+        cap = needs.get(name)
+        if cap is None:
+            return True
+        if cap == "SASL" and not s.mechanisms:
+            return False
+        return s.enabled(cap)
+
+    def _unknown(self, name: str, args: tuple[str, ...]) -> list[Action]:
+        if self.state is State.TRANSACTION:
+            text = f"Unknown command: {name[:40]}"
+        else:
+            text = "Unknown command."
+        return self._finish(name[:40], args, (self._reply.err(text),), bad=True)
+
+    def _finish(
+        self,
+        name: str,
+        args: tuple[str, ...],
+        reply: tuple[bytes | memoryview, ...],
+        *,
+        bad: bool = False,
+    ) -> list[Action]:
+        status = bytes(reply[0]).split(b"\r\n", 1)[0].decode("utf-8", "replace") if reply else ""
+        self._log(name, args, status, None)
+        actions: list[Action] = [Send(reply)]
+        if bad and self.state is State.AUTHORIZATION:
+            self.bad_commands += 1
+            if self.bad_commands >= self.settings.max_bad_commands:
+                actions = [
+                    Send((self._reply.err("Too many invalid commands, closing."),)),
+                    Close(_history.SERVER),
+                ]
+                self._close()
+                return actions
+        return self._after(actions, reply)
+
+    def _after(self, actions: list[Action], reply: tuple[bytes | memoryview, ...]) -> list[Action]:
+        if self.state is State.CLOSED or any(isinstance(a, Close) for a in actions):
+            if self.state is not State.CLOSED:
+                self._close()
+            if not any(isinstance(a, Close) for a in actions):
+                actions.append(Close(self._close_reason))
+        if self._starting_tls and any(isinstance(a, Send) for a in actions):
+            self._starting_tls = False
+            # RFC 2595 s4 / CVE-2011-0411: anything pipelined after STLS is discarded.
+            self._lines.clear()
+            self._partial = b""
+            self._discarding = False
+            actions.append(StartTLS())
+        return actions
+
+    _starting_tls = False
+    _close_reason = _history.QUIT
+
+    def _close(self) -> None:
+        self.state = State.CLOSED
+        self._lines.clear()
+        self._partial = b""
+
+    def _log(self, name: str, args: tuple[str, ...], status: str, fault: str | None) -> None:
+        record = CommandRecord(
+            session_id=self.id,
+            client=self.client,
+            user=self.user,
+            command=name,
+            args=_mask(name, args),
+            reply=status,
+            tls=self.tls,
+            received_at=time.time(),
+            fault=fault,
+        )
+        self.history.record(self.record, record)
+
+    # --- helpers -------------------------------------------------------------------------
+    def _need_state(self, state: State, name: str) -> bytes | None:
+        if self.state is state:
+            return None
+        if state is State.TRANSACTION:
+            return self._reply.err(f"{name} is only valid after login (TRANSACTION state).")
+        return self._reply.err(f"{name} is only valid before login (AUTHORIZATION state).")
+
+    def _message_number(self, name: str, arg: str) -> Message | bytes:
+        """Resolve a message-number argument, or return the ``-ERR`` reply."""
+        # RFC 1939 s5: "a message-number argument ... may NOT refer to a message marked as deleted".
+        if not arg.isascii() or not arg.isdigit():
+            return self._reply.err(f"Invalid message number: {arg[:40]}")
+        number = int(arg)
+        if number < 1 or number > len(self.messages):
+            return self._reply.err(f"There's no message {number}.")
+        if number in self.deleted:
+            return self._reply.err("Message is deleted.")
+        return self.messages[number - 1]
+
+    def _arity(
+        self, name: str, args: tuple[str, ...], low: int, high: int, what: str
+    ) -> bytes | None:
+        if len(args) < low:
+            return self._reply.err(f"{name} needs {what}.")
+        if len(args) > high:
+            return self._reply.err(f"Too many arguments for {name}.")
+        return None
+
+    def _login(self, mailbox: Mailbox) -> bytes:
+        s = self.settings
+        now = self.clock()
+        if (
+            s.login_delay
+            and s.enforce_login_delay
+            and mailbox.last_login is not None
+            and now - mailbox.last_login < s.login_delay
+        ):
+            # RFC 2449 s8.1.1: LOGIN-DELAY "occurs on an -ERR response to an AUTH, USER,
+            # PASS or APOP command" when the user logged in too recently.
+            return self._reply.err(
+                f"Minimum time between logins is {s.login_delay} seconds.", "LOGIN-DELAY"
+            )
+        snapshot = mailbox.acquire(self)
+        if snapshot is None:
+            # RFC 2449 s8.1.2: IN-USE "occurs on an -ERR response to an AUTH, APOP, or PASS
+            # command. It indicates the authentication was successful, but the user's maildrop
+            # is currently in use".
+            return self._reply.err("Mailbox is locked by another POP3 session.", "IN-USE")
+        mailbox.last_login = now
+        self.mailbox = mailbox
+        self.messages = snapshot
+        self.user = mailbox.name
+        self.record.user = mailbox.name
+        self.state = State.TRANSACTION
+        return self._reply.ok("Logged in.")
+
+    def _login_refused_before_tls(self) -> bytes | None:
+        if self.settings.require_tls and not self.tls:
+            return self._reply.err(
+                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections; use STLS first.",
+                "AUTH",
+            )
+        return None
+
+    def _auth_failed(
+        self, text: str = "Authentication failed.", code: str | None = "AUTH"
+    ) -> bytes:
+        if code == "AUTH" and not self.settings.enabled("AUTH-RESP-CODE"):
+            code = None
+        return self._reply.err(text, code)
+
+    # --- commands: AUTHORIZATION --------------------------------------------------------
+    def _cmd_user(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.AUTHORIZATION, "USER"):
+            return (err,)
+        if err := self._arity("USER", args, 1, 1, "a user name"):
+            return (err,)
+        if err := self._login_refused_before_tls():
+            return (err,)
+        self._pending_user = args[0]
+        # Like Dovecot: +OK for any name, so USER reveals nothing; PASS decides.
+        return (self._reply.ok(),)
+
+    def _cmd_pass(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.AUTHORIZATION, "PASS"):
+            return (err,)
+        if self._pending_user is None:
+            return (self._reply.err("No username given; send USER first."),)
+        if not args:
+            return (self._reply.err("PASS needs a password."),)
+        user, self._pending_user = self._pending_user, None
+        mailbox = self.auth.check_password(user, args[0])
+        if mailbox is None:
+            self.user = None
+            return (self._auth_failed(),)
+        return (self._login(mailbox),)
+
+    def _cmd_apop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.AUTHORIZATION, "APOP"):
+            return (err,)
+        if err := self._arity("APOP", args, 2, 2, "a user name and a digest"):
+            return (err,)
+        if err := self._login_refused_before_tls():
+            return (err,)
+        user, digest = args
+        if len(digest) != 32 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            return (self._reply.err("APOP digest must be 32 hexadecimal digits."),)
+        timestamp = self.timestamp.encode()
+
+        def expected(password: str) -> str:
+            # RFC 1939 s7: MD5 of the timestamp (with its angle brackets) and the shared secret.
+            return hashlib.md5(timestamp + password.encode("utf-8")).hexdigest()
+
+        mailbox = self.auth.check_digest(user, expected, digest)
+        if mailbox is None:
+            return (self._auth_failed(),)
+        return (self._login(mailbox),)
+
+    def _cmd_auth(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.AUTHORIZATION, "AUTH"):
+            return (err,)
+        if not args:
+            # RFC 1734 behaviour that clients still use: a bare AUTH lists the mechanisms.
+            return _lines(
+                self._reply.ok("List of supported mechanisms follows"), self._mechanisms()
+            )
+        if err := self._arity("AUTH", args, 1, 2, "a mechanism name"):
+            return (err,)
+        if err := self._login_refused_before_tls():
+            return (err,)
+        name = args[0].upper()
+        if name not in self._mechanisms():
+            return (self._reply.err(f"Unsupported authentication mechanism: {args[0][:40]}"),)
+        mech = make_mechanism(name, self.auth, self.settings.hostname)
+        assert mech is not None
+        initial: bytes | None = None
+        if len(args) == 2:
+            # RFC 5034 s4: an initial response of "=" is an empty one.
+            decoded = b"" if args[1] == "=" else _b64(args[1])
+            if decoded is None:
+                return (self._reply.err("Invalid base64 in initial response."),)
+            initial = decoded
+        self._sasl_name = name
+        return self._sasl_step(mech, mech.start(initial))
+
+    def _sasl_step(self, mech: Mechanism, step: Challenge | Success | Failure) -> tuple[bytes, ...]:
+        if isinstance(step, Challenge):
+            self._sasl = mech
+            return (b"+ " + base64.b64encode(step.data) + b"\r\n",)
+        self._sasl = None
+        if isinstance(step, Success):
+            return (self._login(step.mailbox),)
+        return (self._auth_failed(step.text, step.code),)
+
+    def _sasl_response(self, raw: bytes) -> list[Action]:
+        mech = self._sasl
+        assert mech is not None
+        if raw.strip() == b"*":
+            # RFC 5034 s4: "If the client wishes to cancel the authentication exchange, it
+            # issues a line with a single '*'. If the server receives such a response, it
+            # MUST reject the AUTH command by sending an -ERR reply."
+            self._sasl = None
+            return self._finish("SASL", ("*",), (self._reply.err("Authentication cancelled."),))
+        decoded = _b64(raw.decode("ascii", "replace").strip()) if raw.strip() else b""
+        if decoded is None:
+            self._sasl = None
+            return self._finish(
+                "SASL", ("***",), (self._reply.err("Invalid base64 in SASL response."),)
+            )
+        return self._finish("SASL", ("***",), self._sasl_step(mech, mech.step(decoded)))
+
+    def _mechanisms(self) -> list[str]:
+        if self.settings.require_tls and not self.tls:
+            return []
+        return list(self.settings.mechanisms)
+
+    def _cmd_stls(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if not self.settings.tls_available:
+            return (self._reply.err("STLS is not available: this server has no TLS certificate."),)
+        if self.tls:
+            # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
+            return (self._reply.err("TLS is already active."),)
+        if err := self._need_state(State.AUTHORIZATION, "STLS"):
+            return (err,)
+        if args:
+            return (self._reply.err("Too many arguments for STLS."),)
+        if self.utf8:
+            # RFC 6856 s2: after UTF8, the client MUST NOT issue STLS.
+            return (self._reply.err("STLS is not allowed after UTF8."),)
+        self._starting_tls = True
+        return (self._reply.ok("Begin TLS negotiation now."),)
+
+    def _cmd_utf8(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.AUTHORIZATION, "UTF8"):
+            return (err,)
+        if args:
+            return (self._reply.err("Too many arguments for UTF8."),)
+        self.utf8 = True
+        return (self._reply.ok("UTF8 enabled"),)
+
+    def _cmd_lang(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        langs = self.settings.languages
+        if not args:
+            return _lines(
+                self._reply.ok("Language listing follows:"), [f"{k} {v}" for k, v in langs.items()]
+            )
+        if len(args) > 1:
+            return (self._reply.err("Too many arguments for LANG."),)
+        tag = args[0]
+        if tag == "*":
+            self.language = next(iter(langs))
+            return (self._reply.ok(f"{self.language} Default language selected"),)
+        for key in langs:
+            if key.lower() == tag.lower():
+                self.language = key
+                return (self._reply.ok(f"{key} Language changed"),)
+        return (self._reply.err(f"Unsupported language: {tag[:40]}"),)
+
+    def _cmd_capa(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if args:
+            return (self._reply.err("Too many arguments for CAPA."),)
+        return _lines(self._reply.ok("Capability list follows"), self.capabilities())
+
+    def capabilities(self) -> list[str]:
+        """What CAPA lists now (RFC 2449 s5 and s6; STLS per RFC 2595; UTF8/LANG per RFC 6856)."""
+        s = self.settings
+        caps: list[str] = []
+        for cap in ("TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"):
+            if s.enabled(cap):
+                caps.append(cap)
+        if s.enabled("USER") and not (s.require_tls and not self.tls):
+            caps.append("USER")
+        mechs = self._mechanisms()
+        if s.enabled("SASL") and mechs:
+            caps.append("SASL " + " ".join(mechs))
+        if s.enabled("STLS") and s.tls_available and not self.tls:
+            caps.append("STLS")
+        if s.enabled("UTF8"):
+            caps.append("UTF8 USER")
+        if s.enabled("LANG"):
+            caps.append("LANG")
+        if s.login_delay is not None:
+            caps.append(f"LOGIN-DELAY {s.login_delay}")
+        if s.expire is not None:
+            caps.append(f"EXPIRE {str(s.expire).upper()}")
+        if s.enabled("IMPLEMENTATION") and self.state is State.TRANSACTION:
+            caps.append(f"IMPLEMENTATION {s.implementation}")
+        return caps
+
+    def _cmd_quit(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if args:
+            return (self._reply.err("Too many arguments for QUIT."),)
+        if self.state is State.TRANSACTION:
+            # RFC 1939 s6: QUIT in TRANSACTION enters UPDATE: "removes all messages marked
+            # as deleted from the maildrop and replies as to the status of this operation".
+            self.state = State.UPDATE
+            assert self.mailbox is not None
+            self.mailbox.commit_deletions([self.messages[n - 1] for n in sorted(self.deleted)])
+            self.mailbox.release(self)
+        self._close_reason = _history.QUIT
+        self.state = State.CLOSED
+        return (self._reply.ok("Logging out."),)
+
+    # --- commands: TRANSACTION ----------------------------------------------------------
+    def _live(self) -> list[tuple[int, Message]]:
+        return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
+
+    def _cmd_stat(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, "STAT"):
+            return (err,)
+        if args:
+            return (self._reply.err("Too many arguments for STAT."),)
+        live = self._live()
+        return (self._reply.ok(f"{len(live)} {sum(m.size for _, m in live)}"),)
+
+    def _cmd_list(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        return self._listing("LIST", args, lambda m: str(m.size))
+
+    def _cmd_uidl(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        return self._listing("UIDL", args, lambda m: m.uid)
+
+    def _listing(
+        self, name: str, args: tuple[str, ...], value: Callable[[Message], str]
+    ) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, name):
+            return (err,)
+        if len(args) > 1:
+            return (self._reply.err(f"Too many arguments for {name}."),)
+        if args:
+            message = self._message_number(name, args[0])
+            if isinstance(message, bytes):
+                return (message,)
+            return (self._reply.ok(f"{int(args[0])} {value(message)}"),)
+        live = self._live()
+        status = self._reply.ok(f"{len(live)} messages:") if name == "LIST" else self._reply.ok()
+        return _lines(status, [f"{i} {value(m)}" for i, m in live])
+
+    def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes | memoryview, ...]:
+        if err := self._need_state(State.TRANSACTION, "RETR"):
+            return (err,)
+        if err := self._arity("RETR", args, 1, 1, "a message number"):
+            return (err,)
+        message = self._message_number("RETR", args[0])
+        if isinstance(message, bytes):
+            return (message,)
+        return (self._reply.ok(f"{message.size} octets"), message.wire, b".\r\n")
+
+    def _cmd_top(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, "TOP"):
+            return (err,)
+        if err := self._arity("TOP", args, 2, 2, "a message number and a number of lines"):
+            return (err,)
+        message = self._message_number("TOP", args[0])
+        if isinstance(message, bytes):
+            return (message,)
+        if not args[1].isascii() or not args[1].isdigit():
+            return (self._reply.err(f"Invalid size: {args[1][:40]}"),)
+        return (self._reply.ok(), message.top(int(args[1])), b".\r\n")
+
+    def _cmd_dele(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, "DELE"):
+            return (err,)
+        if err := self._arity("DELE", args, 1, 1, "a message number"):
+            return (err,)
+        message = self._message_number("DELE", args[0])
+        if isinstance(message, bytes):
+            return (message,)
+        self.deleted.add(int(args[0]))
+        return (self._reply.ok("Marked to be deleted."),)
+
+    def _cmd_rset(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, "RSET"):
+            return (err,)
+        if args:
+            return (self._reply.err("Too many arguments for RSET."),)
+        self.deleted.clear()
+        live = self._live()
+        return (self._reply.ok(f"{len(live)} messages ({sum(m.size for _, m in live)} octets)"),)
+
+    def _cmd_noop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(State.TRANSACTION, "NOOP"):
+            return (err,)
+        if args:
+            return (self._reply.err("Too many arguments for NOOP."),)
+        return (self._reply.ok(),)
+
+    def _cmd_obsolete(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        # LAST (RFC 1460) and RPOP (RFC 1081) are gone from RFC 1939; fetchmail still sends LAST.
+        return (self._reply.err("Command not supported (obsolete)."),)
+
+
+_HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryview, ...]]] = {
+    "USER": Session._cmd_user,
+    "PASS": Session._cmd_pass,
+    "APOP": Session._cmd_apop,
+    "AUTH": Session._cmd_auth,
+    "STLS": Session._cmd_stls,
+    "UTF8": Session._cmd_utf8,
+    "LANG": Session._cmd_lang,
+    "CAPA": Session._cmd_capa,
+    "QUIT": Session._cmd_quit,
+    "STAT": Session._cmd_stat,
+    "LIST": Session._cmd_list,
+    "UIDL": Session._cmd_uidl,
+    "RETR": Session._cmd_retr,
+    "TOP": Session._cmd_top,
+    "DELE": Session._cmd_dele,
+    "RSET": Session._cmd_rset,
+    "NOOP": Session._cmd_noop,
+    "LAST": Session._cmd_obsolete,
+    "RPOP": Session._cmd_obsolete,
+}
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+
+
+def _mask(name: str, args: tuple[str, ...]) -> tuple[str, ...]:
+    if name == "PASS" and args:
+        return ("***",)
+    if name == "APOP" and len(args) == 2:
+        return (args[0], "***")
+    if name == "AUTH" and len(args) == 2:
+        return (args[0], "***")
+    return args
+
+
+def _status_of(actions: list[Action]) -> str:
+    for action in actions:
+        if isinstance(action, Send) and action.buffers:
+            first = bytes(action.buffers[0][:600])
+            return first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    return "(no reply: connection closed)"

@@ -1,0 +1,634 @@
+"""The asyncio transport around the protocol core, and the server that hosts it.
+
+``async with POP3Server(...)`` serves on the running loop.  ``with
+POP3Server(...)`` runs the same server on a loop of its own in a background
+thread, so that blocking clients such as ``poplib`` never share a loop with it.
+Either way the server binds before ``start`` returns: ``server.port`` is the
+real port (also for port 0) and a bind error is raised in the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import poplib
+import ssl
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from . import history as _history
+from .history import History, SessionRecord
+from .protocol import Action, Close, FaultHook, Pause, Send, Session, Settings, StartTLS, Throttle
+from .store import Mailbox, MailStore, MessageInput
+from .tls import TLSCertificates
+
+__all__ = ["POP3Server", "ServerError"]
+
+log = logging.getLogger("fakepop3")
+
+#: Largest piece handed to the transport at once; bigger replies are streamed with flow control.
+CHUNK = 256 * 1024
+#: Transport write buffer limits: above HIGH the session stops until the client reads.
+HIGH_WATER = 512 * 1024
+LOW_WATER = 128 * 1024
+
+
+class ServerError(RuntimeError):
+    """An exception raised inside the server (a bug), re-raised for the test to see."""
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: feeds the session, carries out its actions."""
+
+    __slots__ = (
+        "busy",
+        "close_reason",
+        "closing",
+        "drained",
+        "implicit_tls",
+        "last_activity",
+        "loop",
+        "out",
+        "paused_writing",
+        "server",
+        "session",
+        "task",
+        "throttle",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, server: POP3Server, implicit_tls: bool) -> None:
+        self.server = server
+        self.implicit_tls = implicit_tls
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.busy = False
+        self.closing = False
+        self.paused_writing = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.out: collections.deque[memoryview] = collections.deque()
+        self.throttle: float | None = None
+        self.close_reason = _history.DROP
+        self.drained: asyncio.Future[None] | None = None
+
+    # --- asyncio callbacks --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        server = self.server
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        limit = server.max_connections
+        if limit is not None and len(server._connections) >= limit:
+            transport.write(b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n")
+            transport.close()
+            return
+        server._connections.add(self)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.session = Session(
+            server.store,
+            server.settings,
+            history=server.history,
+            client=(str(peer[0]), int(peer[1])),
+            tls=self.implicit_tls,
+            faults=server.faults,
+        )
+        self.last_activity = self.loop.time()
+        if server.timeout is not None:
+            self.timer = self.loop.call_later(server.timeout, self._check_idle)
+        self._guard(self._run, self.session.greeting())
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None or self.closing:
+            return
+        self.last_activity = self.loop.time()
+        session.receive_data(data)
+        if not self.busy:
+            self._guard(self._process)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.drained is not None and not self.drained.done():
+            self.drained.cancel()
+        self.server._connections.discard(self)
+        if self.session is not None:
+            try:
+                self.session.connection_lost(self.close_reason)
+            except Exception as error:  # pragma: no cover - a bug; surfaced to the test
+                self.server._report(error)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # --- running the session ------------------------------------------------------------
+    def _guard(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception as error:
+            self.server._report(error)
+            self._abort(b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n")
+
+    def _process(self) -> None:
+        session = self.session
+        assert session is not None
+        while not self.busy and not self.closing:
+            actions = session.next_actions()
+            if actions is None:
+                return
+            self._run(actions)
+
+    def _run(self, actions: list[Action]) -> None:
+        """Carry out actions synchronously; hand the rest to a task at the first wait."""
+        for i, action in enumerate(actions):
+            if isinstance(action, Send) and self.throttle is None:
+                self._write(action.buffers)
+                if self.out:
+                    self._go_async(actions[i + 1 :])
+                    return
+            elif isinstance(action, Close):
+                self._close(action.reason)
+                return
+            elif isinstance(action, Throttle):
+                self.throttle = action.bytes_per_second
+            else:
+                self._go_async(actions[i:])
+                return
+
+    def _go_async(self, rest: list[Action]) -> None:
+        self.busy = True
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.task = self.loop.create_task(self._run_async(rest))
+
+    async def _run_async(self, actions: list[Action]) -> None:
+        try:
+            await self._flush()
+            for action in actions:
+                if self.closing:
+                    return
+                if isinstance(action, Send):
+                    if self.throttle is None:
+                        self._write(action.buffers)
+                        await self._flush()
+                    else:
+                        await self._write_slowly(action.buffers, self.throttle)
+                elif isinstance(action, Pause):
+                    await asyncio.sleep(action.seconds)
+                elif isinstance(action, Throttle):
+                    self.throttle = action.bytes_per_second
+                elif isinstance(action, StartTLS):
+                    await self._start_tls()
+                elif isinstance(action, Close):
+                    self._close(action.reason)
+                    return
+            if self.closing:
+                return
+            self.busy = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._process()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, ssl.SSLError, OSError):
+            self._abort()
+        except Exception as error:
+            self.server._report(error)
+            self._abort(b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n")
+
+    def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
+        transport = self.transport
+        assert transport is not None
+        for buf in buffers:
+            if self.out or len(buf) > CHUNK:
+                view = memoryview(buf)
+                for start in range(0, len(view), CHUNK):
+                    self.out.append(view[start : start + CHUNK])
+            else:
+                transport.write(buf)
+        self._pump()
+
+    def _pump(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        while self.out and not self.paused_writing and not self.closing:
+            transport.write(self.out.popleft())
+
+    async def _flush(self) -> None:
+        """Wait until the queued output has been handed to the transport."""
+        while self.out and not self.closing:
+            if self.paused_writing:
+                self.drained = self.loop.create_future()
+                await self.drained
+            self._pump()
+
+    async def _write_slowly(self, buffers: tuple[bytes | memoryview, ...], rate: float) -> None:
+        transport = self.transport
+        assert transport is not None
+        step = max(1, int(rate / 20))
+        for buf in buffers:
+            view = memoryview(buf)
+            for start in range(0, len(view), step):
+                if self.closing:
+                    return
+                transport.write(view[start : start + step])
+                await asyncio.sleep(step / rate)
+
+    async def _start_tls(self) -> None:
+        tls = self.server.tls
+        assert tls is not None and self.transport is not None and self.session is not None
+        await self._flush()
+        new = await self.loop.start_tls(
+            self.transport, self, tls.server_context, server_side=True, ssl_handshake_timeout=30
+        )
+        if new is None:  # pragma: no cover - the connection went away during the handshake
+            self._abort()
+            return
+        self.transport = new
+        self.session.tls_started()
+
+    def _check_idle(self) -> None:
+        timeout = self.server.timeout
+        if self.closing or timeout is None:
+            return
+        idle = self.loop.time() - self.last_activity
+        if idle >= timeout:
+            # RFC 1939 s3: the server "should close the TCP connection without removing
+            # any messages or sending any response to the client".
+            self._close(_history.TIMEOUT)
+        else:
+            self.timer = self.loop.call_later(timeout - idle, self._check_idle)
+
+    def _close(self, reason: str) -> None:
+        self.close_reason = reason
+        self.closing = True
+        if self.transport is not None:
+            if self.out:
+                # Queued output would be lost by close(); hand it over first.
+                for view in self.out:
+                    self.transport.write(view)
+                self.out.clear()
+            self.transport.close()
+
+    def _abort(self, message: bytes | None = None, reason: str = _history.SERVER) -> None:
+        self.close_reason = reason if message else self.close_reason
+        self.closing = True
+        if self.transport is not None:
+            if message and not self.transport.is_closing():
+                try:
+                    self.transport.write(message)
+                except Exception:  # pragma: no cover - the transport is already broken
+                    pass
+            self.transport.close()
+
+
+class POP3Server:
+    """A fake POP3 server for tests.
+
+    Configure it with keyword arguments (all have sane defaults), then start it
+    with ``with`` (thread-hosted) or ``async with`` (on the running loop)::
+
+        with POP3Server(users={"alice": "secret"}) as server:
+            server.mailbox("alice").add(b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
+            client = poplib.POP3(server.host, server.port)
+
+    ``tls=True`` makes test certificates with ``trustme`` and offers STLS;
+    ``tls_port`` (0 for any free port) also listens with implicit TLS.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, str | None] | Iterable[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool | TLSCertificates = False,
+        tls_port: int | None = None,
+        store: MailStore | None = None,
+        history: bool | History = True,
+        timeout: float | None = 600.0,
+        on_session_end: Callable[[SessionRecord], None] | None = None,
+        faults: FaultHook | None = None,
+        disable: Iterable[str] = (),
+        mechanisms: Iterable[str] | None = None,
+        require_tls: bool = False,
+        any_login: bool = False,
+        login_delay: int | None = None,
+        expire: int | str | None = None,
+        hostname: str = "localhost",
+        max_connections: int | None = None,
+        max_bad_commands: int = 10,
+        settings: Settings | None = None,
+    ) -> None:
+        _check_port("port", port)
+        if tls_port is not None:
+            _check_port("tls_port", tls_port)
+        if timeout is not None and timeout <= 0:
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, not {timeout!r}"
+            )
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
+        self.host = host
+        self.port = port
+        self.tls_port = tls_port
+        self.store = store if store is not None else MailStore()
+        if isinstance(users, Mapping):
+            for name, password in users.items():
+                self.store.add_user(name, password)
+        elif users is not None:
+            if isinstance(users, str):
+                raise TypeError("users must be a mapping of name to password, or a list of names")
+            for name in users:
+                self.store.add_user(name)
+        self.history = history if isinstance(history, History) else History(enabled=history)
+        if on_session_end is not None:
+            self.history.add_session_listener(on_session_end)
+        self.timeout = timeout
+        self.max_connections = max_connections
+        if tls is True or (tls_port is not None and tls is False):
+            self.tls: TLSCertificates | None = TLSCertificates.generate()
+        elif isinstance(tls, TLSCertificates):
+            self.tls = tls
+        else:
+            self.tls = None
+        if require_tls and self.tls is None:
+            raise ValueError("require_tls=True needs TLS: pass tls=True (or a TLSCertificates)")
+        if settings is None:
+            settings = Settings(
+                hostname=hostname,
+                disabled=frozenset(disable),
+                mechanisms=tuple(mechanisms) if mechanisms is not None else Settings.mechanisms,
+                tls_available=self.tls is not None,
+                require_tls=require_tls,
+                any_login=any_login,
+                login_delay=login_delay,
+                expire=expire,
+                max_bad_commands=max_bad_commands,
+            )
+        self.settings = settings
+        if faults is None:
+            from .faults import Faults
+
+            faults = Faults()
+        self.faults = faults
+        self.errors: list[BaseException] = []
+        self._connections: set[_Connection] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    def __repr__(self) -> str:
+        state = f"{self.host}:{self.port}" if self._running else "stopped"
+        return f"<POP3Server {state} users={self.store.users}>"
+
+    # --- mail and users -------------------------------------------------------------------
+    def add_user(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        tokens: Iterable[str] = (),
+        messages: Iterable[MessageInput] = (),
+    ) -> Mailbox:
+        """Add a user (password and/or OAuth tokens) with an optional list of messages."""
+        return self.store.add_user(name, password, tokens=tokens, messages=messages)
+
+    def mailbox(self, name: str) -> Mailbox:
+        """The maildrop of user ``name``."""
+        return self.store.mailbox(name)
+
+    def reset(self) -> None:
+        """Put every maildrop back to its content at start, and clear the history."""
+        self.store.reset()
+        self.history.clear()
+
+    # --- lifecycle on a running loop ------------------------------------------------------
+    async def start_async(self) -> None:
+        """Bind and start serving on the running loop."""
+        if self._running:
+            raise RuntimeError("this POP3Server is already running")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        _warn_if_exposed(self.host)
+        try:
+            plain = await loop.create_server(lambda: _Connection(self, False), self.host, self.port)
+            self._servers.append(plain)
+            self.port = plain.sockets[0].getsockname()[1]
+            if self.tls_port is not None:
+                assert self.tls is not None
+                secure = await loop.create_server(
+                    lambda: _Connection(self, True),
+                    self.host,
+                    self.tls_port,
+                    ssl=self.tls.server_context,
+                    ssl_handshake_timeout=30,
+                )
+                self._servers.append(secure)
+                self.tls_port = secure.sockets[0].getsockname()[1]
+        except OSError as error:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
+            raise OSError(
+                error.errno, f"fakepop3 cannot listen on {self.host}:{self.port}: {error.strerror}"
+            ) from error
+        self.store.snapshot_initial()
+        self._running = True
+
+    async def stop_async(self) -> None:
+        """Stop listening, close every session (without UPDATE) and wait for them."""
+        if not self._running:
+            return
+        self._running = False
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections):
+            conn._abort(reason=_history.SERVER)
+            conn.close_reason = _history.SERVER
+        for server in self._servers:
+            await server.wait_closed()
+        # Let connection_lost callbacks run so every session is recorded as ended.
+        for _ in range(3):
+            if not self._connections:
+                break
+            await asyncio.sleep(0)
+        self._servers.clear()
+
+    async def __aenter__(self) -> POP3Server:
+        await self.start_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_async()
+
+    # --- lifecycle in a thread ------------------------------------------------------------
+    def start(self) -> None:
+        """Start the server on its own event loop in a background thread."""
+        if self._running or self._thread is not None:
+            raise RuntimeError("this POP3Server is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            loop.set_exception_handler(self._loop_exception)
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as error:
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+                loop.run_until_complete(self.stop_async())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=main, name=f"fakepop3-{id(self):x}", daemon=True)
+        self._thread = thread
+        thread.start()
+        ready.wait()
+        if failure:
+            thread.join()
+            self._thread = None
+            raise failure[0]
+
+    def stop(self) -> None:
+        """Stop the thread-hosted server; returns once every session is closed."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = None
+        if self.tls is not None:
+            self.tls.cleanup()
+
+    def __enter__(self) -> POP3Server:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- for tests ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def wait_for_sessions(self, count: int, timeout: float | None = 10.0) -> None:
+        """Block until ``count`` sessions have ended since start (``TimeoutError`` otherwise)."""
+        self.history.wait_for_sessions(count, timeout)
+
+    async def wait_for_sessions_async(self, count: int) -> None:
+        """Wait until ``count`` sessions have ended since start."""
+        await self.history.wait_for_sessions_async(count)
+
+    def client(
+        self, user: str | None = None, password: str | None = None, *, timeout: float = 10.0
+    ) -> poplib.POP3:
+        """A ``poplib.POP3`` connected to this server, logged in if ``user`` is given."""
+        client = poplib.POP3(self.host, self.port, timeout=timeout)
+        if user is not None:
+            _login(client, self, user, password)
+        return client
+
+    def ssl_client(
+        self, user: str | None = None, password: str | None = None, *, timeout: float = 10.0
+    ) -> poplib.POP3_SSL:
+        """A ``poplib.POP3_SSL`` connected to the implicit-TLS port, verifying the certificate."""
+        if self.tls is None or self.tls_port is None:
+            raise RuntimeError("this server has no implicit-TLS port; pass tls_port=0")
+        client = poplib.POP3_SSL(
+            self.host, self.tls_port, timeout=timeout, context=self.tls.client_context()
+        )
+        if user is not None:
+            _login(client, self, user, password)
+        return client
+
+    def raise_errors(self) -> None:
+        """Raise the first exception that happened inside the server, if any."""
+        if self.errors:
+            first = self.errors[0]
+            text = "".join(traceback.format_exception(type(first), first, first.__traceback__))
+            raise ServerError(
+                f"{len(self.errors)} error(s) inside the POP3 server; the first:\n{text}"
+            ) from first
+
+    def _report(self, error: BaseException) -> None:
+        self.errors.append(error)
+        log.error("error inside the fakepop3 server", exc_info=error)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, (ConnectionError, ssl.SSLError, asyncio.CancelledError)):
+            return  # a client went away mid-write or sent bad TLS: not a server bug
+        if error is None:
+            error = ServerError(str(context.get("message")))
+        self._report(error)
+
+
+def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | None) -> None:
+    if password is None:
+        mailbox = server.store.get(user)
+        password = mailbox.password if mailbox is not None and mailbox.password is not None else ""
+    client.user(user)
+    client.pass_(password)
+
+
+def _check_port(name: str, port: object) -> None:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(
+            f"{name} must be an integer from 0 to 65535 (0 picks a free port), not {port!r}"
+        )
+
+
+def _warn_if_exposed(host: str) -> None:
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning(
+            "fakepop3 is listening on %s, not on loopback: other machines can reach this fake "
+            "server and its test passwords",
+            host or "every address",
+        )

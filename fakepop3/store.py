@@ -1,0 +1,352 @@
+"""The mail store: users, their maildrops and the messages in them.
+
+The store is shared between the test (which adds and inspects mail, from any
+thread) and the server's sessions (which take a snapshot of a maildrop at login
+and remove the messages they deleted at QUIT).  Every mutation goes through a
+lock, so a test may add mail while the server runs.
+
+A message is stored as the bytes it was given.  What the server sends is
+derived once per message and cached: the bytes with every line end turned into
+CRLF (and a final CRLF added when the message has none), their size in octets
+(what LIST and STAT report) and the dot-stuffed form that RETR sends.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+import hashlib
+import itertools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = ["MailStore", "Mailbox", "Message", "MessageInput", "UnknownUserError"]
+
+MessageInput = Union[bytes, bytearray, memoryview, str, email.message.Message, "Message"]
+
+_UID_ALPHABET = frozenset(range(0x21, 0x7F))
+
+
+class UnknownUserError(KeyError):
+    """Raised when a test asks the store for a user it does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown user"
+
+
+def to_crlf(raw: bytes) -> bytes:
+    """Return ``raw`` with every line end as CRLF and a final CRLF.
+
+    Bare LF becomes CRLF; CRLF stays CRLF (never CR CR LF); a lone CR inside a
+    line is data and is left alone.  An empty message stays empty.
+    """
+    if b"\n" in raw:
+        if b"\r\n" in raw:
+            raw = raw.replace(b"\r\n", b"\n")
+        raw = raw.replace(b"\n", b"\r\n")
+    if raw and not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    return raw
+
+
+def dot_stuff(crlf: bytes) -> bytes:
+    """Byte-stuff a CRLF message (RFC 1939 s3): a line starting with ``.`` gets one more."""
+    stuffed = crlf.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed
+
+
+def _coerce(message: MessageInput) -> bytes:
+    if isinstance(message, Message):
+        return message.raw
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message)
+    if isinstance(message, str):
+        return message.encode("utf-8", "surrogateescape")
+    if isinstance(message, email.message.Message):
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    raise TypeError(
+        f"a message must be bytes, str or email.message.Message, not {type(message).__name__}"
+    )
+
+
+def _check_uid(uid: str) -> str:
+    # RFC 1939 s7: "The unique-id of a message is an arbitrary server-determined
+    # string, consisting of one to 70 characters in the range 0x21 to 0x7E".
+    if not 1 <= len(uid) <= 70 or any(ord(c) not in _UID_ALPHABET for c in uid):
+        raise ValueError(
+            f"UID {uid!r} is not valid: RFC 1939 wants 1 to 70 characters in 0x21-0x7E"
+        )
+    return uid
+
+
+class Message:
+    """One stored message: its bytes as given, its UID and what the server sends.
+
+    ``size`` is the octet count LIST and STAT report: the message with CRLF line
+    ends, without dot-stuffing (RFC 1939 s11).
+    """
+
+    __slots__ = ("__weakref__", "_body_offset", "_crlf", "_stuffed", "raw", "uid")
+
+    def __init__(self, raw: bytes, uid: str) -> None:
+        self.raw = raw
+        self.uid = uid
+        self._crlf: bytes | None = None
+        self._stuffed: bytes | None = None
+        self._body_offset: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<Message uid={self.uid!r} size={self.size}>"
+
+    @property
+    def crlf(self) -> bytes:
+        """The message as the server sends it, with CRLF line ends, before stuffing."""
+        if self._crlf is None:
+            self._crlf = to_crlf(self.raw)
+        return self._crlf
+
+    @property
+    def size(self) -> int:
+        """Octets as sent (CRLF line ends, no stuffing dots): what LIST and STAT report."""
+        return len(self.crlf)
+
+    @property
+    def wire(self) -> bytes:
+        """The dot-stuffed bytes of a RETR reply body (without the terminating ``.`` line)."""
+        if self._stuffed is None:
+            self._stuffed = dot_stuff(self.crlf)
+        return self._stuffed
+
+    def top(self, lines: int) -> bytes:
+        """The stuffed header block, the blank line and the first ``lines`` body lines."""
+        crlf = self.crlf
+        if self._body_offset is None:
+            if crlf.startswith(b"\r\n"):
+                self._body_offset = 2
+            else:
+                end = crlf.find(b"\r\n\r\n")
+                self._body_offset = len(crlf) if end < 0 else end + 4
+        cut = self._body_offset
+        for _ in range(lines):
+            nxt = crlf.find(b"\r\n", cut)
+            if nxt < 0:
+                cut = len(crlf)
+                break
+            cut = nxt + 2
+        return dot_stuff(crlf[:cut])
+
+    @property
+    def headers(self) -> bytes:
+        """The header block of the message (CRLF line ends), for assertions."""
+        crlf = self.crlf
+        end = crlf.find(b"\r\n\r\n")
+        return crlf if end < 0 else crlf[: end + 2]
+
+    def as_email(self) -> email.message.EmailMessage:
+        """Parse the message with the standard library (policy ``email.policy.default``)."""
+        import email.parser
+
+        parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(self.raw)
+        assert isinstance(parsed, email.message.EmailMessage)
+        return parsed
+
+
+@dataclass(eq=False)
+class Mailbox:
+    """A user and their maildrop.
+
+    The mailbox is safe to use from any thread.  A POP3 session works on a
+    snapshot taken when it logs in; mail added afterwards shows at the next
+    login (RFC 1939 keeps message numbers stable within a session).
+    """
+
+    name: str
+    password: str | None = None
+    tokens: set[str] = field(default_factory=set)
+    _messages: list[Message] = field(default_factory=list, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _uid_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _holder: object | None = field(default=None, repr=False)
+    _initial: list[Message] | None = field(default=None, repr=False)
+    last_login: float | None = field(default=None, repr=False)
+
+    # --- adding and reading mail, for tests -------------------------------------------------
+    def add(self, message: MessageInput, *, uid: str | None = None) -> Message:
+        """Append a message; return the stored :class:`Message` (with ``uid`` and ``size``).
+
+        ``message`` may be bytes (stored as given), str (UTF-8), an
+        ``email.message.Message`` or a :class:`Message` from another mailbox (a
+        copy with a new UID is stored).
+        """
+        raw = _coerce(message)
+        with self._lock:
+            if uid is None:
+                n = next(self._uid_counter)
+                digest = hashlib.sha1(raw).hexdigest()[:12]
+                uid = f"{n}.{digest}"
+            else:
+                _check_uid(uid)
+                if any(m.uid == uid for m in self._messages):
+                    raise ValueError(
+                        f"mailbox {self.name!r} already has a message with UID {uid!r}"
+                    )
+            stored = Message(raw, uid)
+            self._messages.append(stored)
+            return stored
+
+    def extend(self, messages: Iterable[MessageInput]) -> list[Message]:
+        """Append several messages; return them stored."""
+        return [self.add(m) for m in messages]
+
+    @property
+    def messages(self) -> list[Message]:
+        """A copy of the list of messages now in the maildrop (deletions committed at QUIT)."""
+        with self._lock:
+            return list(self._messages)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._messages)
+
+    def __iter__(self) -> Iterator[Message]:
+        return iter(self.messages)
+
+    def __getitem__(self, index: int) -> Message:
+        with self._lock:
+            return self._messages[index]
+
+    def remove(self, message: Message | str) -> None:
+        """Remove a message (or the one with this UID) from the maildrop."""
+        uid = message.uid if isinstance(message, Message) else message
+        with self._lock:
+            for i, m in enumerate(self._messages):
+                if m.uid == uid:
+                    del self._messages[i]
+                    return
+        raise KeyError(f"mailbox {self.name!r} has no message with UID {uid!r}")
+
+    def clear(self) -> None:
+        """Remove every message."""
+        with self._lock:
+            self._messages.clear()
+
+    @property
+    def uids(self) -> list[str]:
+        return [m.uid for m in self.messages]
+
+    def snapshot_initial(self) -> None:
+        """Remember the current content; :meth:`reset` goes back to it."""
+        with self._lock:
+            self._initial = list(self._messages)
+
+    def reset(self) -> None:
+        """Put back the content remembered by :meth:`snapshot_initial` (or empty the mailbox)."""
+        with self._lock:
+            self._messages = list(self._initial or [])
+
+    # --- used by the protocol core ----------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        """True while a POP3 session holds the maildrop (between login and the session's end)."""
+        return self._holder is not None
+
+    def acquire(self, holder: object) -> tuple[Message, ...] | None:
+        """Lock the maildrop for a session and return its snapshot; None if already locked."""
+        with self._lock:
+            if self._holder is not None:
+                return None
+            self._holder = holder
+            return tuple(self._messages)
+
+    def release(self, holder: object) -> None:
+        with self._lock:
+            if self._holder is holder:
+                self._holder = None
+
+    def commit_deletions(self, deleted: Sequence[Message]) -> None:
+        """UPDATE state: remove these messages; mail added meanwhile stays."""
+        if not deleted:
+            return
+        gone = {id(m) for m in deleted}
+        with self._lock:
+            self._messages = [m for m in self._messages if id(m) not in gone]
+
+
+class MailStore:
+    """Users and their maildrops, by user name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._mailboxes: dict[str, Mailbox] = {}
+
+    def add_user(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        tokens: Iterable[str] = (),
+        messages: Iterable[MessageInput] = (),
+    ) -> Mailbox:
+        """Create a user with an empty maildrop (or return the existing one, updated)."""
+        if not name or any(c in name for c in "\r\n\0"):
+            raise ValueError(
+                f"user name {name!r} is not valid: it must be non-empty, without CR, LF or NUL"
+            )
+        with self._lock:
+            mailbox = self._mailboxes.get(name)
+            if mailbox is None:
+                mailbox = Mailbox(name, password, set(tokens))
+                self._mailboxes[name] = mailbox
+            else:
+                if password is not None:
+                    mailbox.password = password
+                mailbox.tokens.update(tokens)
+        mailbox.extend(messages)
+        return mailbox
+
+    def mailbox(self, name: str) -> Mailbox:
+        """The mailbox of user ``name``; :class:`UnknownUserError` if there is none."""
+        with self._lock:
+            try:
+                return self._mailboxes[name]
+            except KeyError:
+                known = ", ".join(sorted(self._mailboxes)) or "none"
+                raise UnknownUserError(
+                    f"no user {name!r} in the store (users: {known}); add one with add_user()"
+                ) from None
+
+    __getitem__ = mailbox
+
+    def get(self, name: str) -> Mailbox | None:
+        with self._lock:
+            return self._mailboxes.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._mailboxes
+
+    def __iter__(self) -> Iterator[Mailbox]:
+        with self._lock:
+            return iter(list(self._mailboxes.values()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._mailboxes)
+
+    @property
+    def users(self) -> list[str]:
+        with self._lock:
+            return list(self._mailboxes)
+
+    def snapshot_initial(self) -> None:
+        for mailbox in self:
+            mailbox.snapshot_initial()
+
+    def reset(self) -> None:
+        """Put every maildrop back to the content remembered by :meth:`snapshot_initial`."""
+        for mailbox in self:
+            mailbox.reset()

@@ -366,25 +366,12 @@ class Session:
         return self._finish(name, args, reply)
 
     def _command_enabled(self, name: str) -> bool:
-        s = self.settings
-        needs = {
-            "TOP": "TOP",
-            "UIDL": "UIDL",
-            "USER": "USER",
-            "PASS": "USER",
-            "APOP": "APOP",
-            "STLS": "STLS",
-            "UTF8": "UTF8",
-            "LANG": "LANG",
-            "CAPA": "CAPA",
-            "AUTH": "SASL",
-        }
-        cap = needs.get(name)
+        cap = _COMMAND_CAPABILITY.get(name)
         if cap is None:
             return True
-        if cap == "SASL" and not s.mechanisms:
+        if cap == "SASL" and not self.settings.mechanisms:
             return False
-        return s.enabled(cap)
+        return self.settings.enabled(cap)
 
     def _unknown(self, name: str, args: tuple[str, ...]) -> list[Action]:
         if self.state is State.TRANSACTION:
@@ -803,6 +790,20 @@ class Session:
         # LAST (RFC 1460) and RPOP (RFC 1081) are gone from RFC 1939; fetchmail still sends LAST.
         return (self._reply.err("Command not supported (obsolete)."),)
 
+
+#: The capability that must be on for a command to exist (RFC 2449 s6: CAPA announces them).
+_COMMAND_CAPABILITY = {
+    "TOP": "TOP",
+    "UIDL": "UIDL",
+    "USER": "USER",
+    "PASS": "USER",
+    "APOP": "APOP",
+    "STLS": "STLS",
+    "UTF8": "UTF8",
+    "LANG": "LANG",
+    "CAPA": "CAPA",
+    "AUTH": "SASL",
+}
 
 _HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryview, ...]]] = {
     "USER": Session._cmd_user,

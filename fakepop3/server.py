@@ -38,6 +38,9 @@ HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
 
 
+_INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n"
+
+
 class ServerError(RuntimeError):
     """An exception raised inside the server (a bug), re-raised for the test to see."""
 
@@ -146,7 +149,7 @@ class _Connection(asyncio.Protocol):
             func(*args)
         except Exception as error:
             self.server._report(error)
-            self._abort(b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n")
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
 
     def _process(self) -> None:
         session = self.session
@@ -213,7 +216,7 @@ class _Connection(asyncio.Protocol):
             self._abort()
         except Exception as error:
             self.server._report(error)
-            self._abort(b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n")
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
 
     def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
         transport = self.transport
@@ -274,7 +277,7 @@ class _Connection(asyncio.Protocol):
         if idle >= timeout:
             # RFC 1939 s3: the server "should close the TCP connection without removing
             # any messages or sending any response to the client".
-            self._close(_history.TIMEOUT)
+            self._abort(reason=_history.TIMEOUT)
         else:
             self.timer = self.loop.call_later(timeout - idle, self._check_idle)
 
@@ -289,16 +292,17 @@ class _Connection(asyncio.Protocol):
                 self.out.clear()
             self.transport.close()
 
-    def _abort(self, message: bytes | None = None, reason: str = _history.SERVER) -> None:
-        self.close_reason = reason if message else self.close_reason
+    def _abort(self, message: bytes | None = None, reason: str = _history.DROP) -> None:
+        """Close at once, discarding unsent output (optionally after a last line)."""
+        self.close_reason = reason
         self.closing = True
+        self.out.clear()
         if self.transport is not None:
             if message and not self.transport.is_closing():
-                try:
-                    self.transport.write(message)
-                except Exception:  # pragma: no cover - the transport is already broken
-                    pass
-            self.transport.close()
+                self.transport.write(message)
+                self.transport.close()
+            else:
+                self.transport.abort()
 
 
 class POP3Server:
@@ -465,7 +469,6 @@ class POP3Server:
             server.close()
         for conn in list(self._connections):
             conn._abort(reason=_history.SERVER)
-            conn.close_reason = _history.SERVER
         for server in self._servers:
             await server.wait_closed()
         # Let connection_lost callbacks run so every session is recorded as ended.

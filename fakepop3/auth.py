@@ -156,7 +156,7 @@ class Plain(Mechanism):
         if authzid and authzid != authcid:
             return Failure("Authorization identity differs from the user.", user=authcid)
         mailbox = self.auth.check_password(authcid, passwd)
-        return Success(mailbox) if mailbox else Failure(_FAILED.text, user=authcid)
+        return Success(mailbox) if mailbox is not None else Failure(_FAILED.text, user=authcid)
 
 
 class Login(Mechanism):
@@ -180,7 +180,7 @@ class Login(Mechanism):
             self.user = text
             return Challenge(b"Password:")
         mailbox = self.auth.check_password(self.user, text)
-        return Success(mailbox) if mailbox else Failure(_FAILED.text, user=self.user)
+        return Success(mailbox) if mailbox is not None else Failure(_FAILED.text, user=self.user)
 
 
 class CramMD5(Mechanism):
@@ -207,7 +207,7 @@ class CramMD5(Mechanism):
             return hmac.new(password.encode("utf-8"), challenge, hashlib.md5).hexdigest()
 
         mailbox = self.auth.check_digest(user, expected, digest)
-        return Success(mailbox) if mailbox else Failure(_FAILED.text, user=user)
+        return Success(mailbox) if mailbox is not None else Failure(_FAILED.text, user=user)
 
 
 class _Bearer(Mechanism):

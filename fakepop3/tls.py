@@ -40,7 +40,8 @@ class TLSCertificates:
                 "pip install 'fakepop3[tls]' (or pass your own cert and key)"
             ) from None
         ca = trustme.CA(organization_name="fakepop3 test CA")
-        cert = ca.issue_cert(*names)
+        # A subject CN as well as the SANs: fetchmail (sslcertck, its default) insists on one.
+        cert = ca.issue_cert(*names, common_name=names[0] if names else None)
         context = _server_context()
         cert.configure_cert(context)
         return cls(context, ca.cert_pem.bytes())

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .store import Mailbox, MailStore
 
@@ -35,16 +36,25 @@ ALL_MECHANISMS = ("CRAM-MD5", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN")
 
 @dataclass(frozen=True)
 class Challenge:
+    """Send ``+ base64(data)`` and wait for the client's next response."""
+
     data: bytes
 
 
 @dataclass(frozen=True)
 class Success:
+    """The exchange succeeded: log in to ``mailbox``."""
+
     mailbox: Mailbox
+
+    def __repr__(self) -> str:
+        return f"Success(user={self.mailbox.name!r})"
 
 
 @dataclass(frozen=True)
 class Failure:
+    """The exchange failed: answer ``-ERR [code] text`` (``code`` None for a malformed message)."""
+
     text: str
     code: str | None = "AUTH"
     user: str | None = None
@@ -71,6 +81,7 @@ class Authenticator:
         return mailbox
 
     def check_password(self, user: str, password: str) -> Mailbox | None:
+        """The maildrop of ``user`` if ``password`` is right (any password with any_login)."""
         mailbox = self._known(user)
         if mailbox is None:
             return None
@@ -94,12 +105,20 @@ class Authenticator:
         return mailbox if hmac.compare_digest(digest(mailbox.password), given.lower()) else None
 
     def check_token(self, user: str, token: str) -> Mailbox | None:
+        """The maildrop of ``user`` if ``token`` is one of its OAuth tokens (any token with any_login)."""
         mailbox = self._known(user)
         if mailbox is None:
             return None
         if self.any_login:
             return mailbox
         return mailbox if token in mailbox.tokens else None
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user who owns ``token`` (for OAUTHBEARER without an authzid), or None."""
+        for mailbox in self.store:
+            if token in mailbox.tokens:
+                return mailbox.name
+        return None
 
 
 def _valid_name(user: str) -> bool:
@@ -123,11 +142,12 @@ class Mechanism:
 
 
 def _text(data: bytes) -> str | None:
+    """Decoded UTF-8 credentials, or None if not UTF-8 or holding CR, LF or NUL."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if "\r" in text or "\n" in text:
+    if "\r" in text or "\n" in text or "\0" in text:
         return None
     return text
 
@@ -172,7 +192,7 @@ class Login(Mechanism):
 
     def step(self, response: bytes) -> Step:
         text = _text(response)
-        if text is None or "\0" in text:
+        if text is None:
             return _MALFORMED
         if self.user is None:
             if not text:
@@ -213,7 +233,7 @@ class CramMD5(Mechanism):
 class _Bearer(Mechanism):
     """Shared shape of XOAUTH2 and OAUTHBEARER: one message, an error challenge on failure."""
 
-    error_json: dict[str, str] = {}
+    error_json: ClassVar[dict[str, str]] = {}
     failed_user: str | None = None
 
     def start(self, initial: bytes | None) -> Step:
@@ -268,7 +288,7 @@ class XOAuth2(_Bearer):
     """Google's XOAUTH2: ``user=U ^A auth=Bearer T ^A ^A``."""
 
     name = "XOAUTH2"
-    error_json = {"status": "401", "schemes": "bearer", "scope": "mail"}
+    error_json: ClassVar[dict[str, str]] = {"status": "401", "schemes": "bearer", "scope": "mail"}
 
     def parse(self, data: bytes) -> tuple[str, str] | None:
         if not data.endswith(b"\x01\x01"):
@@ -286,7 +306,11 @@ class OAuthBearer(_Bearer):
     """RFC 7628: ``gs2-header ^A host=H ^A port=P ^A auth=Bearer T ^A ^A``."""
 
     name = "OAUTHBEARER"
-    error_json = {"status": "invalid_token", "schemes": "bearer", "scope": "mail"}
+    error_json: ClassVar[dict[str, str]] = {
+        "status": "invalid_token",
+        "schemes": "bearer",
+        "scope": "mail",
+    }
 
     def parse(self, data: bytes) -> tuple[str, str] | None:
         if not data.endswith(b"\x01\x01"):
@@ -301,11 +325,15 @@ class OAuthBearer(_Bearer):
             return None
         user = _text(authzid[2:].replace(b"=2C", b",").replace(b"=3D", b"="))
         fields = _kv(rest)
-        if fields is None or not user:
+        if fields is None or user is None or (authzid and not user):
             return None
         token = _bearer_token(fields.get("auth"))
         if token is None:
             return None
+        if not user:
+            # RFC 7628 s3.1: the authzid is optional; the token then names the user.
+            # An unknown token names nobody: the check fails with the error challenge.
+            user = self.auth.user_for_token(token) or ""
         return user, token
 
 

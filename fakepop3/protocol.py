@@ -75,6 +75,9 @@ _session_ids = itertools.count(1)
 MAX_LINE = 255
 """RFC 2449 s4: "command lines ... MUST NOT exceed 255 octets, including the terminating CRLF"."""
 
+MAX_SASL_LINE = 64 * 1024
+"""A SASL response line is not a command line: OAuth tokens sent as continuations exceed 255 octets."""
+
 
 class State(enum.Enum):
     AUTHORIZATION = "AUTHORIZATION"
@@ -276,6 +279,8 @@ class Session:
             data = self._partial + data
             self._partial = b""
         limit = self.settings.max_line
+        if self._sasl is not None:
+            limit = max(limit, MAX_SASL_LINE)
         *complete, tail = data.split(b"\n")
         for line in complete:
             self._lines.append(line if len(line) < limit else None)
@@ -309,6 +314,12 @@ class Session:
         if self.state is State.CLOSED or not self._lines:
             return None
         raw = self._lines.popleft()
+        if raw is not None and self._sasl is None and len(raw) >= self.settings.max_line:
+            raw = None  # buffered under the SASL limit, but it is a command line
+        if raw is None and self._sasl is not None:
+            self._sasl = None  # RFC 5034 s4: the exchange fails with -ERR, no half-open state
+            reply = self._reply.err("SASL response too long; authentication cancelled.")
+            return self._finish("SASL", ("***",), (reply,))
         if raw is None:
             text = f"Command line too long (at most {self.settings.max_line} octets)."
             return self._finish("", (), (self._reply.err(text),), bad=True)
@@ -526,6 +537,8 @@ class Session:
     def _cmd_pass(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
         if err := self._need_state(State.AUTHORIZATION, "PASS"):
             return (err,)
+        if err := self._login_refused_before_tls():
+            return (err,)
         if self._pending_user is None:
             return (self._reply.err("No username given; send USER first."),)
         if not args:
@@ -668,7 +681,8 @@ class Session:
         s = self.settings
         caps: list[str] = []
         for cap in ("TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"):
-            if s.enabled(cap):
+            # AUTH-RESP-CODE promises [AUTH] codes, which RESP-CODES switched off strips.
+            if s.enabled(cap) and (cap != "AUTH-RESP-CODE" or s.enabled("RESP-CODES")):
                 caps.append(cap)
         if s.enabled("USER") and not (s.require_tls and not self.tls):
             caps.append("USER")
@@ -840,7 +854,7 @@ def _mask(name: str, args: tuple[str, ...]) -> tuple[str, ...]:
         return ("***",)
     if name == "APOP" and len(args) == 2:
         return (args[0], "***")
-    if name == "AUTH" and len(args) == 2:
+    if name == "AUTH" and len(args) >= 2:
         return (args[0], "***")
     return args
 

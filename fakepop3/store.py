@@ -165,8 +165,8 @@ class Mailbox:
     """
 
     name: str
-    password: str | None = None
-    tokens: set[str] = field(default_factory=set)
+    password: str | None = field(default=None, repr=False)  # secrets stay out of reprs
+    tokens: set[str] = field(default_factory=set, repr=False)
     _messages: list[Message] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _uid_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)

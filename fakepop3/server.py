@@ -435,12 +435,14 @@ class POP3Server:
         loop = asyncio.get_running_loop()
         self._loop = loop
         _warn_if_exposed(self.host)
+        binding = self.port
         try:
             plain = await loop.create_server(lambda: _Connection(self, False), self.host, self.port)
             self._servers.append(plain)
             self.port = plain.sockets[0].getsockname()[1]
             if self.tls_port is not None:
                 assert self.tls is not None
+                binding = self.tls_port
                 secure = await loop.create_server(
                     lambda: _Connection(self, True),
                     self.host,
@@ -455,7 +457,7 @@ class POP3Server:
                 server.close()
             self._servers.clear()
             raise OSError(
-                error.errno, f"fakepop3 cannot listen on {self.host}:{self.port}: {error.strerror}"
+                error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
         self.store.snapshot_initial()
         self._running = True

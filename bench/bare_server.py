@@ -7,6 +7,7 @@ big message to many clients does not copy it per client.
 
     python bench/bare_server.py --port 1100 --count 10 --size 3000   # any USER/PASS
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,11 @@ class Maildrop:
 
 def answers(msgs: tuple[Entry, ...], dele: set[int] | None) -> tuple[bytes, bytes, bytes]:
     live = [(i, e) for i, e in enumerate(msgs, 1) if not dele or i not in dele]
-    return (b"+OK %d %d\r\n" % (len(live), sum(e.size for _, e in live)),
-            b"+OK\r\n" + b"".join([b"%d %d\r\n" % (i, e.size) for i, e in live]) + b".\r\n",
-            b"+OK\r\n" + b"".join([b"%d %s\r\n" % (i, e.uid) for i, e in live]) + b".\r\n")
+    return (
+        b"+OK %d %d\r\n" % (len(live), sum(e.size for _, e in live)),
+        b"+OK\r\n" + b"".join([b"%d %d\r\n" % (i, e.size) for i, e in live]) + b".\r\n",
+        b"+OK\r\n" + b"".join([b"%d %s\r\n" % (i, e.uid) for i, e in live]) + b".\r\n",
+    )
 
 
 class POP3(asyncio.Protocol):
@@ -61,10 +64,15 @@ class POP3(asyncio.Protocol):
             if i < 0:
                 break
             cmd, _, arg = buf[:i].rstrip(b"\r").partition(b" ")
-            buf = buf[i + 1:]
+            buf = buf[i + 1 :]
             h, state = HANDLERS.get(cmd.upper(), (None, None))
-            r = b"-ERR unknown command\r\n" if h is None else h(self, arg) \
-                if state is None or state == (self.msgs is None) else b"-ERR wrong state\r\n"
+            r = (
+                b"-ERR unknown command\r\n"
+                if h is None
+                else h(self, arg)
+                if state is None or state == (self.msgs is None)
+                else b"-ERR wrong state\r\n"
+            )
             if len(r) > CHUNK:
                 self.out, self.pos = memoryview(r), 0
                 self.pump()
@@ -80,7 +88,7 @@ class POP3(asyncio.Protocol):
                 if self.buf:
                     self.data_received(b"")
             else:
-                tr.write(out[self.pos:self.pos + CHUNK])
+                tr.write(out[self.pos : self.pos + CHUNK])
                 self.pos += CHUNK
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -113,8 +121,13 @@ class POP3(asyncio.Protocol):
     def info(self, arg: bytes, which: int) -> bytes:
         if arg:
             n, e = self.msg(arg)
-            return b"-ERR no such message\r\n" if e is None else (
-                b"+OK %d %d\r\n" % (n, e.size) if which == 1 else b"+OK %d %s\r\n" % (n, e.uid))
+            return (
+                b"-ERR no such message\r\n"
+                if e is None
+                else (
+                    b"+OK %d %d\r\n" % (n, e.size) if which == 1 else b"+OK %d %s\r\n" % (n, e.uid)
+                )
+            )
         drop = self.drop
         if not self.dele and self.msgs is drop.msgs:
             return (drop.stat, drop.list, drop.uidl)[which]
@@ -130,7 +143,7 @@ class POP3(asyncio.Protocol):
         if e is None or not k.isdigit():
             return b"-ERR no such message\r\n"
         head, sep, body = e.raw.partition(b"\r\n\r\n")
-        text = head + sep + b"".join([ln + b"\r\n" for ln in body.split(b"\r\n")[:-1][:int(k)]])
+        text = head + sep + b"".join([ln + b"\r\n" for ln in body.split(b"\r\n")[:-1][: int(k)]])
         return b"+OK\r\n" + (b"\r\n" + text).replace(b"\r\n.", b"\r\n..")[2:] + b".\r\n"
 
     def dele_(self, arg: bytes) -> bytes:
@@ -154,26 +167,36 @@ class POP3(asyncio.Protocol):
 
 
 HANDLERS = {  # command: (handler, True = AUTHORIZATION only / False = TRANSACTION / None = any)
-    b"USER": (POP3.user_, True), b"PASS": (POP3.pass_, True), b"QUIT": (POP3.quit, None),
-    b"STAT": (lambda s, a: s.info(b"", 0), False), b"LIST": (lambda s, a: s.info(a, 1), False),
-    b"UIDL": (lambda s, a: s.info(a, 2), False), b"RETR": (POP3.retr, False),
-    b"TOP": (POP3.top, False), b"DELE": (POP3.dele_, False), b"RSET": (POP3.rset, False),
+    b"USER": (POP3.user_, True),
+    b"PASS": (POP3.pass_, True),
+    b"QUIT": (POP3.quit, None),
+    b"STAT": (lambda s, a: s.info(b"", 0), False),
+    b"LIST": (lambda s, a: s.info(a, 1), False),
+    b"UIDL": (lambda s, a: s.info(a, 2), False),
+    b"RETR": (POP3.retr, False),
+    b"TOP": (POP3.top, False),
+    b"DELE": (POP3.dele_, False),
+    b"RSET": (POP3.rset, False),
     b"NOOP": (lambda s, a: b"+OK\r\n", False),
 }
 
 
-async def start(host: str, port: int, messages: list[bytes],
-                users: dict[str, str] | None = None, **kw: object) -> asyncio.Server:
+async def start(
+    host: str, port: int, messages: list[bytes], users: dict[str, str] | None = None, **kw: object
+) -> asyncio.Server:
     """Serve ``messages`` (one maildrop shared by all users) on the running loop."""
     drop = Maildrop(messages, users)
     return await asyncio.get_running_loop().create_server(
-        lambda: POP3(drop), host, port, backlog=kw.pop("backlog", 1024), **kw)  # type: ignore
+        lambda: POP3(drop), host, port, backlog=kw.pop("backlog", 1024), **kw
+    )  # type: ignore
 
 
 def sample_messages(count: int, size: int) -> list[bytes]:
     line = b"." + b"x" * 70 + b"\r\n"
-    return [b"Subject: message %d\r\nFrom: a@example.com\r\n\r\n" % i + line * (size // len(line))
-            for i in range(1, count + 1)]
+    return [
+        b"Subject: message %d\r\nFrom: a@example.com\r\n\r\n" % i + line * (size // len(line))
+        for i in range(1, count + 1)
+    ]
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ run at concurrency ``C``; we report sessions/s and p50/p99 session latency.  A p
 
     python bench/loadgen.py --port 1100 --sessions 2000 --concurrency 10 [--poplib]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ import statistics
 import struct
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 BUFSIZE = 1 << 18
@@ -66,7 +68,7 @@ class Client(asyncio.BufferedProtocol):
                 return self.done()
         # multi-line: every answer ends with CRLF.CRLF (the status line's CRLF included), and
         # dot-stuffing guarantees it occurs nowhere earlier
-        end = self.tail + bytes(buf[max(0, n - 5):n])
+        end = self.tail + bytes(buf[max(0, n - 5) : n])
         if end.endswith(TERM):
             return self.done()
         self.tail = end[-4:]
@@ -166,8 +168,15 @@ class SessionProtocol(Client):
 
 
 def session_script(user: str, password: str) -> tuple[bytes, ...]:
-    return (b"USER %s\r\n" % user.encode(), b"PASS %s\r\n" % password.encode(), b"STAT\r\n",
-            b"LIST\r\n", b"UIDL\r\n", b"RETR %d\r\n", b"QUIT\r\n")
+    return (
+        b"USER %s\r\n" % user.encode(),
+        b"PASS %s\r\n" % password.encode(),
+        b"STAT\r\n",
+        b"LIST\r\n",
+        b"UIDL\r\n",
+        b"RETR %d\r\n",
+        b"QUIT\r\n",
+    )
 
 
 @dataclass
@@ -190,9 +199,11 @@ class Result:
         return s[min(len(s) - 1, int(q * len(s)))] * 1000.0
 
     def __str__(self) -> str:
-        return (f"{self.sessions} sessions in {self.seconds:.3f}s = {self.rate:.0f}/s, "
-                f"p50 {self.pct(0.5):.2f} ms, p99 {self.pct(0.99):.2f} ms, errors {self.errors}, "
-                f"client CPU {self.client_cpu / self.seconds if self.seconds else 0:.0%}")
+        return (
+            f"{self.sessions} sessions in {self.seconds:.3f}s = {self.rate:.0f}/s, "
+            f"p50 {self.pct(0.5):.2f} ms, p99 {self.pct(0.99):.2f} ms, errors {self.errors}, "
+            f"client CPU {self.client_cpu / self.seconds if self.seconds else 0:.0%}"
+        )
 
 
 def _cpu() -> float:
@@ -200,22 +211,32 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run_sessions(host: str, port: int, n: int, concurrency: int, user: str = "alice",
-                       password: str = "secret", timeout: float = 300.0) -> Result:
-    """Run ``n`` sessions, ``concurrency`` at a time; failed sessions are counted, not retried."""
+async def run_sessions(
+    host: str,
+    port: int,
+    n: int,
+    concurrency: int,
+    users: Sequence[str] = ("alice",),
+    password: str = "secret",
+    timeout: float = 300.0,
+) -> Result:
+    """Run ``n`` sessions, ``concurrency`` at a time; failed sessions are counted, not retried.
+
+    Concurrent slot ``j`` logs in as ``users[j % len(users)]`` (servers lock a maildrop per
+    session, so give at least ``concurrency`` users)."""
     lat: list[float] = []
     res = Result(0, 0.0, lat)
     counter = iter(range(n))
     loop = asyncio.get_running_loop()
-    script = session_script(user, password)
 
-    async def worker() -> None:
+    async def worker(script: tuple[bytes, ...]) -> None:
         for i in counter:
             t = time.perf_counter()
             fut = loop.create_future()
             try:
                 tr, _ = await loop.create_connection(
-                    lambda: SessionProtocol(script, i, fut), host, port)  # noqa: B023
+                    lambda i=i, fut=fut: SessionProtocol(script, i, fut), host, port
+                )
                 tr.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
                 await fut
             except (OSError, POP3Error, ValueError, IndexError) as e:
@@ -225,29 +246,57 @@ async def run_sessions(host: str, port: int, n: int, concurrency: int, user: str
             lat.append(time.perf_counter() - t)
 
     cpu, t0 = _cpu(), time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(min(n, concurrency)))), timeout)
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                worker(session_script(users[j % len(users)], password))
+                for j in range(min(n, concurrency))
+            )
+        ),
+        timeout,
+    )
     res.seconds, res.client_cpu = time.perf_counter() - t0, _cpu() - cpu
     res.sessions = len(lat)
     return res
 
 
 class _Conn:
-    __slots__ = ("count", "head", "i", "line", "multi", "sock", "step", "t0", "tail")
+    __slots__ = (
+        "count",
+        "head",
+        "i",
+        "line",
+        "multi",
+        "script",
+        "slot",
+        "sock",
+        "step",
+        "t0",
+        "tail",
+    )
 
-    def __init__(self, sock: socket.socket, i: int) -> None:
+    def __init__(self, sock: socket.socket, i: int, slot: int, script: tuple[bytes, ...]) -> None:
         self.sock, self.i, self.step, self.count, self.t0 = sock, i, -1, 0, time.perf_counter()
+        self.slot, self.script = slot, script
         self.multi, self.line, self.tail, self.head = False, None, b"", b""
 
 
-def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str = "alice",
-                       password: str = "secret", timeout: float = 300.0) -> Result:
+def run_sessions_epoll(
+    host: str,
+    port: int,
+    n: int,
+    concurrency: int,
+    users: Sequence[str] = ("alice",),
+    password: str = "secret",
+    timeout: float = 300.0,
+) -> Result:
     """The same sessions as :func:`run_sessions`, driven by a bare ``select.epoll`` loop.
 
     No asyncio: per event just recv_into, a look at the last bytes and one send, so the
     generator costs well under the server it measures (``client_cpu`` shows how much)."""
     lat: list[float] = []
     res = Result(0, 0.0, lat)
-    script = session_script(user, password)
+    scripts = [session_script(users[j % len(users)], password) for j in range(concurrency)]
     addr = (host, port)
     ep = select.epoll()
     conns: dict[int, _Conn] = {}
@@ -255,14 +304,14 @@ def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str
     view = _VIEW
     started = 0
 
-    def start() -> None:
+    def start(slot: int) -> None:
         nonlocal started
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER0)
         s.connect_ex(addr)
-        conns[s.fileno()] = _Conn(s, started)
+        conns[s.fileno()] = _Conn(s, started, slot, scripts[slot])
         ep.register(s.fileno(), select.EPOLLIN)
         started += 1
 
@@ -276,13 +325,13 @@ def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str
             res.errors += 1
             res.first_error = res.first_error or repr(err)
         if started < n:
-            start()
+            start(c.slot)
 
     cpu, t0 = _cpu(), time.perf_counter()
     deadline = t0 + timeout
     try:
-        for _ in range(min(n, concurrency)):
-            start()
+        for slot in range(min(n, concurrency)):
+            start(slot)
         while conns and time.perf_counter() < deadline:
             for fd, _ev in ep.poll(1.0):
                 c = conns.get(fd)
@@ -303,12 +352,12 @@ def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str
                         continue
                     c.line, c.tail, c.head = c.head + bytes(buf[: j + 1]), c.head[-4:], b""
                     if c.multi and c.line[:1] != b"-":
-                        end = c.tail + bytes(buf[max(0, k - 5):k])
+                        end = c.tail + bytes(buf[max(0, k - 5) : k])
                         if not end.endswith(TERM):
                             c.tail = end[-4:]
                             continue
                 else:
-                    end = c.tail + bytes(buf[max(0, k - 5):k])
+                    end = c.tail + bytes(buf[max(0, k - 5) : k])
                     if not end.endswith(TERM):
                         c.tail = end[-4:]
                         continue
@@ -325,7 +374,7 @@ def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str
                 if step == 7:
                     finish(fd, c, None)
                     continue
-                cmd = script[step] if step != 5 else script[5] % (c.i % c.count + 1)
+                cmd = c.script[step] if step != 5 else c.script[5] % (c.i % c.count + 1)
                 c.multi, c.tail = step in (3, 4, 5), b""
                 c.sock.send(cmd)
     finally:
@@ -337,15 +386,22 @@ def run_sessions_epoll(host: str, port: int, n: int, concurrency: int, user: str
     return res
 
 
-def run_poplib(host: str, port: int, n: int, concurrency: int, user: str = "alice",
-               password: str = "secret", timeout: float = 30.0) -> Result:
+def run_poplib(
+    host: str,
+    port: int,
+    n: int,
+    concurrency: int,
+    users: Sequence[str] = ("alice",),
+    password: str = "secret",
+    timeout: float = 30.0,
+) -> Result:
     """The same session with the standard library's poplib, one thread per concurrent client."""
     lat: list[float] = []
     res = Result(0, 0.0, lat)
     lock = threading.Lock()
     counter = iter(range(n))
 
-    def worker() -> None:
+    def worker(user: str) -> None:
         while True:
             with lock:
                 i = next(counter, None)
@@ -369,7 +425,10 @@ def run_poplib(host: str, port: int, n: int, concurrency: int, user: str = "alic
                 continue
             lat.append(time.perf_counter() - t)  # list.append is atomic
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(n, concurrency))]
+    threads = [
+        threading.Thread(target=worker, args=(users[j % len(users)],), daemon=True)
+        for j in range(min(n, concurrency))
+    ]
     cpu, t0 = _cpu(), time.perf_counter()
     for th in threads:
         th.start()
@@ -380,15 +439,22 @@ def run_poplib(host: str, port: int, n: int, concurrency: int, user: str = "alic
     return res
 
 
-async def hold_idle(host: str, port: int, n: int, user: str = "alice", password: str = "secret",
-                    concurrency: int = 100) -> list[Client]:
-    """Open ``n`` authenticated sessions and keep them open; the caller closes them."""
+async def hold_idle(
+    host: str,
+    port: int,
+    n: int,
+    users: Sequence[str] = ("alice",),
+    password: str = "secret",
+    concurrency: int = 100,
+) -> list[Client]:
+    """Open ``n`` authenticated sessions (session ``i`` as ``users[i]``) and keep them open;
+    the caller closes them with :func:`close_all`."""
     clients: list[Client] = []
     counter = iter(range(n))
 
     async def worker() -> None:
-        for _ in counter:
-            clients.append(await login(host, port, user, password))
+        for i in counter:
+            clients.append(await login(host, port, users[i % len(users)], password))
 
     try:
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 600)
@@ -404,10 +470,20 @@ def close_all(clients: list[Client]) -> None:
             c.transport.close()
 
 
-async def retr_big(host: str, port: int, msgno: int, clients: int, user: str = "alice",
-                   password: str = "secret") -> tuple[int, float]:
-    """``clients`` sessions RETR message ``msgno`` at once; returns (octets per client, seconds)."""
-    conns = [await login(host, port, user, password) for _ in range(clients)]
+async def retr_big(
+    host: str,
+    port: int,
+    msgno: int,
+    clients: int,
+    users: Sequence[str] = ("alice",),
+    password: str = "secret",
+    on_start: Callable[[], object] | None = None,
+) -> tuple[int, float]:
+    """``clients`` sessions (``users[j]``) RETR message ``msgno`` at once; returns (octets
+    received per client, seconds from the first RETR sent to the last answer complete)."""
+    conns = [await login(host, port, users[j % len(users)], password) for j in range(clients)]
+    if on_start is not None:
+        on_start()
     try:
         t0 = time.perf_counter()
         futs = [c.cmd(b"RETR %d\r\n" % msgno, True) for c in conns]
@@ -437,24 +513,35 @@ def main() -> None:
     p.add_argument("--port", type=int, default=1100)
     p.add_argument("--sessions", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=10)
-    p.add_argument("--user", default="alice")
+    p.add_argument(
+        "--user",
+        action="append",
+        help="user to log in as (repeat; slot j takes the j-th); default u0..u{concurrency-1}",
+    )
     p.add_argument("--password", default="secret")
-    p.add_argument("--engine", choices=("epoll", "asyncio", "poplib"), default="epoll",
-                   help="epoll: bare select.epoll loop (lightest); asyncio: Protocol state "
-                        "machine; poplib: the standard client, one thread per concurrent session")
+    p.add_argument(
+        "--engine",
+        choices=("epoll", "asyncio", "poplib"),
+        default="epoll",
+        help="epoll: bare select.epoll loop (lightest); asyncio: Protocol state "
+        "machine; poplib: the standard client, one thread per concurrent session",
+    )
     a = p.parse_args()
     raise_nofile(a.concurrency * 2 + 64)
+    users = a.user or [f"u{j}" for j in range(a.concurrency)]
     if a.engine == "poplib":
-        r = run_poplib(a.host, a.port, a.sessions, a.concurrency, a.user, a.password)
+        r = run_poplib(a.host, a.port, a.sessions, a.concurrency, users, a.password)
     elif a.engine == "epoll":
-        r = run_sessions_epoll(a.host, a.port, a.sessions, a.concurrency, a.user, a.password)
+        r = run_sessions_epoll(a.host, a.port, a.sessions, a.concurrency, users, a.password)
     else:
-        r = asyncio.run(run_sessions(a.host, a.port, a.sessions, a.concurrency, a.user, a.password))
+        r = asyncio.run(run_sessions(a.host, a.port, a.sessions, a.concurrency, users, a.password))
     print(r)
     if r.first_error:
         print("first error:", r.first_error)
-    print(f"median latency {statistics.median(r.latencies) * 1000 if r.latencies else 0:.2f} ms"
-          f" (pid {os.getpid()})")
+    print(
+        f"median latency {statistics.median(r.latencies) * 1000 if r.latencies else 0:.2f} ms"
+        f" (pid {os.getpid()})"
+    )
 
 
 if __name__ == "__main__":

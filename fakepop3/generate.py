@@ -1,0 +1,1492 @@
+"""Faker-driven generator of realistic RFC 5322 messages.
+
+The messages look like real mail of the kind that breaks parsers: display names
+and subjects in many scripts (RFC 2047 encoded words), replies threaded with
+``In-Reply-To``/``References``, ``multipart/alternative`` with HTML,
+``multipart/related`` inline images, attachments (text, CSV, JSON, calendar,
+PDF-like, PNG, JPEG, binary) with real MIME types and file names (some RFC 2231
+encoded), legacy charsets (ISO-8859-x, windows-125x, KOI8-R, ISO-2022-JP,
+Shift_JIS, GB2312...), the transfer encodings ``7bit``, ``8bit``,
+``quoted-printable`` and ``base64``, and body lines that start with ``.`` (so a
+POP3 server's byte-stuffing is exercised).
+
+Determinism
+    Message *k* is a pure function of the knobs, the seed and *k*: it never
+    depends on the current time, on hash randomisation, on how many messages were
+    asked for or in which order. Per-message random streams are seeded from a
+    BLAKE2 digest of ``(seed, k, purpose)``; one Faker instance per locale is
+    reused and re-seeded (``Faker.seed_instance``) for every message. Floating
+    point is used only for IEEE-exact operations (no ``log``/``exp``), so output is
+    byte-identical on every machine for a given fakepop3, Faker and Python
+    minor version.
+
+Exact sizes without generating
+    Every message is padded to an exact size drawn from ``[min_size, max_size]``
+    (a cheap function of ``(seed, k)``), so :meth:`GeneratedMail.size` and
+    :meth:`GeneratedMail.total_size` answer ``STAT`` for a 100,000-message
+    mailbox without building a single message (unless a ``hook`` is given, since
+    a hook may change the bytes).
+
+Speed
+    Bytes are assembled directly from templates (no :class:`email.message.EmailMessage`),
+    names and addresses are drawn from Faker's own locale data with a plain
+    :class:`random.Random`, and :class:`GeneratedMail` builds a message only when it
+    is indexed.
+
+Every message uses CRLF line ends, ends with CRLF and parses with
+``email.parser.BytesParser(policy=email.policy.default)`` without defects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import datetime as _dt
+import hashlib
+import html as _html
+import json
+import random
+import re
+import struct
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from faker import Faker
+from faker.decode import unidecode
+
+__all__ = [
+    "DEFAULT_END",
+    "DEFAULT_START",
+    "MIN_SIZE_FLOOR",
+    "GeneratedMail",
+    "HookContext",
+    "MessageGenerator",
+    "MessageHook",
+    "generate_message",
+    "generate_messages",
+]
+
+#: Default start of the date range (inclusive), a fixed instant so output never
+#: depends on the current time.
+DEFAULT_START = _dt.datetime(2021, 1, 1, tzinfo=_dt.timezone.utc)
+#: Default end of the date range (exclusive).
+DEFAULT_END = _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
+#: Smallest allowed ``min_size``: the generator can always shrink a message to
+#: fit a target of at least this many octets.
+MIN_SIZE_FLOOR = 1024
+
+#: Locales used for messages picked as non-ASCII when the chosen locale is not
+#: already one of them.
+DEFAULT_NON_ASCII_LOCALES: tuple[str, ...] = (
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "pl_PL",
+    "cs_CZ",
+    "ru_RU",
+    "el_GR",
+    "ja_JP",
+    "zh_CN",
+)
+
+CRLF = "\r\n"
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_TZ_MINUTES = (0, 0, 60, 120, -300, -240, -420, 330, 540, 480, 600, -180, 180, 345, -210)
+_GREETINGS = ("Hi,", "Hello,", "Hi all,", "Dear team,", "Good morning,", "Hi there,", "Hey,")
+#: Sign-offs in two spellings one octet apart: how a 1-octet gap is closed.
+_SIGNOFFS = (
+    ("Thanks", "Thanks!"),
+    ("Cheers", "Cheers!"),
+    ("Best", "Best,"),
+    ("Regards", "Regards,"),
+    ("Kind regards", "Kind regards,"),
+)
+_DOT_LINES = (
+    ".",
+    "..",
+    "...",
+    ". .",
+    ".hidden files are skipped by default",
+    "...and that was the whole story.",
+    ".NET 8 is fine for the client.",
+    ".\t(a dot and a tab)",
+)
+_MAILERS = (
+    "Mozilla Thunderbird 115.6.0",
+    "Microsoft Outlook 16.0",
+    "Apple Mail (2.3731.700.6)",
+    "Roundcube Webmail/1.6.5",
+    "K-9 Mail for Android",
+    "Evolution 3.50.2",
+    "mutt/2.2.12",
+)
+_MSGID_HOSTS = (
+    "mail.gmail.com",
+    "mx.example.net",
+    "smtp.example.org",
+    "outlook.example.com",
+    "mailer.example.co.uk",
+    "localhost.localdomain",
+)
+#: (charset, is stateful 7-bit) candidates for non-ASCII text, tried in this order.
+_LEGACY_CHARSETS = (
+    "iso-8859-1",
+    "iso-8859-15",
+    "windows-1252",
+    "iso-8859-2",
+    "windows-1250",
+    "iso-8859-7",
+    "koi8-r",
+    "windows-1251",
+    "iso-2022-jp",
+    "shift_jis",
+    "euc-jp",
+    "gb2312",
+    "big5",
+)
+_SEVEN_BIT_CHARSETS = frozenset({"iso-2022-jp"})
+# RFC 2047 "Q" encoding in a phrase (display names): only these stay literal.
+_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+# RFC 5322 atext plus space: a display name made only of these needs no quotes.
+_ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_TOKEN_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_LABEL_RE = re.compile(r"[^a-z0-9]+")
+
+MessageHook = Callable[["HookContext", bytes], "bytes | str | None"]
+"""A hook ``hook(ctx, message) -> bytes | str | None``.
+
+Called with the finished message; return replacement bytes (or ``str``), or
+``None`` to keep the message. Use ``ctx.random`` and ``ctx.faker`` (both seeded
+for this message) for anything random, so the output stays deterministic.
+"""
+
+
+@dataclass(frozen=True)
+class HookContext:
+    """What a :data:`MessageHook` gets besides the message bytes."""
+
+    index: int
+    """Position *k* of the message in the mailbox (0-based)."""
+    seed: int
+    """The mailbox seed."""
+    message_id: str
+    """The ``Message-ID`` of the generated message, with angle brackets."""
+    parent: int | None
+    """Index of the message this one replies to, or ``None``."""
+    random: random.Random
+    """A random generator seeded for this message only."""
+    faker: Faker
+    """A Faker instance seeded for this message only (shared; do not keep it)."""
+
+
+def _derive(seed: int, index: int, purpose: str) -> int:
+    """A 64-bit seed for one purpose of one message, stable across machines."""
+    digest = hashlib.blake2b(f"{seed}:{index}:{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _to_epoch(value: _dt.datetime | _dt.date | float) -> int:
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return int(value.timestamp())
+    if isinstance(value, _dt.date):
+        return int(
+            _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc).timestamp()
+        )
+    return int(value)
+
+
+def _format_date(epoch: int, tz_minutes: int) -> str:
+    """RFC 5322 date-time, independent of the C locale."""
+    tz = _dt.timezone(_dt.timedelta(minutes=tz_minutes))
+    d = _dt.datetime.fromtimestamp(epoch, tz)
+    sign = "+" if tz_minutes >= 0 else "-"
+    hh, mm = divmod(abs(tz_minutes), 60)
+    return (
+        f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year:04d} "
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {sign}{hh:02d}{mm:02d}"
+    )
+
+
+# --------------------------------------------------------------------------- locale data
+
+
+class _Pool:
+    """Values with optional weights, sampled with a caller's ``random.Random``."""
+
+    __slots__ = ("cum", "total", "values")
+
+    def __init__(self, data: Any) -> None:
+        if isinstance(data, dict):
+            self.values: list[str] = [str(v) for v in data]
+            total = 0.0
+            cum: list[float] = []
+            for w in data.values():
+                total += float(w)
+                cum.append(total)
+            self.cum: list[float] | None = cum
+            self.total = total
+        else:
+            self.values = [str(v) for v in data]
+            self.cum = None
+            self.total = 0.0
+
+    def pick(self, rng: random.Random) -> str:
+        if self.cum is None:
+            return self.values[int(rng.random() * len(self.values))]
+        i = bisect.bisect_right(self.cum, rng.random() * self.total)
+        return self.values[min(i, len(self.values) - 1)]
+
+
+class _Locale:
+    """Faker's data for one locale, prepared once for fast sampling."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.faker = Faker(code)
+        person = self.faker.provider("faker.providers.person")
+        internet = self.faker.provider("faker.providers.internet")
+        formats = getattr(person, "formats", None) or ("{{first_name}} {{last_name}}",)
+        self.formats = _Pool(formats)
+        self._compiled: dict[str, list[tuple[str, str]]] = {}
+        self._tokens: dict[str, _Pool] = {}
+        for fmt in self.formats.values:
+            for tok in _TOKEN_RE.findall(fmt):
+                if tok not in self._tokens:
+                    self._tokens[tok] = self._token_pool(person, tok)
+        self.free_domains = _Pool(getattr(internet, "free_email_domains", ("example.com",)))
+        self.tlds = _Pool(getattr(internet, "tlds", ("com",)))
+        words = [w for w in self.faker.get_words_list() if w and "=" not in w]
+        self.words = words or ["lorem", "ipsum"]
+        self.non_ascii_words = [w for w in self.words if not w.isascii()]
+        lorem = self.faker.provider("faker.providers.lorem")
+        self.connector = str(getattr(lorem, "word_connector", " "))
+        self.stop = str(getattr(lorem, "sentence_punctuation", "."))
+        self.spaced = self.connector == " "
+
+    def paragraph(self, rng: random.Random, sentences: int) -> list[str]:
+        """Lorem sentences from this locale's word list, wrapped to 72 columns."""
+        words: list[str] = []
+        for _ in range(sentences):
+            ws = rng.choices(self.words, k=4 + int(rng.random() * 8))
+            ws[0] = ws[0][:1].upper() + ws[0][1:]
+            ws[-1] += self.stop
+            words.extend(ws)
+        if not self.spaced:
+            text = self.connector.join(words)
+            out: list[str] = []
+            while text:
+                cut = 36
+                while cut < len(text) and text[cut] == ".":
+                    cut += 1  # never start a line with "." (dot_lines does that)
+                out.append(text[:cut])
+                text = text[cut:]
+            return out
+        lines: list[str] = []
+        cur: list[str] = []
+        width = -1
+        for w in words:
+            if width + 1 + len(w) > 72 and cur:
+                lines.append(" ".join(cur))
+                cur, width = [], -1
+            cur.append(w)
+            width += 1 + len(w)
+        lines.append(" ".join(cur))
+        return lines
+
+    def _token_pool(self, person: Any, token: str) -> _Pool:
+        for attr in (token + "s", token + "es"):
+            data = getattr(person, attr, None)
+            if isinstance(data, (dict, list, tuple)) and data:
+                return _Pool(data)
+        # No plain data list (a computed token): sample the Faker method once, at
+        # a fixed seed, into a pool.
+        method = getattr(self.faker, token)
+        self.faker.seed_instance(0)
+        return _Pool([str(method()) for _ in range(64)])
+
+    def name(self, rng: random.Random) -> tuple[str, list[str]]:
+        """A display name and the first/last name parts to build an address from."""
+        fmt = self.formats.pick(rng)
+        pieces = self._compiled.get(fmt)
+        if pieces is None:
+            pieces = []
+            pos = 0
+            for m in _TOKEN_RE.finditer(fmt):
+                pieces.append((fmt[pos : m.start()], m.group(1)))
+                pos = m.end()
+            pieces.append((fmt[pos:], ""))
+            self._compiled[fmt] = pieces
+        out: list[str] = []
+        parts: list[str] = []
+        for literal, tok in pieces:
+            out.append(literal)
+            if tok:
+                value = self._tokens[tok].pick(rng)
+                out.append(value)
+                if "first_name" in tok or "last_name" in tok:
+                    parts.append(value)
+        return " ".join("".join(out).split()), parts
+
+
+_LOCALES: dict[str, _Locale] = {}
+_LOCALES_LOCK = threading.Lock()
+
+
+def _locale(code: str) -> _Locale:
+    loc = _LOCALES.get(code)
+    if loc is None:
+        with _LOCALES_LOCK:
+            loc = _LOCALES.get(code)
+            if loc is None:
+                loc = _LOCALES[code] = _Locale(code)
+    return loc
+
+
+class _Filler:
+    """ASCII lorem lines of an exact length (unchanged by QP and 8bit).
+
+    A pool of lines is built once at a fixed seed; padding is a run of pool lines
+    from a random start plus up to three lines of exactly the width needed.
+    """
+
+    POOL_LINES = 2048
+    PER_WIDTH = 8
+
+    def __init__(self) -> None:
+        words = sorted({w.lower() for w in _locale("en_US").words if w.isalpha() and w.isascii()})
+        self.words = words
+        self.by_len: dict[int, list[str]] = {}
+        for w in words:
+            self.by_len.setdefault(len(w), []).append(w)
+        for n in range(1, 13):
+            self.by_len.setdefault(n, ["x" * n])
+        rng = random.Random(0)
+        lines = [self._make_line(rng, 40 + int(rng.random() * 33)) for _ in range(self.POOL_LINES)]
+        self.text = "".join(line + CRLF for line in lines)
+        self.cum = [0]
+        for line in lines:
+            self.cum.append(self.cum[-1] + len(line) + 2)
+        self.exact = [
+            [self._make_line(rng, width) for _ in range(self.PER_WIDTH)] for width in range(75)
+        ]
+
+    def _make_line(self, rng: random.Random, width: int) -> str:
+        """A line of exactly ``width`` characters (no line end)."""
+        if width <= 0:
+            return ""
+        out: list[str] = []
+        used = 0
+        words = self.words
+        while True:
+            sep = 1 if out else 0
+            gap = width - used - sep  # room for the next word
+            if gap <= 12:
+                if gap >= 1:
+                    out.append(rng.choice(self.by_len[gap]))
+                elif gap == 0:
+                    out[-1] += "."
+                break
+            w = words[int(rng.random() * len(words))]
+            if len(w) > gap:
+                w = rng.choice(self.by_len[12])
+            out.append(w)
+            used += sep + len(w)
+        text = " ".join(out)
+        return text[0].upper() + text[1:]
+
+    def line(self, rng: random.Random, width: int) -> str:
+        """A line of exactly ``width`` (0-74) characters, from the pool."""
+        return self.exact[width][int(rng.random() * self.PER_WIDTH)]
+
+    def block(self, rng: random.Random, octets: int) -> str:
+        """CRLF-ended lines totalling exactly ``octets`` (``octets`` must not be 1)."""
+        if octets <= 0:
+            return ""
+        out: list[str] = []
+        left = octets
+        cum = self.cum
+        n = len(cum) - 1
+        while left > 176:
+            i = int(rng.random() * n)
+            j = bisect.bisect_right(cum, cum[i] + left - 100, i) - 1
+            out.append(self.text[cum[i] : cum[j]])
+            left -= cum[j] - cum[i]
+        while left > 76:
+            out.append(self.line(rng, 60) + CRLF)
+            left -= 62
+        out.append(self.line(rng, left - 2) + CRLF)
+        return "".join(out)
+
+
+_FILLER: _Filler | None = None
+
+
+def _filler() -> _Filler:
+    global _FILLER
+    if _FILLER is None:
+        _FILLER = _Filler()
+    return _FILLER
+
+
+# --------------------------------------------------------------------------- header encoding
+
+
+def _encoded_words(text: str, rng: random.Random, *, phrase: bool) -> str:
+    """RFC 2047 encoded words for ``text`` (each at most 75 characters), folded."""
+    charset = "utf-8"
+    if rng.random() < 0.3:
+        for cand in ("iso-8859-1", "iso-8859-2", "koi8-r", "iso-8859-7"):
+            try:
+                text.encode(cand)
+            except UnicodeEncodeError:
+                continue
+            charset = cand
+            break
+    use_b = rng.random() < 0.5
+    prefix = f"=?{charset}?{'b' if use_b else 'q'}?"
+    room = 75 - len(prefix) - 2
+    words: list[str] = []
+    chunk: list[str] = []
+    chunk_len = 0
+
+    def enc_char(ch: str) -> str:
+        raw = ch.encode(charset)
+        if use_b:
+            return ""  # length handled separately
+        if ch == " ":
+            return "_"
+        return "".join(
+            chr(b)
+            if b in _Q_SAFE or (not phrase and 32 < b < 127 and b not in b"=?_")
+            else f"={b:02X}"
+            for b in raw
+        )
+
+    if use_b:
+        raw_room = room // 4 * 3
+        raw_len = 0
+        for ch in text:
+            n = len(ch.encode(charset))
+            if raw_len + n > raw_room and chunk:
+                words.append("".join(chunk))
+                chunk, raw_len = [], 0
+            chunk.append(ch)
+            raw_len += n
+        if chunk:
+            words.append("".join(chunk))
+        return (CRLF + " ").join(
+            prefix + base64.b64encode(w.encode(charset)).decode("ascii") + "?=" for w in words
+        )
+    for ch in text:
+        e = enc_char(ch)
+        if chunk_len + len(e) > room and chunk:
+            words.append("".join(chunk))
+            chunk, chunk_len = [], 0
+        chunk.append(e)
+        chunk_len += len(e)
+    if chunk:
+        words.append("".join(chunk))
+    return (CRLF + " ").join(prefix + w + "?=" for w in words)
+
+
+def _fold_plain(text: str, first: int) -> str:
+    """Fold an ASCII unstructured value at spaces so lines stay within 78 octets."""
+    words = text.split(" ")
+    lines: list[str] = []
+    cur = ""
+    limit = 78 - first
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > limit:
+            lines.append(cur)
+            cur = w
+            limit = 77
+        else:
+            cur = f"{cur} {w}" if cur else w
+    lines.append(cur)
+    return (CRLF + " ").join(lines)
+
+
+def _display_name(name: str, rng: random.Random) -> str:
+    if not name:
+        return ""
+    if not name.isascii():
+        return _encoded_words(name, rng, phrase=True)
+    if _ATEXT_RE.fullmatch(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _subject_value(subject: str, rng: random.Random) -> str:
+    if subject.isascii():
+        return _fold_plain(subject, len("Subject: "))
+    # Keep an ASCII reply prefix readable, as mail clients do.
+    head = ""
+    for pre in ("Re: ", "Fwd: "):
+        while subject.startswith(pre):
+            head += pre
+            subject = subject[len(pre) :]
+    return head + _encoded_words(subject, rng, phrase=False)
+
+
+# --------------------------------------------------------------------------- body parts
+
+
+@dataclass
+class _Part:
+    """A leaf MIME part: its header lines and its encoded body (CRLF, ends CRLF)."""
+
+    headers: list[str]
+    body: bytes
+
+    def render(self) -> bytes:
+        return (CRLF.join(self.headers) + CRLF + CRLF).encode("ascii") + self.body
+
+
+@dataclass
+class _Multi:
+    """A multipart container."""
+
+    subtype: str
+    boundary: str
+    parts: list[_Part | _Multi]
+    extra: list[str] = field(default_factory=list)
+
+    def content_type(self) -> str:
+        return f'multipart/{self.subtype};{CRLF} boundary="{self.boundary}"'
+
+    def render_body(self) -> bytes:
+        b = self.boundary.encode("ascii")
+        out = [b"--" + b + b"\r\n" + p.render() for p in self.parts]
+        return b"".join(out) + b"--" + b + b"--\r\n"
+
+    def render(self) -> bytes:
+        head = [f"Content-Type: {self.content_type()}", *self.extra]
+        return (CRLF.join(head) + CRLF + CRLF).encode("ascii") + self.render_body()
+
+
+def _b64_body(data: bytes) -> bytes:
+    enc = base64.b64encode(data)
+    return b"".join(enc[i : i + 76] + b"\r\n" for i in range(0, len(enc), 76))
+
+
+def _b64_len(n: int) -> int:
+    enc = (n + 2) // 3 * 4
+    return enc + 2 * ((enc + 75) // 76)
+
+
+def _raw_for_b64(octets: int) -> int:
+    """The largest raw size whose base64 body fits in ``octets``."""
+    n = max(0, octets * 57 // 78)
+    while n > 0 and _b64_len(n) > octets:
+        n -= 1
+    return n
+
+
+def _qp(data: bytes) -> bytes:
+    return binascii.b2a_qp(data, istext=True)
+
+
+def _png(rng: random.Random, octets: int) -> bytes:
+    """A valid PNG (noise) of roughly ``octets`` bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    width = 16
+    rows = max(1, (octets - 80) // (width * 3 + 1))
+    raw = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(rows))
+    ihdr = struct.pack(">IIBBBBB", width, rows, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _jpeg(rng: random.Random, octets: int) -> bytes:
+    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    body = rng.randbytes(max(0, octets - len(head) - 2)).replace(b"\xff", b"\xfe")
+    return head + body + b"\xff\xd9"
+
+
+def _pdf(rng: random.Random, octets: int) -> bytes:
+    head = (
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+        b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n3 0 obj\n<< /Length "
+    )
+    tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    n = max(0, octets - len(head) - len(tail) - 20)
+    return head + str(n).encode() + b" >>\nstream\n" + rng.randbytes(n) + tail
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+@dataclass(frozen=True)
+class _RawPlan:
+    """Facts drawn from message *k*'s own plan stream only."""
+
+    size: int
+    parent: int | None
+    own_date: int
+    delay: int
+    tz: int
+    locale: str
+    non_ascii: bool
+    message_id: str
+    sender_name: str
+    sender_addr: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The cheap per-message facts other messages refer to."""
+
+    size: int
+    parent: int | None
+    root: int
+    depth: int
+    date: int
+    tz: int
+    locale: str
+    non_ascii: bool
+    message_id: str
+    sender_name: str
+    sender_addr: str
+
+
+class MessageGenerator:
+    """Builds message *k* of a generated mailbox on demand.
+
+    All knobs are validated once here; see :func:`generate_messages` for their
+    meaning. Instances are safe to share between threads only if callers hold a
+    lock around :meth:`message` (the Faker instances are shared).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        locale: str | Sequence[str] = "en_US",
+        start: _dt.datetime | _dt.date | float = DEFAULT_START,
+        end: _dt.datetime | _dt.date | float = DEFAULT_END,
+        min_size: int = 2_000,
+        max_size: int = 20_000,
+        html: float = 0.5,
+        attachments: float = 0.3,
+        threads: float = 0.3,
+        non_ascii: float = 0.2,
+        dot_lines: float = 0.25,
+        non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
+        hook: MessageHook | None = None,
+    ) -> None:
+        self.seed = int(seed)
+        self.locales: tuple[str, ...] = (locale,) if isinstance(locale, str) else tuple(locale)
+        if not self.locales:
+            raise ValueError("locale: give at least one Faker locale")
+        self.non_ascii_locales = tuple(non_ascii_locales) or ("de_DE",)
+        self.start = _to_epoch(start)
+        self.end = _to_epoch(end)
+        if self.end <= self.start:
+            raise ValueError(f"end ({end!r}) must be after start ({start!r})")
+        if min_size < MIN_SIZE_FLOOR:
+            raise ValueError(f"min_size must be at least {MIN_SIZE_FLOOR} octets, got {min_size}")
+        if max_size < min_size:
+            raise ValueError(f"max_size ({max_size}) must not be below min_size ({min_size})")
+        self.min_size = int(min_size)
+        self.max_size = int(max_size)
+        for name, share in (
+            ("html", html),
+            ("attachments", attachments),
+            ("threads", threads),
+            ("non_ascii", non_ascii),
+            ("dot_lines", dot_lines),
+        ):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} is a share between 0 and 1, got {share!r}")
+        self.html = float(html)
+        self.attachments = float(attachments)
+        self.threads = float(threads)
+        self.non_ascii = float(non_ascii)
+        self.dot_lines = float(dot_lines)
+        self.hook = hook
+        self._plan_rng = random.Random(0)
+        self._aux_rng = random.Random(0)
+        self._plans: OrderedDict[int, _Plan] = OrderedDict()
+        self._subjects: OrderedDict[int, str] = OrderedDict()
+        for code in (*self.locales, *self.non_ascii_locales):
+            _locale(code)
+        _filler()
+
+    # -- cheap facts -------------------------------------------------------
+
+    def plan(self, index: int) -> _Plan:
+        """Size, parent, date, locale, Message-ID and sender of message ``index``."""
+        cached = self._plans.get(index)
+        if cached is not None:
+            return cached
+        if index < 0:
+            raise IndexError(index)
+        # Walk up the thread without recursion, then resolve dates downwards.
+        chain: list[tuple[int, _RawPlan]] = []
+        k: int | None = index
+        while k is not None and k not in self._plans:
+            raw = self._raw_plan(k)
+            chain.append((k, raw))
+            k = raw.parent
+        resolved: dict[int, _Plan] = {}
+        for k, raw in reversed(chain):
+            if raw.parent is None:
+                date, root, depth = raw.own_date, k, 0
+            else:
+                pp = resolved.get(raw.parent) or self._plans[raw.parent]
+                date = min(self.end - 1, pp.date + raw.delay)
+                root, depth = pp.root, pp.depth + 1
+            resolved[k] = _Plan(
+                size=raw.size,
+                parent=raw.parent,
+                root=root,
+                depth=depth,
+                date=date,
+                tz=raw.tz,
+                locale=raw.locale,
+                non_ascii=raw.non_ascii,
+                message_id=raw.message_id,
+                sender_name=raw.sender_name,
+                sender_addr=raw.sender_addr,
+            )
+        for k, plan in resolved.items():
+            self._plans[k] = plan
+        while len(self._plans) > 8192:
+            self._plans.popitem(last=False)
+        return resolved[index]
+
+    def _size(self, index: int) -> int:
+        # Its own stream and no Random object: a STAT of a huge mailbox stays cheap.
+        u = (_derive(self.seed, index, "size") >> 11) / 9007199254740992.0  # 2**53
+        return self.min_size + int((self.max_size - self.min_size) * (u * u * u))
+
+    def _raw_plan(self, index: int) -> _RawPlan:
+        size = self._size(index)
+        rng = self._plan_rng
+        rng.seed(_derive(self.seed, index, "plan"))
+        parent: int | None = None
+        if index > 0 and rng.random() < self.threads:
+            parent = index - 1 - int(rng.random() * min(index, 40))
+        non_ascii = rng.random() < self.non_ascii
+        code = self.locales[int(rng.random() * len(self.locales))]
+        if non_ascii and code not in self.non_ascii_locales:
+            code = self.non_ascii_locales[int(rng.random() * len(self.non_ascii_locales))]
+        tz = _TZ_MINUTES[int(rng.random() * len(_TZ_MINUTES))]
+        delay = 60 + int(rng.random() * 3 * 86_400)
+        own_date = self.start + int(rng.random() * (self.end - self.start))
+        token = rng.getrandbits(64)
+        host = _MSGID_HOSTS[int(rng.random() * len(_MSGID_HOSTS))]
+        loc = _locale(code)
+        name, parts = loc.name(rng)
+        for _ in range(10):
+            if not non_ascii or not name.isascii():
+                break
+            name, parts = loc.name(rng)
+        return _RawPlan(
+            size=size,
+            parent=parent,
+            own_date=own_date,
+            delay=delay,
+            tz=tz,
+            locale=code,
+            non_ascii=non_ascii,
+            message_id=f"<{token:016x}.{index}@{host}>",
+            sender_name=name,
+            sender_addr=self._address(rng, loc, parts),
+        )
+
+    @staticmethod
+    def _address(rng: random.Random, loc: _Locale, parts: list[str]) -> str:
+        labels = [p for p in (_LABEL_RE.sub("", unidecode(x).lower()) for x in parts) if p]
+        if not labels:
+            labels = ["user"]
+        style = int(rng.random() * 5)
+        if style == 0 or len(labels) == 1:
+            local = ".".join(labels)
+        elif style == 1:
+            local = labels[0][0] + labels[-1]
+        elif style == 2:
+            local = f"{labels[0]}{int(rng.random() * 100)}"
+        elif style == 3:
+            local = f"{labels[-1]}_{labels[0]}"
+        else:
+            local = labels[0] + "." + labels[-1][0]
+        local = local[:40] or "user"
+        if rng.random() < 0.5:
+            domain = loc.free_domains.pick(rng)
+        else:
+            base = (labels[-1] + "-" + labels[0]) if len(labels) > 1 else labels[0]
+            domain = f"{base[:30].strip('-') or 'example'}.{loc.tlds.pick(rng)}"
+        return f"{local}@{domain}"
+
+    def message_id(self, index: int) -> str:
+        """The ``Message-ID`` of message ``index`` (with angle brackets)."""
+        return self.plan(index).message_id
+
+    def size(self, index: int) -> int:
+        """The exact size in octets (CRLF line ends) of message ``index``.
+
+        Computed without building the message unless a hook is set.
+        """
+        if self.hook is not None:
+            return len(self.message(index))
+        cached = self._plans.get(index)
+        return cached.size if cached is not None else self._size(index)
+
+    def subject(self, index: int) -> str:
+        """The subject of message ``index`` (``Re: `` + the thread root's for replies)."""
+        plan = self.plan(index)
+        base = self._root_subject(plan.root)
+        return ("Re: " + base) if plan.depth else base
+
+    def _root_subject(self, root: int) -> str:
+        cached = self._subjects.get(root)
+        if cached is not None:
+            return cached
+        plan = self.plan(root)
+        loc = _locale(plan.locale)
+        fake = loc.faker
+        fake.seed_instance(_derive(self.seed, root, "subject"))
+        rng = fake.random
+        kind = int(rng.random() * 4)
+        if kind == 0:
+            text = fake.sentence(nb_words=3 + int(rng.random() * 6)).rstrip(".。")
+        elif kind == 1:
+            text = f"{fake.catch_phrase()}" if loc.code.startswith("en") else fake.sentence(4)
+            text = text.rstrip(".。")
+        elif kind == 2:
+            text = f"[{rng.choice(('TICKET', 'JIRA', 'ops', 'Invoice'))}-{rng.randrange(10_000)}] "
+            text += fake.sentence(nb_words=4).rstrip(".。")
+        else:
+            text = " ".join(rng.choice(loc.words) for _ in range(2 + int(rng.random() * 4)))
+            text = text[:1].upper() + text[1:]
+        text = " ".join(text.split())[:90]
+        if plan.non_ascii and text.isascii():
+            extra = rng.choice(loc.non_ascii_words) if loc.non_ascii_words else "€"
+            text = f"{text} – {extra}"
+        self._subjects[root] = text
+        if len(self._subjects) > 4096:
+            self._subjects.popitem(last=False)
+        return text
+
+    def _references(self, index: int) -> list[str]:
+        refs: list[str] = []
+        p = self.plan(index).parent
+        while p is not None and len(refs) < 12:
+            refs.append(self.plan(p).message_id)
+            p = self.plan(p).parent
+        refs.reverse()
+        return refs
+
+    # -- building ----------------------------------------------------------
+
+    def message(self, index: int) -> bytes:
+        """Build message ``index`` (CRLF line ends), applying the hook if any."""
+        data = self._build(index)
+        if self.hook is None:
+            return data
+        plan = self.plan(index)
+        loc = _locale(plan.locale)
+        loc.faker.seed_instance(_derive(self.seed, index, "hook"))
+        ctx = HookContext(
+            index=index,
+            seed=self.seed,
+            message_id=plan.message_id,
+            parent=plan.parent,
+            random=random.Random(_derive(self.seed, index, "hook-random")),
+            faker=loc.faker,
+        )
+        result = self.hook(ctx, data)
+        if result is None:
+            return data
+        if isinstance(result, str):
+            result = result.encode("utf-8")
+        if not isinstance(result, bytes):
+            raise TypeError(
+                f"message hook must return bytes, str or None, not {type(result).__name__}"
+            )
+        return result
+
+    def _build(self, index: int) -> bytes:
+        plan = self.plan(index)
+        subject = self.subject(index)
+        refs = self._references(index)
+        loc = _locale(plan.locale)
+        fake = loc.faker
+        fake.seed_instance(_derive(self.seed, index, "content"))
+        rng = fake.random
+
+        # -- people
+        recipients: list[tuple[str, str]] = []
+        if plan.parent is not None:
+            pp = self.plan(plan.parent)
+            recipients.append((pp.sender_name, pp.sender_addr))
+        for _ in range(int(rng.random() * 2) + (0 if recipients else 1)):
+            n, parts = loc.name(rng)
+            recipients.append((n, self._address(rng, loc, parts)))
+        cc: list[tuple[str, str]] = []
+        for _ in range(int(rng.random() * rng.random() * 4)):
+            n, parts = loc.name(rng)
+            cc.append((n, self._address(rng, loc, parts)))
+        reply_to = None
+        if rng.random() < 0.15:
+            reply_to = (plan.sender_name, "reply+" + plan.sender_addr)
+        mailer = _MAILERS[int(rng.random() * len(_MAILERS))]
+        header_seed = rng.getrandbits(64)
+
+        # -- content choices
+        with_html = rng.random() < self.html
+        with_inline = with_html and rng.random() < 0.3
+        n_att = (1 + int(rng.random() * rng.random() * 3)) if rng.random() < self.attachments else 0
+        # Fewer paragraphs for small messages, so that they rarely need shrinking.
+        n_par = 1 + int(rng.random() * 3)
+        n_par = max(1, min(n_par, (plan.size - 900) // (1400 if with_html else 700)))
+        paragraphs = [loc.paragraph(rng, 2 + int(rng.random() * 4)) for _ in range(n_par)]
+        greeting = _GREETINGS[int(rng.random() * len(_GREETINGS))]
+        signoff = _SIGNOFFS[int(rng.random() * len(_SIGNOFFS))]
+        dot_line = (
+            _DOT_LINES[int(rng.random() * len(_DOT_LINES))]
+            if rng.random() < self.dot_lines
+            else None
+        )
+        charset_roll = rng.random()
+        cte_roll = rng.random()
+        html_cte_roll = rng.random()
+        boundary_token = rng.getrandbits(48)
+        att_seed = rng.getrandbits(64)
+        aux = self._aux_rng
+
+        # -- degradation levels, applied in turn while the message is too big
+        for level in range(8):
+            paras = paragraphs if level < 1 else paragraphs[:1]
+            atts = n_att if level < 2 else 0
+            inline_on = with_inline if level < 3 else False
+            cc_l = cc if level < 3 else []
+            refs_l = refs if level < 3 else refs[-1:]
+            rt = reply_to if level < 3 else None
+            rcpt = recipients if level < 4 else recipients[:1]
+            html_on = with_html if level < 5 else False
+            named = level < 6
+            if level >= 7:
+                paras = []
+            head = self._headers(
+                plan,
+                subject if level < 7 else subject[:20],
+                rcpt,
+                cc_l,
+                rt,
+                refs_l,
+                mailer,
+                named,
+                aux,
+                header_seed,
+            )
+            text_part, pad_at = self._text_part(
+                paras, greeting, signoff, dot_line, plan, loc, charset_roll, cte_roll
+            )
+            body_node: _Part | _Multi = text_part
+            boundary_n = 0
+
+            def boundary() -> str:
+                nonlocal boundary_n
+                boundary_n += 1
+                return f"=_fp{boundary_token:012x}_{index}_{boundary_n}"
+
+            html_part: _Part | _Multi | None = None
+            if html_on:
+                cid = f"img{boundary_token:x}.{index}@fakepop3" if inline_on else None
+                html_part = self._html_part(
+                    paras, greeting, plan, loc, charset_roll, html_cte_roll, cid
+                )
+                if cid is not None:
+                    aux.seed(att_seed ^ 1)
+                    img = _png(aux, 400)
+                    inline = _Part(
+                        [
+                            "Content-Type: image/png",
+                            "Content-Transfer-Encoding: base64",
+                            f"Content-ID: <{cid}>",
+                            'Content-Disposition: inline; filename="logo.png"',
+                        ],
+                        _b64_body(img),
+                    )
+                    html_part = _Multi("related", boundary(), [html_part, inline])
+                body_node = _Multi("alternative", boundary(), [text_part, html_part])
+            top: _Part | _Multi = body_node
+            att_parts: list[_Part] = []
+            if atts:
+                top = _Multi("mixed", boundary(), [body_node])
+                base_len = len(head) + len(top.render())
+                avail = plan.size - base_len - 150 * atts
+                att_rng = aux
+                att_rng.seed(att_seed)
+                for i in range(atts):
+                    share = avail // (atts - i) if i < atts - 1 else avail
+                    share = int(share * (0.4 + 0.5 * att_rng.random()))
+                    part = self._attachment(att_rng, share, loc, i)
+                    if part is None:
+                        continue
+                    att_parts.append(part)
+                    avail -= len(part.render()) + 50
+                top.parts.extend(att_parts)
+            rendered = head.encode("ascii") + top.render()
+            gap = plan.size - len(rendered) - len(signoff[0]) - 2
+            if gap < 0:
+                continue
+            signoff_text = signoff[0]
+            if gap == 1:
+                signoff_text = signoff[1]
+                gap = 0
+            tail = (signoff_text + CRLF).encode("ascii")
+            pad = _filler().block(rng, gap).encode("ascii")
+            text_part.body = text_part.body[:pad_at] + pad + tail + text_part.body[pad_at:]
+            out = head.encode("ascii") + top.render()
+            assert len(out) == plan.size, (len(out), plan.size)
+            return out
+        raise AssertionError(
+            f"message {index} cannot fit in {plan.size} octets"
+        )  # pragma: no cover
+
+    def _headers(
+        self,
+        plan: _Plan,
+        subject: str,
+        rcpt: list[tuple[str, str]],
+        cc: list[tuple[str, str]],
+        reply_to: tuple[str, str] | None,
+        refs: list[str],
+        mailer: str,
+        named: bool,
+        rng: random.Random,
+        seed: int,
+    ) -> str:
+        rng.seed(seed)  # the same choices on every shrinking level
+
+        def addr(pair: tuple[str, str]) -> str:
+            name, address = pair
+            dn = _display_name(name, rng) if named else ""
+            return f"{dn} <{address}>" if dn else address
+
+        lines = [
+            f"From: {addr((plan.sender_name, plan.sender_addr))}",
+            "To: " + ("," + CRLF + "\t").join(addr(r) for r in rcpt),
+        ]
+        if cc:
+            lines.append("Cc: " + ("," + CRLF + "\t").join(addr(r) for r in cc))
+        if reply_to is not None:
+            lines.append(f"Reply-To: {addr(reply_to)}")
+        lines.append(f"Subject: {_subject_value(subject, rng)}")
+        lines.append(f"Date: {_format_date(plan.date, plan.tz)}")
+        lines.append(f"Message-ID: {plan.message_id}")
+        if refs:
+            lines.append(f"In-Reply-To: {refs[-1]}")
+            lines.append("References: " + (CRLF + " ").join(refs))
+        lines.append(f"X-Mailer: {mailer}")
+        lines.append("MIME-Version: 1.0")
+        return CRLF.join(lines) + CRLF
+
+    def _text_part(
+        self,
+        paras: list[list[str]],
+        greeting: str,
+        signoff: tuple[str, str],
+        dot_line: str | None,
+        plan: _Plan,
+        loc: _Locale,
+        charset_roll: float,
+        cte_roll: float,
+    ) -> tuple[_Part, int]:
+        lines = [greeting, ""]
+        for p in paras:
+            lines.extend(p)
+            lines.append("")
+        main = CRLF.join(lines) + CRLF
+        name_line = (plan.sender_name or "-") + CRLF
+        text = main + name_line
+        charset, cte = self._charset_cte(text, charset_roll, cte_roll)
+        enc_main = main.encode(charset)
+        enc_name = name_line.encode(charset)
+        if cte == "quoted-printable":
+            enc_main, enc_name = _qp(enc_main), _qp(enc_name)
+        raw_lines = (dot_line + CRLF).encode("ascii") if dot_line is not None else b""
+        body = enc_main + raw_lines + enc_name
+        headers = [
+            f'Content-Type: text/plain; charset="{charset}"',
+            f"Content-Transfer-Encoding: {cte}",
+        ]
+        return _Part(headers, body), len(enc_main) + len(raw_lines)
+
+    @staticmethod
+    def _charset_cte(text: str, charset_roll: float, cte_roll: float) -> tuple[str, str]:
+        if text.isascii():
+            return "us-ascii" if charset_roll < 0.3 else "utf-8", "7bit"
+        charset = "utf-8"
+        if charset_roll >= 0.5:
+            # The first legacy charset that fits, from a rotating start.
+            n = len(_LEGACY_CHARSETS)
+            first = int((charset_roll - 0.5) * 2 * n)
+            for i in range(n):
+                cand = _LEGACY_CHARSETS[(first + i) % n]
+                try:
+                    text.encode(cand)
+                except UnicodeEncodeError:
+                    continue
+                charset = cand
+                break
+        if charset in _SEVEN_BIT_CHARSETS:
+            return charset, "7bit"
+        return charset, "8bit" if cte_roll < 0.5 else "quoted-printable"
+
+    def _html_part(
+        self,
+        paras: list[list[str]],
+        greeting: str,
+        plan: _Plan,
+        loc: _Locale,
+        charset_roll: float,
+        cte_roll: float,
+        cid: str | None,
+    ) -> _Part:
+        parts = [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="{charset}"><title>Message</title></head>',
+            '<body style="font-family: sans-serif">',
+            f"<p>{_html.escape(greeting)}</p>",
+        ]
+        for p in paras:
+            parts.append("<p>")
+            parts.extend(_html.escape(line) for line in p)
+            parts.append("</p>")
+        if cid is not None:
+            parts.append(f'<p><img src="cid:{cid}" alt="logo" width="16"></p>')
+        parts.append(f"<p>&mdash;<br>{_html.escape(plan.sender_name or '-')}</p>")
+        parts.append("</body></html>")
+        text = CRLF.join(parts) + CRLF
+        charset, cte = self._charset_cte(text, charset_roll, cte_roll)
+        text = text.replace("{charset}", charset)
+        data = text.encode(charset)
+        if cte_roll < 0.4:
+            cte = "base64"
+            body = _b64_body(data)
+        elif cte == "quoted-printable" or (cte == "7bit" and cte_roll > 0.8):
+            cte = "quoted-printable"
+            body = _qp(data)
+        else:
+            body = data
+        return _Part(
+            [f'Content-Type: text/html; charset="{charset}"', f"Content-Transfer-Encoding: {cte}"],
+            body,
+        )
+
+    def _attachment(self, rng: random.Random, share: int, loc: _Locale, i: int) -> _Part | None:
+        kind = int(rng.random() * 9)
+        words = loc.words
+        stem = "-".join(rng.choice(words) for _ in range(1 + int(rng.random() * 2)))
+        ascii_stem = _LABEL_RE.sub("-", unidecode(stem).lower()).strip("-") or f"file{i}"
+        budget = share - 200
+        if budget < 60:
+            return None
+        text_payload: str | None = None
+        if kind == 0:
+            ext, ctype = "txt", "text/plain"
+            f = _filler()
+            rows: list[str] = []
+            size = 0
+            while size < budget * 0.7:
+                line = f.line(rng, 30 + int(rng.random() * 40))
+                rows.append(line)
+                size += len(line) + 2
+            text_payload = CRLF.join(rows) + CRLF
+        elif kind == 1:
+            ext, ctype = "csv", "text/csv"
+            rows = ["id,name,email,amount,date"]
+            people = []
+            for _ in range(6):
+                nm, parts = loc.name(rng)
+                people.append(f'"{nm.replace(chr(34), "")}",{self._address(rng, loc, parts)}')
+            size = 30
+            n = 0
+            while size < budget * 0.7:
+                n += 1
+                row = (
+                    f"{n},{people[int(rng.random() * 6)]},{int(rng.random() * 100_000) / 100:.2f},"
+                    f"20{10 + int(rng.random() * 15)}-{1 + int(rng.random() * 12):02d}-"
+                    f"{1 + int(rng.random() * 28):02d}"
+                )
+                rows.append(row)
+                size += len(row.encode()) + 2
+            text_payload = CRLF.join(rows) + CRLF
+        elif kind == 2:
+            ext, ctype = "json", "application/json"
+            items = []
+            size = 20
+            while size < budget * 0.6:
+                word = rng.choice(words)
+                items.append(
+                    {"id": int(rng.random() * 10**6), "word": word, "ok": rng.random() < 0.5}
+                )
+                size += 50 + 3 * len(word)
+            text_payload = json.dumps({"items": items}, ensure_ascii=False, indent=1)
+            text_payload = text_payload.replace("\n", CRLF) + CRLF
+        elif kind == 3:
+            ext, ctype = "ics", "text/calendar"
+            text_payload = (
+                CRLF.join(
+                    [
+                        "BEGIN:VCALENDAR",
+                        "VERSION:2.0",
+                        "PRODID:-//fakepop3//generated//EN",
+                        "BEGIN:VEVENT",
+                        f"UID:{rng.getrandbits(64):016x}@fakepop3",
+                        f"DTSTART:2024{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}T{rng.randrange(8, 18):02d}0000Z",
+                        f"SUMMARY:{' '.join(rng.choice(words) for _ in range(3))}",
+                        "END:VEVENT",
+                        "END:VCALENDAR",
+                    ]
+                )
+                + CRLF
+            )
+        elif kind in (4, 5):
+            ext, ctype = "pdf", "application/pdf"
+            data = _pdf(rng, _raw_for_b64(budget))
+        elif kind == 6:
+            ext, ctype = "png", "image/png"
+            data = _png(rng, _raw_for_b64(budget))
+        elif kind == 7:
+            ext, ctype = "jpg", "image/jpeg"
+            data = _jpeg(rng, _raw_for_b64(budget))
+        else:
+            ext, ctype = "bin", "application/octet-stream"
+            data = rng.randbytes(_raw_for_b64(budget))
+        headers: list[str] = []
+        if text_payload is not None:
+            data = text_payload.encode("utf-8")
+            if data.isascii() and rng.random() < 0.5:
+                headers.append(f"Content-Type: {ctype}; charset=us-ascii")
+                headers.append("Content-Transfer-Encoding: 7bit")
+                body = data
+            elif data.isascii() and rng.random() < 0.5:
+                headers.append(f"Content-Type: {ctype}; charset=utf-8")
+                headers.append("Content-Transfer-Encoding: quoted-printable")
+                body = _qp(data)
+            else:
+                headers.append(f"Content-Type: {ctype}; charset=utf-8")
+                headers.append("Content-Transfer-Encoding: base64")
+                body = _b64_body(data)
+        else:
+            headers.append(f"Content-Type: {ctype}")
+            headers.append("Content-Transfer-Encoding: base64")
+            body = _b64_body(data)
+        filename = f"{stem}.{ext}"
+        if filename.isascii() and not any(c in filename for c in '"\\'):
+            headers[0] += f';{CRLF} name="{filename}"'
+            disp = f'attachment; filename="{filename}"'
+        else:
+            quoted = "".join(
+                chr(b) if chr(b).isalnum() and b < 128 or chr(b) in "-._" else f"%{b:02X}"
+                for b in filename.encode("utf-8")
+            )
+            disp = f"attachment;{CRLF} filename*=utf-8''{quoted}"
+            headers[0] += f';{CRLF} name="{ascii_stem}.{ext}"'
+        if kind == 6 and rng.random() < 0.3:
+            disp = "inline" + disp[len("attachment") :]
+        headers.append(f"Content-Disposition: {disp}")
+        part = _Part(headers, body)
+        return part if len(part.render()) <= share else None
+
+
+class GeneratedMail(Sequence[bytes]):
+    """A lazy, read-only sequence of generated messages.
+
+    ``mail[k]`` builds message *k* on first access (an LRU of ``cache_size``
+    messages keeps recent ones). :meth:`size` and :meth:`total_size` are exact
+    and, without a hook, need no message to be built.
+    """
+
+    def __init__(self, generator: MessageGenerator, count: int, *, cache_size: int = 256) -> None:
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        self.generator = generator
+        self._count = count
+        self._cache_size = cache_size
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _index(self, index: int) -> int:
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"message index {index} out of range for {self._count} messages")
+        return index
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        k = self._index(index)
+        with self._lock:
+            data = self._cache.get(k)
+            if data is None:
+                data = self.generator.message(k)
+                if self._cache_size > 0:
+                    self._cache[k] = data
+                    if len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(k)
+            return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for k in range(self._count):
+            yield self[k]
+
+    def __repr__(self) -> str:
+        g = self.generator
+        return f"GeneratedMail(count={self._count}, seed={g.seed}, locale={g.locales!r})"
+
+    def size(self, index: int) -> int:
+        """Exact size in octets of message ``index`` (cheap unless a hook is set)."""
+        k = self._index(index)
+        if self.generator.hook is not None:
+            return len(self[k])  # the hook may change the size: build (and cache) it
+        with self._lock:
+            return self.generator.size(k)
+
+    def sizes(self) -> list[int]:
+        """Exact sizes of all messages, in order."""
+        return [self.size(k) for k in range(self._count)]
+
+    def total_size(self) -> int:
+        """Sum of all sizes: what ``STAT`` reports for the whole mailbox."""
+        return sum(self.sizes())
+
+    def message_id(self, index: int) -> str:
+        """``Message-ID`` of message ``index`` without building it."""
+        k = self._index(index)
+        with self._lock:
+            return self.generator.message_id(k)
+
+
+def generate_messages(
+    count: int,
+    *,
+    seed: int = 0,
+    locale: str | Sequence[str] = "en_US",
+    start: _dt.datetime | _dt.date | float = DEFAULT_START,
+    end: _dt.datetime | _dt.date | float = DEFAULT_END,
+    min_size: int = 2_000,
+    max_size: int = 20_000,
+    html: float = 0.5,
+    attachments: float = 0.3,
+    threads: float = 0.3,
+    non_ascii: float = 0.2,
+    dot_lines: float = 0.25,
+    non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
+    hook: MessageHook | None = None,
+    cache_size: int = 256,
+) -> GeneratedMail:
+    """A lazy mailbox of ``count`` generated messages.
+
+    :param count: number of messages.
+    :param seed: the same seed gives byte-identical messages on every run.
+    :param locale: a Faker locale or a sequence of them (one is picked per message).
+    :param start: start of the date range (datetime, date or epoch seconds).
+    :param end: end of the date range (exclusive). Replies come 1 minute to 3 days
+        after the message they answer, capped at ``end``.
+    :param min_size: smallest message size in octets (at least :data:`MIN_SIZE_FLOOR`).
+    :param max_size: largest message size; sizes lean towards ``min_size``.
+    :param html: share of messages with an HTML alternative (some with an inline image).
+    :param attachments: share of messages with 1-3 attachments.
+    :param threads: share of messages that reply to one of the 40 before them.
+    :param non_ascii: share of messages with non-ASCII names and subjects (drawn from
+        ``non_ascii_locales`` unless the chosen locale is one of them).
+    :param dot_lines: share of messages with a body line that starts with ``.``.
+    :param hook: ``hook(ctx, message) -> bytes | str | None`` to customise or
+        replace each message; see :class:`HookContext`.
+    :param cache_size: how many built messages to keep (0: none).
+    """
+    gen = MessageGenerator(
+        seed=seed,
+        locale=locale,
+        start=start,
+        end=end,
+        min_size=min_size,
+        max_size=max_size,
+        html=html,
+        attachments=attachments,
+        threads=threads,
+        non_ascii=non_ascii,
+        dot_lines=dot_lines,
+        non_ascii_locales=non_ascii_locales,
+        hook=hook,
+    )
+    return GeneratedMail(gen, count, cache_size=cache_size)
+
+
+def generate_message(
+    index: int = 0,
+    *,
+    seed: int = 0,
+    locale: str | Sequence[str] = "en_US",
+    start: _dt.datetime | _dt.date | float = DEFAULT_START,
+    end: _dt.datetime | _dt.date | float = DEFAULT_END,
+    min_size: int = 2_000,
+    max_size: int = 20_000,
+    html: float = 0.5,
+    attachments: float = 0.3,
+    threads: float = 0.3,
+    non_ascii: float = 0.2,
+    dot_lines: float = 0.25,
+    non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
+    hook: MessageHook | None = None,
+) -> bytes:
+    """Message ``index`` of the mailbox :func:`generate_messages` would give.
+
+    Equal to ``generate_messages(n, ...)[index]`` for any ``n > index``.
+    """
+    if index < 0:
+        raise IndexError(f"message index must not be negative, got {index}")
+    gen = MessageGenerator(
+        seed=seed,
+        locale=locale,
+        start=start,
+        end=end,
+        min_size=min_size,
+        max_size=max_size,
+        html=html,
+        attachments=attachments,
+        threads=threads,
+        non_ascii=non_ascii,
+        dot_lines=dot_lines,
+        non_ascii_locales=non_ascii_locales,
+        hook=hook,
+    )
+    return gen.message(index)

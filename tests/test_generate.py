@@ -1,0 +1,343 @@
+"""Tests of the faker-driven message generator (fakepop3.generate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import hashlib
+import re
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+
+from fakepop3.generate import (
+    MIN_SIZE_FLOOR,
+    GeneratedMail,
+    HookContext,
+    generate_message,
+    generate_messages,
+)
+
+PARSER = BytesParser(policy=email.policy.default)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    msg = PARSER.parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def all_defects(msg: EmailMessage) -> list[str]:
+    """Defects of every part and every header; also decode every leaf part."""
+    found: list[str] = []
+    for part in msg.walk():
+        found += [f"part: {d!r}" for d in part.defects]
+        for name, value in part.items():
+            found += [f"{name}: {d!r}" for d in getattr(value, "defects", ())]
+        if not part.is_multipart():
+            part.get_content()  # raises on a bad charset or encoding
+    return found
+
+
+def digest(mail: GeneratedMail) -> str:
+    h = hashlib.sha256()
+    for raw in mail:
+        h.update(raw)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_bytes_in_another_process() -> None:
+    here = digest(generate_messages(60, seed=1234, non_ascii=0.5))
+    code = (
+        "import hashlib; from fakepop3.generate import generate_messages as g\n"
+        "h = hashlib.sha256()\n"
+        "for raw in g(60, seed=1234, non_ascii=0.5): h.update(raw)\n"
+        "print(h.hexdigest())\n"
+    )
+    for hashseed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": hashseed, "PATH": ""},
+        )
+        assert out.stdout.strip() == here
+
+
+def test_different_seeds_differ() -> None:
+    a = generate_messages(5, seed=1)
+    b = generate_messages(5, seed=2)
+    assert all(x != y for x, y in zip(a, b))
+
+
+def test_message_k_independent_of_count_and_order() -> None:
+    big = generate_messages(200, seed=9)
+    small = generate_messages(30, seed=9)
+    assert [small[k] for k in (29, 3, 17, 0)] == [big[k] for k in (29, 3, 17, 0)]
+    backwards = generate_messages(200, seed=9, cache_size=0)
+    for k in range(199, 149, -1):  # reverse order, cold caches
+        assert backwards[k] == big[k]
+    assert generate_message(123, seed=9) == big[123]
+
+
+def test_sequence_protocol() -> None:
+    mail = generate_messages(7, seed=3)
+    assert len(mail) == 7
+    assert mail[-1] == mail[6]
+    assert mail[2:4] == [mail[2], mail[3]]
+    assert list(mail) == [mail[k] for k in range(7)]
+    with pytest.raises(IndexError):
+        mail[7]
+    assert "seed=3" in repr(mail)
+
+
+def test_large_mailbox_is_lazy_and_sizes_are_exact_without_building() -> None:
+    mail = generate_messages(100_000, seed=5, cache_size=0)
+    total = mail.total_size()
+    sizes = mail.sizes()
+    assert total == sum(sizes)
+    for k in (0, 1, 77_777, 99_999):
+        assert len(mail[k]) == mail.size(k) == sizes[k]
+    assert mail.message_id(99_999) in mail[99_999].decode("ascii", "replace")
+
+
+# --------------------------------------------------------------------- parsing
+
+
+def test_no_defects_over_thousands_of_messages() -> None:
+    checked = 0
+    sizes = (1024, 4000), (2000, 12_000), (1024, 2000), (4000, 30_000)
+    for seed, (lo, hi) in enumerate(sizes * 2):
+        mail = generate_messages(
+            250, seed=seed, min_size=lo, max_size=hi, non_ascii=0.5, attachments=0.5, html=0.6
+        )
+        for k, raw in enumerate(mail):
+            assert raw.endswith(b"\r\n")
+            assert b"\n" not in raw.replace(b"\r\n", b"")
+            assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+            assert len(raw) == mail.size(k)
+            assert lo <= len(raw) <= hi
+            assert all_defects(parse(raw)) == [], (seed, k)
+            checked += 1
+    assert checked == 2000
+
+
+def test_headers_are_complete_and_rfc2047_decodes() -> None:
+    mail = generate_messages(200, seed=11, non_ascii=1.0, threads=0.0)
+    for raw in mail:
+        msg = parse(raw)
+        for name in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version"):
+            assert msg[name], name
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert head.isascii()
+        assert b"=?" in head  # encoded words
+        assert not str(msg["Subject"]).isascii() or not str(msg["From"]).isascii()
+        assert isinstance(msg["Date"].datetime, dt.datetime)
+
+
+def test_body_features_appear() -> None:
+    mail = generate_messages(200, seed=21, non_ascii=0.5, attachments=0.7, html=0.7)
+    ctes: set[str] = set()
+    charsets: set[str] = set()
+    types: set[str] = set()
+    inline = filenames_2231 = dot_lines = 0
+    for raw in mail:
+        msg = parse(raw)
+        for part in msg.walk():
+            types.add(part.get_content_type())
+            if not part.is_multipart():
+                ctes.add(str(part.get("Content-Transfer-Encoding", "7bit")).lower())
+                if part.get_content_maintype() == "text":
+                    charsets.add(str(part.get_content_charset()))
+            if part.get("Content-ID"):
+                inline += 1
+            if "filename*=" in str(part.get("Content-Disposition", "")) or b"filename*=" in raw:
+                filenames_2231 += 1
+        if re.search(rb"\r\n\.", raw):
+            dot_lines += 1
+    assert {"7bit", "8bit", "quoted-printable", "base64"} <= ctes
+    assert {"text/plain", "text/html", "multipart/alternative", "multipart/mixed"} <= types
+    assert {"multipart/related", "text/csv", "application/pdf", "image/png"} <= types
+    assert {"image/jpeg", "application/json", "text/calendar"} <= types
+    assert len(charsets - {"utf-8", "us-ascii"}) >= 3  # legacy charsets too
+    assert inline > 0
+    assert filenames_2231 > 0
+    assert dot_lines > 0
+
+
+def test_attachments_have_real_types_and_names() -> None:
+    mail = generate_messages(100, seed=4, attachments=1.0, min_size=8000, max_size=30_000)
+    seen = 0
+    for raw in mail:
+        for part in parse(raw).iter_attachments():
+            name = part.get_filename()
+            assert name and "." in name
+            data = part.get_content()
+            ctype = part.get_content_type()
+            if ctype == "image/png":
+                assert data[:8] == b"\x89PNG\r\n\x1a\n"
+            elif ctype == "application/pdf":
+                assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+            elif ctype == "image/jpeg":
+                assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
+            elif ctype == "text/csv":
+                assert data.startswith("id,name,email,amount,date")
+            seen += 1
+    assert seen >= 100
+
+
+def test_threads_reference_earlier_messages() -> None:
+    mail = generate_messages(150, seed=8, threads=0.6)
+    ids = [str(parse(raw)["Message-ID"]) for raw in mail]
+    assert len(set(ids)) == len(ids)
+    replies = 0
+    for k, raw in enumerate(mail):
+        msg = parse(raw)
+        parent = msg["In-Reply-To"]
+        if parent is None:
+            continue
+        replies += 1
+        refs = str(msg["References"]).split()
+        assert refs[-1] == str(parent)
+        p = ids.index(str(parent))
+        assert p < k
+        assert str(msg["Subject"]).startswith("Re: ")
+        pmsg = parse(mail[p])
+        assert msg["Date"].datetime >= pmsg["Date"].datetime
+        sender = pmsg["From"].addresses[0].addr_spec
+        assert sender in [a.addr_spec for a in msg["To"].addresses]
+    assert 60 < replies < 120
+
+
+# --------------------------------------------------------------------- knobs
+
+
+def count(mail: GeneratedMail, pred: object) -> int:
+    assert callable(pred)
+    return sum(1 for raw in mail if pred(raw))
+
+
+def has_html(raw: bytes) -> bool:
+    return b"Content-Type: text/html" in raw
+
+
+def has_attachment(raw: bytes) -> bool:
+    return b"Content-Disposition: attachment" in raw
+
+
+def test_html_knob() -> None:
+    assert count(generate_messages(100, seed=1, html=0.0), has_html) == 0
+    assert count(generate_messages(100, seed=1, html=1.0), has_html) >= 95
+
+
+def test_attachments_knob() -> None:
+    assert count(generate_messages(100, seed=1, attachments=0.0), has_attachment) == 0
+    n = count(generate_messages(100, seed=1, attachments=1.0, min_size=5000), has_attachment)
+    assert n >= 90
+
+
+def test_threads_knob() -> None:
+    def reply(raw: bytes) -> bool:
+        return b"\r\nIn-Reply-To: " in raw
+
+    assert count(generate_messages(100, seed=1, threads=0.0), reply) == 0
+    assert count(generate_messages(100, seed=1, threads=1.0), reply) == 99  # all but the first
+
+
+def test_non_ascii_knob() -> None:
+    def encoded(raw: bytes) -> bool:
+        return b"=?" in raw.split(b"\r\n\r\n", 1)[0]
+
+    assert count(generate_messages(100, seed=1, non_ascii=0.0), encoded) == 0
+    assert count(generate_messages(100, seed=1, non_ascii=1.0), encoded) == 100
+
+
+def test_dot_lines_knob() -> None:
+    def dotted(raw: bytes) -> bool:
+        return b"\r\n." in raw
+
+    assert count(generate_messages(100, seed=1, dot_lines=0.0), dotted) == 0
+    assert count(generate_messages(100, seed=1, dot_lines=1.0), dotted) == 100
+
+
+def test_size_knobs() -> None:
+    mail = generate_messages(100, seed=2, min_size=3000, max_size=3100)
+    assert all(3000 <= len(raw) <= 3100 for raw in mail)
+    big = generate_messages(20, seed=2, min_size=50_000, max_size=60_000)
+    assert all(50_000 <= len(raw) <= 60_000 for raw in big)
+    with pytest.raises(ValueError, match="min_size"):
+        generate_messages(1, min_size=MIN_SIZE_FLOOR - 1)
+    with pytest.raises(ValueError, match="max_size"):
+        generate_messages(1, min_size=5000, max_size=4000)
+
+
+def test_date_range_knob() -> None:
+    start = dt.datetime(2010, 5, 1, tzinfo=dt.timezone.utc)
+    end = dt.datetime(2010, 5, 8, tzinfo=dt.timezone.utc)
+    mail = generate_messages(100, seed=3, start=start, end=end)
+    for raw in mail:
+        when = parse(raw)["Date"].datetime
+        assert start <= when < end
+    with pytest.raises(ValueError, match="after start"):
+        generate_messages(1, start=end, end=start)
+
+
+def test_locale_knob() -> None:
+    de = generate_messages(30, seed=4, locale="de_DE", non_ascii=0.0)
+    en = generate_messages(30, seed=4, locale="en_US", non_ascii=0.0)
+    assert de[0] != en[0]
+    assert any("ä" in str(parse(r)["From"]) or "ü" in str(parse(r)["From"]) for r in de)
+    ja = generate_messages(10, seed=4, locale="ja_JP", non_ascii=0.0)
+    assert all(not str(parse(raw)["From"]).isascii() for raw in ja)
+    mixed = generate_messages(60, seed=4, locale=["ja_JP", "en_US"], non_ascii=0.0)
+    kinds = {str(parse(raw)["From"]).isascii() for raw in mixed}
+    assert kinds == {True, False}
+
+
+def test_shares_out_of_range_are_rejected() -> None:
+    with pytest.raises(ValueError, match="html"):
+        generate_messages(1, html=1.5)
+    with pytest.raises(ValueError, match="locale"):
+        generate_messages(1, locale=[])
+
+
+# --------------------------------------------------------------------- hook
+
+
+def test_hook_customises_and_replaces() -> None:
+    seen: list[int] = []
+
+    def hook(ctx: HookContext, raw: bytes) -> bytes | str | None:
+        seen.append(ctx.index)
+        if ctx.index == 0:
+            return None  # keep
+        if ctx.index == 1:
+            return f"Subject: replaced {ctx.faker.word()}\r\n\r\nbody\r\n"
+        return raw.replace(
+            b"\r\nSubject: ", f"\r\nX-Hook: {ctx.random.random()}\r\nSubject: ".encode()
+        )
+
+    plain = generate_messages(3, seed=6)
+    hooked = generate_messages(3, seed=6, hook=hook)
+    assert hooked[0] == plain[0]
+    assert hooked[1].startswith(b"Subject: replaced ")
+    assert hooked.size(1) == len(hooked[1])
+    assert b"\r\nX-Hook: 0." in hooked[2]
+    assert seen == [0, 1, 2]
+    again = generate_messages(3, seed=6, hook=hook)
+    assert list(again) == list(hooked)  # the hook's randomness is seeded too
+
+
+def test_hook_must_return_bytes() -> None:
+    def hook(ctx: HookContext, raw: bytes) -> bytes | str | None:
+        return 42  # type: ignore[return-value]
+
+    with pytest.raises(TypeError, match="hook"):
+        generate_message(0, hook=hook)

@@ -12,6 +12,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class TLSCertificates:
         self.ca_pem = ca_pem
         self._dir: str | None = None
         self._lock = threading.Lock()
+        self._finalizer: weakref.finalize[[str], TLSCertificates] | None = None
 
     @classmethod
     def generate(cls, names: Sequence[str] = DEFAULT_NAMES) -> TLSCertificates:
@@ -75,6 +77,8 @@ class TLSCertificates:
         with self._lock:
             if self._dir is None:
                 self._dir = tempfile.mkdtemp(prefix="fakepop3-ca-")
+                # Removed by cleanup(), or at garbage collection / exit at the latest.
+                self._finalizer = weakref.finalize(self, _remove_dir, self._dir)
                 Path(self._dir, "ca.pem").write_bytes(self.ca_pem)
             return Path(self._dir, "ca.pem")
 
@@ -94,10 +98,16 @@ class TLSCertificates:
         return context
 
     def cleanup(self) -> None:
+        """Remove the file behind :attr:`ca_path` (it is written again if asked for)."""
         with self._lock:
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
+            if self._finalizer is not None:
+                self._finalizer()
+                self._finalizer = None
+            self._dir = None
+
+
+def _remove_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _server_context() -> ssl.SSLContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import poplib
 import socket
 import ssl
@@ -383,3 +384,15 @@ def test_story_4_client_upgrades_before_login(server: POP3Server) -> None:
     assert all(c.command in ("CAPA",) and not c.tls for c in commands[:stls])
     assert commands[stls].ok and all(c.tls for c in commands[stls + 1 :])
     assert [c.command for c in commands[stls + 1 :]] == ["USER", "PASS", "STAT", "QUIT"]
+
+
+def test_ca_file_does_not_outlive_the_certificates() -> None:
+    certs = TLSCertificates.generate()
+    path = certs.ca_path
+    certs.cleanup()
+    assert not path.exists()
+    again = certs.ca_path  # written again on demand
+    assert again.read_bytes() == certs.ca_pem
+    del certs
+    gc.collect()
+    assert not again.exists()  # removed with the object, even without cleanup()

@@ -182,6 +182,13 @@ class History:
         with self._lock:
             return len(self._commands)
 
+    def __contains__(self, line: object) -> bool:
+        """``"RETR 1" in history``: was this command line sent (keyword case-insensitive)?"""
+        if isinstance(line, CommandRecord):
+            with self._lock:
+                return line in self._commands
+        return isinstance(line, str) and any(_norm(c.line) == _norm(line) for c in self.commands)
+
     @property
     def ended_sessions(self) -> int:
         """How many sessions have ended since the server started (not reset by :meth:`clear`)."""
@@ -249,6 +256,7 @@ class History:
         Returns the matching records.  On failure the message lists the most
         similar commands that were sent instead.
         """
+        __tracebackhide__ = True  # pytest: show the failure at the test's line
         found = self.filter(command, *args, user=user)
         if (times is None and found) or (times is not None and len(found) == times):
             return found
@@ -262,6 +270,7 @@ class History:
 
     def assert_not_sent(self, command: str, *args: str, user: str | None = None) -> None:
         """Assert that ``command`` (with these ``args``, if given) was never sent."""
+        __tracebackhide__ = True
         found = self.filter(command, *args, user=user)
         if found:
             lines = "\n".join(f"  {c}" for c in found)
@@ -277,6 +286,7 @@ class History:
         Lines are compared case-insensitively on the command keyword; masked
         secrets appear as ``***``.
         """
+        __tracebackhide__ = True
         sent = self.command_lines(user=user, session=session)
         i = 0
         for line in sent:

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 import pytest_asyncio
 
+from .history import History
 from .server import POP3Server, ServerError
 from .store import Mailbox, MessageInput
 
@@ -622,3 +623,24 @@ def pytest_runtest_makereport(
         if len(servers) > 1:
             title += f" (server {number} of {len(servers)}, port {server.port})"
         report.sections.append((title, server.history.transcript()))
+
+
+def pytest_assertrepr_compare(
+    config: pytest.Config, op: str, left: object, right: object
+) -> list[str] | None:
+    """Explain ``assert "RETR 1" in server.history`` (and ``not in``) with what was sent."""
+    if op not in ("in", "not in") or not isinstance(right, History) or not isinstance(left, str):
+        return None
+    sent = right.command_lines()
+    if op == "in":
+        head = f"{left!r} was not sent; {len(sent)} command(s) were:"
+        similar = difflib.get_close_matches(left, sent, n=3, cutoff=0.5)
+    else:
+        head = f"{left!r} was sent, but should not have been; the commands were:"
+        similar = []
+    lines = [head, *(f"  {line}" for line in sent[:50])]
+    if len(sent) > 50:
+        lines.append(f"  ... and {len(sent) - 50} more")
+    if similar:
+        lines.append("Most similar: " + ", ".join(repr(s) for s in similar))
+    return lines

@@ -170,6 +170,7 @@ class Mailbox:
     _messages: list[Message] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _uid_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _explicit_uids: set[str] = field(default_factory=set, repr=False)
     _holder: object | None = field(default=None, repr=False)
     _initial: list[Message] | None = field(default=None, repr=False)
     last_login: float | None = field(default=None, repr=False)
@@ -185,15 +186,17 @@ class Mailbox:
         raw = _coerce(message)
         with self._lock:
             if uid is None:
-                n = next(self._uid_counter)
                 digest = hashlib.sha1(raw).hexdigest()[:12]
-                uid = f"{n}.{digest}"
+                uid = f"{next(self._uid_counter)}.{digest}"
+                while uid in self._explicit_uids:  # a UID given by the test looks generated
+                    uid = f"{next(self._uid_counter)}.{digest}"
             else:
                 _check_uid(uid)
                 if any(m.uid == uid for m in self._messages):
                     raise ValueError(
                         f"mailbox {self.name!r} already has a message with UID {uid!r}"
                     )
+                self._explicit_uids.add(uid)
             stored = Message(raw, uid)
             self._messages.append(stored)
             return stored

@@ -196,7 +196,7 @@ class _Connection(asyncio.Protocol):
                     else:
                         await self._write_slowly(action.buffers, self.throttle)
                 elif isinstance(action, Pause):
-                    await asyncio.sleep(action.seconds)
+                    await self._sleep(action.seconds)
                 elif isinstance(action, Throttle):
                     self.throttle = action.bytes_per_second
                 elif isinstance(action, StartTLS):
@@ -254,7 +254,18 @@ class _Connection(asyncio.Protocol):
                 if self.closing:
                     return
                 transport.write(view[start : start + step])
-                await asyncio.sleep(step / rate)
+                await self._sleep(step / rate)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for a fault (Pause, Throttle) while reading, so a client hanging up ends the session."""
+        transport = self.transport
+        assert transport is not None
+        transport.resume_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not self.closing:
+                transport.pause_reading()
 
     async def _start_tls(self) -> None:
         tls = self.server.tls

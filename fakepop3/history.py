@@ -150,7 +150,10 @@ class History:
             self._waiters = [w for w in self._waiters if w[0] > ended]
             listeners = list(self._session_listeners)
         for _, loop, future in ready:
-            loop.call_soon_threadsafe(_set_done, future)
+            try:
+                loop.call_soon_threadsafe(_set_done, future)
+            except RuntimeError:  # that loop is closed (its test gave up waiting): nobody waits
+                pass
         for listener in listeners:
             listener(session)
 

@@ -18,9 +18,14 @@ import email.policy
 import hashlib
 import itertools
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .loaders import MailFormat
 
 __all__ = ["MailStore", "Mailbox", "Message", "MessageInput", "UnknownUserError"]
 
@@ -42,7 +47,7 @@ def to_crlf(raw: bytes) -> bytes:
     Bare LF becomes CRLF; CRLF stays CRLF (never CR CR LF); a lone CR inside a
     line is data and is left alone.  An empty message stays empty.
     """
-    if b"\n" in raw:
+    if b"\n" in raw and raw.count(b"\n") != raw.count(b"\r\n"):
         if b"\r\n" in raw:
             raw = raw.replace(b"\r\n", b"\n")
         raw = raw.replace(b"\n", b"\r\n")
@@ -90,17 +95,42 @@ class Message:
     ends, without dot-stuffing (RFC 1939 s11).
     """
 
-    __slots__ = ("__weakref__", "_body_offset", "_crlf", "_stuffed", "raw", "uid")
+    __slots__ = ("__weakref__", "_body_offset", "_crlf", "_raw", "_size", "_source", "_stuffed", "uid")
 
-    def __init__(self, raw: bytes, uid: str) -> None:
-        self.raw = raw
+    def __init__(
+        self,
+        raw: bytes | None,
+        uid: str,
+        *,
+        source: Callable[[], bytes] | None = None,
+        size: int | None = None,
+    ) -> None:
+        if raw is None and source is None:
+            raise TypeError("a Message needs its bytes or a source to make them")
+        self._raw = raw
+        self._source = source
+        self._size = size
         self.uid = uid
         self._crlf: bytes | None = None
         self._stuffed: bytes | None = None
         self._body_offset: int | None = None
 
+    @classmethod
+    def lazy(cls, source: Callable[[], bytes], uid: str, size: int) -> Message:
+        """A message whose bytes are made on first use; ``size`` must be their CRLF size."""
+        return cls(None, uid, source=source, size=size)
+
     def __repr__(self) -> str:
         return f"<Message uid={self.uid!r} size={self.size}>"
+
+    @property
+    def raw(self) -> bytes:
+        """The message as it was stored (or generated)."""
+        if self._raw is None:
+            assert self._source is not None
+            self._raw = self._source()
+            self._source = None
+        return self._raw
 
     @property
     def crlf(self) -> bytes:
@@ -112,7 +142,9 @@ class Message:
     @property
     def size(self) -> int:
         """Octets as sent (CRLF line ends, no stuffing dots): what LIST and STAT report."""
-        return len(self.crlf)
+        if self._size is None:
+            self._size = len(self.crlf)
+        return self._size
 
     @property
     def wire(self) -> bytes:
@@ -204,6 +236,45 @@ class Mailbox:
     def extend(self, messages: Iterable[MessageInput]) -> list[Message]:
         """Append several messages; return them stored."""
         return [self.add(m) for m in messages]
+
+    def add_message(self, **fields: Any) -> Message:
+        """Build a message in one line and add it: ``add_message(subject="Hi", text="...")``.
+
+        Takes the keyword arguments of :func:`fakepop3.builder.build_message`
+        (subject, sender, to, cc, text, html, attachments, headers, ...).
+        """
+        from .builder import build_message
+
+        return self.add(build_message(**fields))
+
+    def generate(self, count: int, **knobs: Any) -> list[Message]:
+        """Add ``count`` realistic messages made with Faker (see :func:`fakepop3.generate.generate_messages`).
+
+        The same ``seed`` (and knobs) gives the same bytes on every run.  Messages
+        are made lazily: their sizes are known at once, their bytes on first use.
+        """
+        from .generate import generate_messages
+
+        mail = generate_messages(count, **knobs)
+        lazy = mail.generator.hook is None  # a hook may change sizes: build those at once
+        with self._lock:
+            added = []
+            for k in range(count):
+                n = next(self._uid_counter)
+                if lazy:
+                    message = Message.lazy(partial(mail.__getitem__, k), f"{n}.g{k}", mail.size(k))
+                else:
+                    raw = mail[k]
+                    message = Message(raw, f"{n}.{hashlib.sha1(raw).hexdigest()[:12]}")
+                added.append(message)
+            self._messages.extend(added)
+        return added
+
+    def load(self, path: str | os.PathLike[str], *, format: MailFormat | None = None) -> list[Message]:
+        """Add the messages of an ``.eml`` file, a folder of them, an mbox or a Maildir."""
+        from .loaders import load_messages
+
+        return self.extend(load_messages(path, format=format))
 
     @property
     def messages(self) -> list[Message]:

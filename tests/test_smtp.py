@@ -1,0 +1,197 @@
+"""SMTP intake in Python: ``fakepop3.smtp.SMTPIntake`` beside a ``POP3Server``.
+
+Mail goes in with ``smtplib`` and comes out with ``poplib``, both over real
+sockets on free ports.  (The standalone server's ``--smtp-port`` is tested in
+``test_cli.py``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from fakepop3 import POP3Server
+from fakepop3.smtp import Delivery, SMTPIntake
+
+DEADLINE = 10.0
+MESSAGE = (
+    b"From: app@example.com\r\nTo: alice@example.org\r\nSubject: order 42\r\n\r\n"
+    b"Thanks for your order.\r\n.a line that starts with a dot\r\n..and two dots\r\n"
+)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[POP3Server, SMTPIntake]]:
+    """A thread-hosted POP3 server (alice, bob) with a thread-hosted SMTP intake."""
+    with (
+        POP3Server(users={"alice": "secret", "bob": "hunter2"}) as server,
+        SMTPIntake(server) as intake,
+    ):
+        yield server, intake
+    server.raise_errors()
+
+
+def retr_all(server: POP3Server, user: str, password: str) -> list[bytes]:
+    client = server.client(user, password)
+    try:
+        count, _ = client.stat()
+        return [b"\r\n".join(client.retr(n)[1]) + b"\r\n" for n in range(1, count + 1)]
+    finally:
+        client.quit()
+
+
+def send(intake: SMTPIntake, to: list[str], message: bytes = MESSAGE) -> dict[str, object]:
+    with smtplib.SMTP(intake.host, intake.port, timeout=DEADLINE) as client:
+        refused = client.sendmail("app@example.com", to, message)
+    return dict(refused)
+
+
+def test_send_then_fetch_gives_the_same_bytes(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    server, intake = pair
+    assert intake.port > 0 and intake.host == server.host
+    assert send(intake, ["alice@example.org"]) == {}
+    assert retr_all(server, "alice", "secret") == [MESSAGE]
+    assert server.mailbox("bob").messages == []
+
+
+def test_unknown_recipient_is_rejected_with_550(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    server, intake = pair
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        send(intake, ["mallory@example.org"])
+    code, text = info.value.recipients["mallory@example.org"]
+    assert code == 550 and b"No such user here: mallory@example.org" in text
+    assert "mallory" not in server.store
+    assert intake.deliveries == []
+
+
+def test_known_and_unknown_recipients_together(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    server, intake = pair
+    refused = send(intake, ["bob@a.example", "nobody@a.example", "alice@b.example"])
+    assert list(refused) == ["nobody@a.example"]
+    assert retr_all(server, "alice", "secret") == [MESSAGE]
+    assert retr_all(server, "bob", "hunter2") == [MESSAGE]
+    (delivery,) = intake.deliveries
+    assert delivery.users == ("bob", "alice")
+    assert delivery.recipients == ("bob@a.example", "alice@b.example")
+    assert delivery.mail_from == "app@example.com" and delivery.size == len(MESSAGE)
+
+
+def test_one_copy_per_user_and_case_insensitive_local_part(
+    pair: tuple[POP3Server, SMTPIntake],
+) -> None:
+    server, intake = pair
+    send(intake, ["Alice@example.org", "alice@other.example"])
+    assert len(server.mailbox("alice")) == 1
+
+
+def test_new_mail_shows_at_the_next_login(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    server, intake = pair
+    client = server.client("alice", "secret")
+    assert client.stat()[0] == 0
+    send(intake, ["alice@example.org"])
+    assert client.stat()[0] == 0  # the maildrop was snapshotted at login
+    client.quit()
+    assert len(retr_all(server, "alice", "secret")) == 1
+
+
+def test_reset_removes_mail_taken_in_over_smtp(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    server, intake = pair
+    send(intake, ["alice@example.org"])
+    assert len(server.mailbox("alice")) == 1
+    server.reset()
+    assert len(server.mailbox("alice")) == 0
+
+
+def test_listener_sees_each_delivery(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    _, intake = pair
+    seen: list[Delivery] = []
+    intake.add_listener(seen.append)
+    send(intake, ["bob@example.org"])
+    assert [d.users for d in seen] == [("bob",)]
+    assert seen[0].to_dict()["recipients"] == ["bob@example.org"]
+
+
+def test_any_login_makes_a_maildrop_for_a_new_recipient() -> None:
+    with POP3Server(any_login=True) as server, SMTPIntake(server) as intake:
+        send(intake, ["newcomer@example.org"])
+        assert retr_all(server, "newcomer", "any password") == [MESSAGE]
+    server.raise_errors()
+
+
+def test_any_login_can_be_set_on_the_intake_alone() -> None:
+    with POP3Server(users={"alice": "pw"}) as server:
+        intake = SMTPIntake(server, any_login=True)
+        with intake:
+            send(intake, ["zed@example.org"])
+        assert len(server.mailbox("zed")) == 1
+
+
+@pytest.mark.asyncio
+async def test_async_with_on_the_running_loop() -> None:
+    async with POP3Server(users={"alice": "secret"}) as server, SMTPIntake(server) as intake:
+        assert intake.running
+        refused = await asyncio.to_thread(send, intake, ["alice@example.org"])
+        assert refused == {}
+        messages = await asyncio.to_thread(retr_all, server, "alice", "secret")
+        assert messages == [MESSAGE]
+    assert not intake.running
+    server.raise_errors()
+
+
+def test_stop_closes_an_idle_smtp_connection(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    _, intake = pair
+    client = smtplib.SMTP(intake.host, intake.port, timeout=DEADLINE)
+    try:
+        assert client.ehlo()[0] == 250
+        intake.stop()  # returns although a client is connected
+        assert not intake.running
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()
+    finally:
+        client.close()
+
+
+def test_port_in_use_is_raised_in_the_caller() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = POP3Server()
+        with pytest.raises(OSError, match=f"SMTP intake cannot listen on 127.0.0.1:{port}"):
+            SMTPIntake(server, port=port).start()
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "25", True])
+def test_bad_port_is_refused(port: object) -> None:
+    with pytest.raises(ValueError, match="SMTP port must be an integer from 0 to 65535"):
+        SMTPIntake(POP3Server(), port=port)  # type: ignore[arg-type]
+
+
+def test_missing_aiosmtpd_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiosmtpd", None)  # makes "import aiosmtpd" fail
+    with pytest.raises(RuntimeError, match=r"pip install 'fakepop3\[smtp\]'"):
+        SMTPIntake(POP3Server())
+
+
+def test_starting_twice_is_an_error(pair: tuple[POP3Server, SMTPIntake]) -> None:
+    _, intake = pair
+    with pytest.raises(RuntimeError, match="already running"):
+        intake.start()
+
+
+def test_pop3_and_smtp_clients_can_take_turns_many_times(
+    pair: tuple[POP3Server, SMTPIntake],
+) -> None:
+    server, intake = pair
+    for n in range(1, 6):
+        send(intake, ["bob@example.org"], MESSAGE.replace(b"order 42", f"order {n}".encode()))
+        client = server.client("bob", "hunter2")
+        assert client.stat()[0] == n
+        assert f"Subject: order {n}".encode() in client.retr(n)[1]
+        client.quit()
+    assert len(intake.deliveries) == 5

@@ -1,0 +1,515 @@
+"""The standalone server: ``fakepop3`` (or ``python -m fakepop3``) for CI jobs in any language.
+
+It serves until SIGTERM or SIGINT (exit 0).  SIGHUP puts every maildrop back
+to its content at start, clears the recorded history, appends a
+``{"event": "reset"}`` line to the history file and rewrites the ready file
+with ``resets`` counted up, so a script can wait for the reset to be done.
+Bad options print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from . import __version__
+from .config import (
+    ConfigError,
+    Options,
+    load_config,
+    parse_assignment,
+    parse_count,
+    parse_port,
+    parse_user,
+)
+from .history import CommandRecord, SessionRecord
+from .loaders import MailLoadError, load_messages
+from .server import POP3Server
+from .tls import TLSCertificates
+
+__all__ = ["main"]
+
+PROG = "fakepop3"
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+A fake POP3 server for tests, as a program for CI jobs in any language.
+It serves until SIGTERM or Ctrl-C (exit 0); SIGHUP resets every maildrop to its
+content at start and clears the history. Bad options exit with status 2."""
+
+EPILOG = """\
+examples:
+  fakepop3 --port 0 --user alice:secret --generate alice=50 --seed 42 \\
+           --ready-file ready.json --history history.jsonl
+  fakepop3 --config fakepop3.toml --port 2110      (flags win over the config)
+  fakepop3 --user alice:secret --tls-port 0 --ca-out ca.pem --smtp-port 0
+
+ready file (written atomically once listening, removed at exit):
+  {"host": ..., "port": ..., "tls_port": ..., "smtp_port": ..., "ca": ..., "pid": ..., "resets": 0}
+
+history file (one JSON object a line, flushed as it happens; secrets masked):
+  {"event": "command", "session": 1, "user": "alice", "command": "RETR", "args": ["1"], ...}
+  {"event": "session_end", ...}  {"event": "smtp", ...}  {"event": "reset", "resets": 1, ...}
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {PROG} --help)")
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived before the server was serving."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (every option defaults to None: "not given")."""
+    p = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags")
+    net = p.add_argument_group("where it listens")
+    net.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    net.add_argument("--port", help="POP3 port (default 1110; 0 picks a free port)")
+    net.add_argument("--tls-port", metavar="PORT", help="also listen with implicit TLS (0: free)")
+    net.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        help="offer STLS on the plain port (on whenever another TLS option is given)",
+    )
+    net.add_argument("--cert", metavar="FILE", help="server certificate (PEM), with --key")
+    net.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
+    net.add_argument(
+        "--ca-out", metavar="FILE", help="write the generated test CA (PEM) here, for clients"
+    )
+    net.add_argument(
+        "--smtp-port", metavar="PORT", help="SMTP intake port (0: free; needs aiosmtpd)"
+    )
+    users = p.add_argument_group("users and mail")
+    users.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME:PASSWORD",
+        help="a user (repeatable; the password may contain colons)",
+    )
+    users.add_argument(
+        "--any-login",
+        action=argparse.BooleanOptionalAction,
+        help="accept any user name and password (a maildrop is made for a new name)",
+    )
+    users.add_argument(
+        "--load",
+        action="append",
+        metavar="NAME=PATH",
+        help="put mail from an .eml file, a folder of .eml files, an mbox or a Maildir "
+        "into NAME's maildrop (repeatable)",
+    )
+    users.add_argument(
+        "--generate",
+        action="append",
+        metavar="NAME=COUNT",
+        help="put COUNT generated messages into NAME's maildrop (repeatable)",
+    )
+    users.add_argument("--seed", help="seed of the generated mail (default 0: same mail every run)")
+    users.add_argument(
+        "--locale", help="Faker locale(s) of the generated mail, comma-separated (default en_US)"
+    )
+    caps = p.add_argument_group("capabilities")
+    caps.add_argument(
+        "--disable", action="append", metavar="CAPA", help="switch a capability off, e.g. UIDL"
+    )
+    caps.add_argument(
+        "--mechanisms", metavar="LIST", help="SASL mechanisms offered, comma-separated"
+    )
+    out = p.add_argument_group("for the CI script")
+    out.add_argument("--history", metavar="FILE", help="write every command here as JSON lines")
+    out.add_argument(
+        "--ready-file", metavar="FILE", help="write host, ports, CA path and pid here once ready"
+    )
+    return p
+
+
+def options_from(argv: Sequence[str] | None) -> Options:
+    """Parse the flags, read ``--config`` if given, merge (flags win) and check."""
+    args = build_parser().parse_args(argv)
+    opts = Options()
+    if args.config is not None:
+        opts.apply(load_config(args.config))
+    flags: dict[str, Any] = {}
+    for name in ("host", "cert", "key", "ca_out", "history", "ready_file", "tls", "any_login"):
+        value = getattr(args, name)
+        if value is not None:
+            flags[name] = value
+    if args.port is not None:
+        flags["port"] = parse_port(args.port, "--port")
+    if args.tls_port is not None:
+        flags["tls_port"] = parse_port(args.tls_port, "--tls-port")
+    if args.smtp_port is not None:
+        flags["smtp_port"] = parse_port(args.smtp_port, "--smtp-port")
+    if args.seed is not None:
+        try:
+            flags["seed"] = int(args.seed, 10)
+        except ValueError:
+            raise ConfigError(f"--seed {args.seed!r}: the seed is a whole number") from None
+    if args.locale is not None:
+        flags["locale"] = args.locale
+    if args.user:
+        flags["users"] = dict(parse_user(spec) for spec in args.user)
+    if args.load:
+        flags["load"] = [
+            (name, Path(path))
+            for name, path in (parse_assignment("--load", s, "PATH") for s in args.load)
+        ]
+    if args.generate:
+        counts = []
+        for spec in args.generate:
+            name, text = parse_assignment("--generate", spec, "COUNT")
+            counts.append((name, parse_count("--generate", spec, text)))
+        flags["generate"] = counts
+    if args.disable:
+        flags["disable"] = args.disable
+    if args.mechanisms is not None:
+        flags["mechanisms"] = [m.strip() for m in args.mechanisms.split(",") if m.strip()]
+    opts.apply(flags)
+    opts.check()
+    return opts
+
+
+# --- preparing the server -----------------------------------------------------------------
+def make_server(opts: Options) -> POP3Server:
+    """A :class:`POP3Server` configured from ``opts`` (not started, no mail yet)."""
+    tls: bool | TLSCertificates = False
+    try:
+        if opts.cert is not None and opts.key is not None:
+            tls = TLSCertificates.from_files(opts.cert, opts.key)
+        elif opts.tls_enabled or opts.ca_out is not None:
+            tls = TLSCertificates.generate()
+    except (ValueError, RuntimeError, OSError) as error:
+        raise ConfigError(str(error)) from None
+    faults = _faults(opts.faults, opts.seed) if opts.faults is not None else None
+    try:
+        return POP3Server(
+            opts.users,
+            host=opts.host,
+            port=opts.port,
+            tls=tls,
+            tls_port=opts.tls_port,
+            any_login=opts.any_login,
+            disable=opts.disable,
+            mechanisms=opts.mechanisms,
+            faults=faults,
+            require_tls=opts.require_tls,
+            hostname=opts.hostname,
+            timeout=opts.timeout,
+            login_delay=opts.login_delay,
+            expire=opts.expire,
+        )
+    except (ValueError, TypeError) as error:
+        raise ConfigError(str(error)) from None
+
+
+def _faults(config: list[dict[str, Any]], seed: int) -> Any:
+    from .faults import Faults
+
+    try:
+        return Faults.from_config(config, seed=seed)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config faults: {error}") from None
+
+
+class _Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.active = stream.isatty()
+        self.shown = False
+        self.last = 0.0
+
+    def update(self, what: str, done: int, total: int) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        if done != total and now - self.last < 0.1:
+            return
+        self.last = now
+        self.stream.write(f"\r{PROG}: {what}: {done}/{total}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def fill_mailboxes(server: POP3Server, opts: Options, progress: _Progress) -> None:
+    """Add the mail of ``--load`` and ``--generate`` to the maildrops."""
+    store = server.store
+    for name, path in opts.load:
+        try:
+            messages = load_messages(path)
+        except MailLoadError as error:
+            raise ConfigError(f"--load {name}={path}: {error.expected}") from None
+        except OSError as error:
+            raise ConfigError(f"--load {name}={path}: {error.strerror or error}") from None
+        mailbox = store.add_user(name)
+        total = len(messages)
+        for i, message in enumerate(messages, 1):
+            mailbox.add(message)
+            progress.update(f"loading {path} into {name}", i, total)
+    if opts.generate:
+        from .generate import generate_messages
+
+        locales = [loc.strip() for loc in opts.locale.split(",") if loc.strip()]
+        for name, count in opts.generate:
+            try:
+                mail = generate_messages(count, seed=opts.seed, locale=locales, cache_size=0)
+            except (AttributeError, ValueError) as error:
+                raise ConfigError(f"--locale {opts.locale!r}: {error}") from None
+            mailbox = store.add_user(name)
+            for i in range(count):
+                mailbox.add(mail[i])
+                progress.update(f"generating mail for {name}", i + 1, count)
+    progress.done()
+
+
+# --- files for the CI script --------------------------------------------------------------
+class HistoryFile:
+    """Appends one JSON object a line to a file and flushes it at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}, ensure_ascii=False)
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def command(self, record: CommandRecord) -> None:
+        self.write("command", **record.to_dict())
+
+    def session_end(self, session: SessionRecord) -> None:
+        self.write(
+            "session_end",
+            session=session.id,
+            client=f"{session.client[0]}:{session.client[1]}",
+            user=session.user,
+            tls=session.tls,
+            reason=session.end_reason,
+            commands=len(session.commands),
+            time=session.ended_at,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` so a reader sees the old file, no file, or the whole new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- running ------------------------------------------------------------------------------
+class _App:
+    def __init__(self, opts: Options, server: POP3Server) -> None:
+        self.opts = opts
+        self.server = server
+        self.history: HistoryFile | None = None
+        self.smtp: Any = None
+        self.resets = 0
+        self.ca: Path | None = None
+
+    def ready_data(self) -> dict[str, Any]:
+        server = self.server
+        return {
+            "host": server.host,
+            "port": server.port,
+            "tls_port": server.tls_port,
+            "smtp_port": self.smtp.port if self.smtp is not None else None,
+            "ca": str(self.ca) if self.ca is not None else None,
+            "pid": os.getpid(),
+            "resets": self.resets,
+        }
+
+    def reset(self) -> None:
+        self.server.reset()
+        self.resets += 1
+        if self.history is not None:
+            self.history.write("reset", resets=self.resets, time=time.time())
+        print(f"{PROG}: reset #{self.resets}: every maildrop is back to its start", flush=True)
+        if self.opts.ready_file is not None:
+            write_atomically(self.opts.ready_file, self.ready_data())
+
+    async def serve(self) -> int:
+        opts, server = self.opts, self.server
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        _on_signal(loop, signal.SIGTERM, stop.set)
+        _on_signal(loop, signal.SIGINT, stop.set)
+        if hasattr(signal, "SIGHUP"):
+            _on_signal(loop, signal.SIGHUP, self.reset)
+        if opts.history is not None:
+            self.history = HistoryFile(opts.history)
+            server.history.add_listener(self.history.command)
+            server.history.add_session_listener(self.history.session_end)
+        try:
+            try:
+                await server.start_async()
+            except OSError as error:
+                raise ConfigError(_listen_error(error)) from None
+            try:
+                if opts.smtp_port is not None:
+                    await self._start_smtp()
+                self._write_ca()
+                if self.history is not None:
+                    self.history.write("start", **self.ready_data(), time=time.time())
+                self.banner()  # before the ready file: a reader of it finds the banner too
+                if opts.ready_file is not None:
+                    write_atomically(opts.ready_file, self.ready_data())
+                await stop.wait()
+            finally:
+                if self.smtp is not None:
+                    await self.smtp.stop_async()
+                await server.stop_async()
+                if opts.ready_file is not None:
+                    opts.ready_file.unlink(missing_ok=True)
+                if server.tls is not None:
+                    server.tls.cleanup()
+        finally:
+            if self.history is not None:
+                self.history.write("stop", time=time.time())
+                self.history.close()
+        print(f"{PROG}: stopped", flush=True)
+        return 0
+
+    async def _start_smtp(self) -> None:
+        try:
+            from .smtp import SMTPIntake
+
+            intake = SMTPIntake(self.server, self.opts.smtp_host, self.opts.smtp_port or 0)
+        except RuntimeError as error:  # aiosmtpd is missing
+            raise ConfigError(f"--smtp-port: {error}") from None
+        try:
+            await intake.start_async()
+        except OSError as error:
+            raise ConfigError(_listen_error(error)) from None
+        if self.history is not None:
+            history = self.history
+            intake.add_listener(lambda d: history.write("smtp", **d.to_dict()))
+        self.smtp = intake
+
+    def _write_ca(self) -> None:
+        tls = self.server.tls
+        if tls is None or tls.ca_pem is None:
+            return
+        if self.opts.ca_out is not None:
+            self.ca = tls.write_ca(self.opts.ca_out).resolve()
+        else:
+            self.ca = tls.ca_path.resolve()
+
+    def banner(self) -> None:
+        server, opts = self.server, self.opts
+        tls = ", STLS offered" if server.tls is not None else ""
+        lines = [f"{PROG} {__version__} listening on {server.host}:{server.port} (POP3{tls})"]
+        if server.tls_port is not None:
+            lines.append(f"  implicit TLS on {server.host}:{server.tls_port}")
+        if self.smtp is not None:
+            lines.append(f"  SMTP intake on {self.smtp.host}:{self.smtp.port}")
+        if self.ca is not None:
+            lines.append(f"  CA certificate: {self.ca}")
+        boxes = [f"{m.name} ({_count(len(m))})" for m in server.store]
+        lines.append(f"  users: {', '.join(boxes) if boxes else '(none)'}")
+        if opts.any_login:
+            lines.append("  any user name and password is accepted")
+        if opts.history is not None:
+            lines.append(f"  history: {opts.history}")
+        if opts.ready_file is not None:
+            lines.append(f"  ready file: {opts.ready_file}")
+        lines.append(f"  pid {os.getpid()}: SIGHUP resets the maildrops; SIGTERM or Ctrl-C stops")
+        print("\n".join(lines), flush=True)
+
+
+def _count(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
+
+
+def _listen_error(error: OSError) -> str:
+    """``cannot listen on HOST:PORT: Address already in use``: one line, no asyncio detail."""
+    text = error.strerror or str(error)
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.strerror and cause.errno and cause.errno > 0:
+        text = text.replace(cause.strerror, os.strerror(cause.errno))
+    return text.removeprefix(f"{PROG} ")
+
+
+def _on_signal(
+    loop: asyncio.AbstractEventLoop, sig: signal.Signals, callback: Callable[[], None]
+) -> None:
+    try:
+        loop.add_signal_handler(sig, callback)
+    except NotImplementedError:  # pragma: no cover - Windows: no loop signal handlers
+        signal.signal(sig, lambda *_: loop.call_soon_threadsafe(callback))
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped()
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the standalone server; returns the exit status (0, or 2 for bad options)."""
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if in_main_thread else None
+    try:
+        opts = options_from(argv)
+        server = make_server(opts)
+        if opts.ready_file is not None:
+            opts.ready_file.unlink(missing_ok=True)  # never let a stale one look ready
+        fill_mailboxes(server, opts, _Progress(sys.stderr))
+        return asyncio.run(_App(opts, server).serve())
+    except ConfigError as error:
+        return _fail(str(error))
+    except (_Stopped, KeyboardInterrupt):
+        print(f"{PROG}: stopped before it was ready", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

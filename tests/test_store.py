@@ -1,0 +1,308 @@
+"""Unit tests of the mail store: line ends, stuffing, sizes, TOP, UIDs, thread-safety."""
+
+from __future__ import annotations
+
+import email.message
+import hashlib
+import poplib
+import threading
+from email.mime.text import MIMEText
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fakepop3 import Mailbox, MailStore, Message, POP3Server, UnknownUserError
+from fakepop3.store import dot_stuff, to_crlf
+
+from .conftest import login
+
+
+# --- to_crlf / dot_stuff -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", b""),
+        (b"a", b"a\r\n"),
+        (b"a\n", b"a\r\n"),
+        (b"a\r\n", b"a\r\n"),
+        (b"a\nb\r\nc", b"a\r\nb\r\nc\r\n"),
+        (b"\n\n", b"\r\n\r\n"),
+        (b"a\r\r\n", b"a\r\r\n"),  # CRLF is never turned into CR CR LF
+        (b"a\rb\n", b"a\rb\r\n"),  # a lone CR is data
+        (b"a\r", b"a\r\r\n"),
+        (b"\xff\x00\x80\n", b"\xff\x00\x80\r\n"),
+    ],
+)
+def test_to_crlf(raw: bytes, expected: bytes) -> None:
+    assert to_crlf(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("crlf", "expected"),
+    [
+        (b"", b""),
+        (b".\r\n", b"..\r\n"),
+        (b".a\r\n", b"..a\r\n"),
+        (b"a\r\n.\r\n", b"a\r\n..\r\n"),
+        (b"a\r\n..\r\n.\r\n", b"a\r\n...\r\n..\r\n"),
+        (b"a.b\r\n", b"a.b\r\n"),
+        (b"a\r.b\r\n", b"a\r.b\r\n"),  # after a lone CR is not a line start
+    ],
+)
+def test_dot_stuff(crlf: bytes, expected: bytes) -> None:
+    assert dot_stuff(crlf) == expected
+
+
+def unstuff(wire: bytes) -> bytes:
+    """What a client makes of a stuffed body (RFC 1939 s3)."""
+    lines = wire.split(b"\r\n")
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+@settings(max_examples=60)
+@given(st.binary(max_size=300))
+def test_sizes_line_ends_and_stuffing_hold_for_any_bytes(raw: bytes) -> None:
+    message = Message(raw, "1")
+    crlf = message.crlf
+    assert message.size == len(crlf)
+    assert b"\n" not in crlf.replace(b"\r\n", b"")  # no bare LF is ever sent
+    assert crlf == b"" or crlf.endswith(b"\r\n")
+    assert crlf.replace(b"\r\n", b"\n").rstrip(b"\n") == raw.replace(b"\r\n", b"\n").rstrip(b"\n")
+    wire = message.wire
+    assert unstuff(wire) == crlf
+    assert b"\r\n.\r\n" not in b"\r\n" + wire  # the body never ends the reply early
+
+
+@settings(max_examples=60)
+@given(st.lists(st.sampled_from([b"", b".", b"..", b"a", b".a", b"\xe9"]), max_size=12),
+       st.integers(min_value=0, max_value=15))  # fmt: skip
+def test_top_is_headers_blank_line_and_n_body_lines(body: list[bytes], n: int) -> None:
+    head = b"Subject: x\r\nFrom: y\r\n"
+    raw = head + b"\r\n" + b"".join(line + b"\n" for line in body)
+    message = Message(raw, "1")
+    expected = head + b"\r\n" + b"".join(line + b"\r\n" for line in body[:n])
+    assert unstuff(message.top(n)) == expected
+    assert message.top(n) == dot_stuff(expected)
+
+
+def test_message_views() -> None:
+    message = Message(b"Subject: hi\nTo: a@b\n\nbody\n", "u1")
+    assert message.crlf == b"Subject: hi\r\nTo: a@b\r\n\r\nbody\r\n"
+    assert message.size == len(message.crlf) == 30
+    assert message.headers == b"Subject: hi\r\nTo: a@b\r\n"
+    assert message.as_email()["Subject"] == "hi"
+    assert message.as_email().get_content() == "body\n"
+    assert repr(message) == "<Message uid='u1' size=30>"
+    assert message.raw == b"Subject: hi\nTo: a@b\n\nbody\n"  # stored as given
+
+
+def test_top_beyond_the_body_is_the_whole_message() -> None:
+    message = Message(b"A: b\r\n\r\n1\r\n2\r\n", "1")
+    assert message.top(2) == message.top(99) == message.wire
+
+
+# --- adding messages -----------------------------------------------------------------------------
+def test_messages_accepted_as_bytes_str_and_email_message() -> None:
+    mailbox = MailStore().add_user("alice", "pw")
+    from_bytes = mailbox.add(b"Subject: b\r\n\r\nx\r\n")
+    from_bytearray = mailbox.add(bytearray(b"Subject: ba\r\n\r\nx\r\n"))
+    from_view = mailbox.add(memoryview(b"Subject: mv\r\n\r\nx\r\n"))
+    from_str = mailbox.add("Subject: s\n\nh\u00e9llo \u2603\n")
+    legacy = MIMEText("plain text")
+    legacy["Subject"] = "legacy"
+    modern = email.message.EmailMessage()
+    modern["Subject"] = "modern"
+    modern.set_content("hello\n")
+    from_legacy, from_modern = mailbox.add(legacy), mailbox.add(modern)
+    assert from_bytes.raw == b"Subject: b\r\n\r\nx\r\n"
+    assert from_bytearray.raw == b"Subject: ba\r\n\r\nx\r\n"
+    assert from_view.raw == b"Subject: mv\r\n\r\nx\r\n"
+    assert from_str.raw == "Subject: s\n\nh\u00e9llo \u2603\n".encode()
+    for message in (from_legacy, from_modern):
+        assert b"\n" not in message.raw.replace(b"\r\n", b"")  # serialised with CRLF
+        assert message.crlf.startswith(message.raw) and message.size == len(message.crlf)
+    assert from_legacy.as_email()["Subject"] == "legacy"
+    assert from_modern.as_email().get_content().splitlines() == ["hello"]
+    assert len(mailbox) == 6 and [m.uid for m in mailbox] == mailbox.uids
+
+
+def test_a_message_of_another_mailbox_is_copied_with_a_new_uid() -> None:
+    store = MailStore()
+    original = store.add_user("alice").add(b"Subject: x\r\n\r\n")
+    copy = store.add_user("bob").add(original)
+    assert copy is not original and copy.raw == original.raw
+    store.mailbox("alice").remove(original)
+    assert store.mailbox("bob").messages == [copy]
+
+
+@pytest.mark.parametrize("bad", [42, None, ["Subject: x"], 1.5])
+def test_other_message_types_are_refused_with_a_clear_error(bad: object) -> None:
+    mailbox = MailStore().add_user("alice")
+    with pytest.raises(TypeError, match="must be bytes, str or email.message.Message, not"):
+        mailbox.add(bad)  # type: ignore[arg-type]
+    assert len(mailbox) == 0
+
+
+# --- UIDs ----------------------------------------------------------------------------------------
+def valid_uid(uid: str) -> bool:
+    return 1 <= len(uid) <= 70 and all(0x21 <= ord(c) <= 0x7E for c in uid)
+
+
+def test_generated_uids_are_valid_unique_and_stable() -> None:
+    mailbox = MailStore().add_user("alice")
+    messages = mailbox.extend([b"same"] * 50 + [b"x" * n for n in range(50)] + [b""])
+    uids = [m.uid for m in messages]
+    assert all(valid_uid(u) for u in uids), uids
+    assert len(set(uids)) == len(uids)
+    assert mailbox.uids == uids
+    assert [m.uid for m in mailbox.messages] == uids
+
+
+def test_uids_are_never_reused() -> None:
+    mailbox = MailStore().add_user("alice")
+    seen = {m.uid for m in mailbox.extend([b"a", b"b", b"c"])}
+    mailbox.remove(mailbox[0])
+    mailbox.remove(mailbox.uids[0])
+    mailbox.commit_deletions([mailbox[0]])
+    assert len(mailbox) == 0
+    seen |= {m.uid for m in mailbox.extend([b"a", b"b", b"c"])}
+    mailbox.clear()
+    seen |= {m.uid for m in mailbox.extend([b"a", b"b", b"c"])}
+    mailbox.reset()  # back to the (empty) initial content
+    seen |= {m.uid for m in mailbox.extend([b"a", b"b", b"c"])}
+    assert len(seen) == 12
+
+
+def test_generated_uid_never_repeats_an_explicit_one() -> None:
+    mailbox = MailStore().add_user("alice")
+    raw = b"Subject: twice\r\n\r\n"
+    lookalike = "1." + hashlib.sha1(raw).hexdigest()[:12]  # the form a generated UID takes
+    mailbox.add(raw, uid=lookalike)
+    mailbox.add(raw)
+    mailbox.add(raw)
+    assert len(set(mailbox.uids)) == 3, mailbox.uids
+
+
+def test_explicit_uids() -> None:
+    mailbox = MailStore().add_user("alice")
+    assert mailbox.add(b"a", uid="!").uid == "!"
+    assert mailbox.add(b"b", uid="~" * 70).uid == "~" * 70
+    for bad in ("", "x" * 71, "has space", "tab\t", "caf\u00e9", "del\x7f"):
+        with pytest.raises(ValueError, match="1 to 70 characters in 0x21-0x7E"):
+            mailbox.add(b"c", uid=bad)
+    with pytest.raises(ValueError, match="already has a message with UID '!'"):
+        mailbox.add(b"d", uid="!")
+    assert mailbox.uids == ["!", "~" * 70]
+
+
+# --- mailboxes and the store ---------------------------------------------------------------------
+def test_store_users() -> None:
+    store = MailStore()
+    alice = store.add_user("alice", "one", messages=[b"m1"])
+    assert store.add_user("alice", "two", messages=[b"m2"]) is alice
+    assert alice.password == "two" and len(alice) == 2
+    assert store.add_user("alice").password == "two"  # no password given: kept
+    assert store["alice"] is store.mailbox("alice") is store.get("alice") is alice
+    assert "alice" in store and "bob" not in store and store.get("bob") is None
+    assert store.users == ["alice"] and len(store) == 1 and list(store) == [alice]
+
+
+def test_unknown_user_error_says_who_exists() -> None:
+    store = MailStore()
+    store.add_user("alice")
+    with pytest.raises(UnknownUserError, match=r"no user 'bob' in the store \(users: alice\)"):
+        store.mailbox("bob")
+    with pytest.raises(KeyError):  # still a KeyError for callers that expect one
+        store["bob"]
+
+
+@pytest.mark.parametrize("name", ["", "a\r\nb", "a\nb", "nul\0"])
+def test_bad_user_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="without CR, LF or NUL"):
+        MailStore().add_user(name)
+
+
+def test_remove_unknown_message() -> None:
+    mailbox = MailStore().add_user("alice")
+    mailbox.add(b"x")
+    with pytest.raises(KeyError, match="has no message with UID 'nope'"):
+        mailbox.remove("nope")
+    assert len(mailbox) == 1
+
+
+def test_snapshot_initial_and_reset() -> None:
+    store = MailStore()
+    alice = store.add_user("alice", messages=[b"a", b"b"])
+    first = alice.messages
+    store.snapshot_initial()
+    alice.add(b"c")
+    alice.remove(first[0])
+    store.reset()
+    assert alice.messages == first
+
+
+def test_lock_is_exclusive_and_released_only_by_its_holder() -> None:
+    mailbox = Mailbox("alice")
+    mailbox.add(b"a")
+    one, two = object(), object()
+    snapshot = mailbox.acquire(one)
+    assert snapshot is not None and len(snapshot) == 1 and mailbox.locked
+    assert mailbox.acquire(two) is None
+    mailbox.release(two)
+    assert mailbox.locked
+    mailbox.release(one)
+    assert not mailbox.locked and mailbox.acquire(two) is not None
+
+
+def test_commit_deletions_keeps_mail_added_meanwhile() -> None:
+    mailbox = Mailbox("alice")
+    a, b = mailbox.add(b"a"), mailbox.add(b"b")
+    snapshot = mailbox.acquire(object())
+    assert snapshot == (a, b)
+    c = mailbox.add(b"c")
+    mailbox.commit_deletions([a, b])
+    assert mailbox.messages == [c]
+
+
+def test_messages_returns_a_copy() -> None:
+    mailbox = Mailbox("alice")
+    mailbox.add(b"a")
+    mailbox.messages.clear()
+    assert len(mailbox) == 1
+
+
+# --- thread-safety with a running server --------------------------------------------------------
+def test_adding_from_many_threads_while_the_server_serves() -> None:
+    with POP3Server(users={"alice": "secret"}) as server:
+        mailbox = server.mailbox("alice")
+        start = threading.Barrier(5)
+
+        def writer(n: int) -> None:  # an exception here fails the test (filterwarnings = error)
+            start.wait()
+            for i in range(200):
+                mailbox.add(f"Subject: {n}-{i}\n\nbody\n")
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        counts = []
+        for _ in range(10):  # log in over and over while the writers run
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            login(client)
+            count, size = client.stat()
+            assert len(client.uidl()[1]) == count
+            assert size == sum(int(line.split()[1]) for line in client.list()[1])
+            counts.append(count)
+            client.quit()
+        for thread in threads:
+            thread.join()
+        assert counts == sorted(counts)  # each login sees at least what the one before saw
+        assert len(mailbox) == 800
+        assert len(set(mailbox.uids)) == 800
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        assert client.stat()[0] == 800
+        client.quit()
+    server.raise_errors()

@@ -1,0 +1,289 @@
+"""The command history: records, queries, assertion helpers and their failure messages, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+from fakepop3 import CommandRecord, History, POP3Server, SessionRecord
+
+from .conftest import USERS
+
+
+def record(
+    history: History,
+    session: SessionRecord,
+    line: str,
+    reply: str = "+OK",
+    *,
+    user: str | None = "alice",
+    tls: bool = False,
+) -> CommandRecord:
+    command, *args = line.split(" ")
+    rec = CommandRecord(
+        session_id=session.id,
+        client=session.client,
+        user=user,
+        command=command,
+        args=tuple(args),
+        reply=reply,
+        tls=tls,
+        received_at=0.0,
+    )
+    history.record(session, rec)
+    return rec
+
+
+@pytest.fixture
+def history() -> History:
+    """Two sessions: alice read and deleted messages 1 and 2; bob listed and quit."""
+    history = History()
+    alice = history.open_session(1, ("127.0.0.1", 50001), False)
+    record(history, alice, "USER alice", user=None)
+    record(history, alice, "PASS ***")
+    for line in ("STAT", "RETR 1", "DELE 1", "RETR 2", "DELE 2"):
+        record(history, alice, line)
+    record(history, alice, "RETR 3", "-ERR There's no message 3.")
+    record(history, alice, "QUIT", "+OK Logging out.")
+    history.close_session(alice, "quit")
+    bob = history.open_session(2, ("127.0.0.1", 50002), True)
+    record(history, bob, "USER bob", user=None, tls=True)
+    record(history, bob, "PASS ***", user="bob", tls=True)
+    record(history, bob, "LIST", user="bob", tls=True)
+    history.close_session(bob, "drop")
+    return history
+
+
+# --- queries -------------------------------------------------------------------------------------
+def test_filter_by_every_criterion(history: History) -> None:
+    assert [c.line for c in history.filter("retr")] == ["RETR 1", "RETR 2", "RETR 3"]
+    assert [c.line for c in history.filter("RETR", "2")] == ["RETR 2"]
+    assert [c.line for c in history.filter(user="bob")] == ["PASS ***", "LIST"]
+    assert [c.line for c in history.filter(session=2)] == ["USER bob", "PASS ***", "LIST"]
+    assert [c.line for c in history.filter(ok=False)] == ["RETR 3"]
+    assert [c.line for c in history.filter(tls=True, user="bob")] == ["PASS ***", "LIST"]
+    assert history.count("DELE") == 2
+    assert history.count("PASS", user="alice") == 1
+    assert len(history) == 12 and len(list(history)) == 12
+
+
+def test_in_checks_a_command_line(history: History) -> None:
+    assert "RETR 1" in history
+    assert "retr 2" in history
+    assert "RETR 4" not in history
+    assert history.commands[0] in history
+    assert 42 not in history
+
+
+def test_command_lines_and_sessions(history: History) -> None:
+    assert history.command_lines(session=2) == ["USER bob", "PASS ***", "LIST"]
+    alice, bob = history.sessions
+    assert (alice.end_reason, bob.end_reason) == ("quit", "drop")
+    assert alice.ended and bob.tls and not alice.tls
+    assert history.ended_sessions == 2
+
+
+def test_records_render_readably(history: History) -> None:
+    rec = history.filter("RETR", "3")[0]
+    assert str(rec) == "#1 alice: RETR 3 -> -ERR There's no message 3."
+    assert not rec.ok
+    assert str(history.filter("LIST")[0]) == "#2 bob [TLS]: LIST -> +OK"
+    transcript = history.transcript()
+    assert "session #1 from 127.0.0.1:50001 (ended by quit)" in transcript
+    assert "  C: RETR 3\n  S: -ERR There's no message 3." in transcript
+    assert "  C: LIST [TLS]\n  S: +OK" in transcript
+    assert History().transcript() == "(no POP3 sessions)"
+
+
+def test_jsonl_export(history: History) -> None:
+    rows = [json.loads(line) for line in history.to_jsonl().splitlines()]
+    assert len(rows) == 12
+    assert rows[7] == {
+        "session": 1,
+        "client": "127.0.0.1:50001",
+        "user": "alice",
+        "command": "RETR",
+        "args": ["3"],
+        "reply": "-ERR There's no message 3.",
+        "ok": False,
+        "tls": False,
+        "time": 0.0,
+        "fault": None,
+    }
+
+
+# --- assertions ----------------------------------------------------------------------------------
+def test_assert_sent_passes_and_returns_the_records(history: History) -> None:
+    found = history.assert_sent("RETR", "2", user="alice", times=1)
+    assert [c.line for c in found] == ["RETR 2"]
+    assert len(history.assert_sent("dele")) == 2
+    assert history.assert_sent("NOOP", times=0) == []
+
+
+def test_assert_sent_failure_lists_the_most_similar_commands(history: History) -> None:
+    with pytest.raises(AssertionError) as info:
+        history.assert_sent("RETR", "4", user="alice")
+    text = str(info.value)
+    assert text.startswith(
+        "expected 'RETR 4' to be sent at least once by user 'alice', but it was sent 0 time(s)."
+    )
+    similar = text.split("Most similar commands sent:\n", 1)[1].splitlines()
+    assert similar[:3] == [
+        "  #1 alice: RETR 1 -> +OK",
+        "  #1 alice: RETR 2 -> +OK",
+        "  #1 alice: RETR 3 -> -ERR There's no message 3.",
+    ]
+    assert "All commands: 12." in text
+
+
+def test_assert_sent_failure_on_a_wrong_count(history: History) -> None:
+    with pytest.raises(
+        AssertionError, match=r"expected 'DELE' to be sent 1 time\(s\), but it was sent 2"
+    ):
+        history.assert_sent("DELE", times=1)
+    with pytest.raises(AssertionError, match="by user 'bob', but it was sent 0 time"):
+        history.assert_sent("RETR", "1", user="bob")
+
+
+def test_assert_sent_on_an_empty_history() -> None:
+    with pytest.raises(AssertionError, match="No commands were recorded at all."):
+        History().assert_sent("STAT")
+
+
+def test_assert_not_sent(history: History) -> None:
+    history.assert_not_sent("RSET")
+    history.assert_not_sent("RETR", "4")
+    history.assert_not_sent("LIST", user="alice")
+    with pytest.raises(AssertionError) as info:
+        history.assert_not_sent("retr")
+    assert str(info.value) == (
+        "expected 'RETR' never to be sent, but got:\n"
+        "  #1 alice: RETR 1 -> +OK\n"
+        "  #1 alice: RETR 2 -> +OK\n"
+        "  #1 alice: RETR 3 -> -ERR There's no message 3."
+    )
+
+
+def test_assert_sequence(history: History) -> None:
+    history.assert_sequence("USER alice", "PASS ***", "RETR 1", "DELE 1", "QUIT")
+    history.assert_sequence("retr 1", "dele 2")  # gaps allowed, keyword case-insensitive
+    history.assert_sequence("USER bob", "LIST", session=2)
+    history.assert_sequence("RETR 1", "DELE 1", user="alice")
+    with pytest.raises(AssertionError) as info:
+        history.assert_sequence("DELE 2", "RETR 1", user="alice")
+    text = str(info.value)
+    assert "'RETR 1' was not found after ['DELE 2']" in text
+    assert "Sent:\n  PASS ***\n  STAT\n  RETR 1\n" in text
+    with pytest.raises(AssertionError, match=r"Sent:\n  \(nothing\)"):
+        History().assert_sequence("STAT")
+
+
+def test_clear_forgets_records_but_not_the_count_of_ended_sessions(history: History) -> None:
+    history.clear()
+    assert history.commands == [] and history.sessions == [] and len(history) == 0
+    assert history.ended_sessions == 2
+    history.assert_not_sent("RETR")
+    history.wait_for_sessions(2, timeout=0)
+
+
+def test_listeners_see_commands_and_session_ends() -> None:
+    history = History()
+    commands: list[str] = []
+    ended: list[str | None] = []
+    history.add_listener(lambda c: commands.append(c.line))
+    history.add_session_listener(lambda s: ended.append(s.end_reason))
+    session = history.open_session(7, ("127.0.0.1", 1), False)
+    record(history, session, "NOOP")
+    history.close_session(session, "timeout")
+    history.close_session(session, "drop")  # a second end is ignored
+    assert commands == ["NOOP"] and ended == ["timeout"]
+    assert session.end_reason == "timeout" and history.ended_sessions == 1
+
+
+def test_a_disabled_history_records_nothing_but_counts_endings() -> None:
+    history = History(enabled=False)
+    session = history.open_session(1, ("127.0.0.1", 1), False)
+    record(history, session, "STAT")
+    history.close_session(session, "quit")
+    assert history.commands == [] and history.sessions == []
+    assert history.ended_sessions == 1
+
+
+# --- waiting ---------------------------------------------------------------------------------------
+def test_wait_for_sessions_from_another_thread() -> None:
+    history = History()
+    sessions = [history.open_session(i, ("127.0.0.1", i), False) for i in range(3)]
+    started = threading.Event()
+
+    def end_all() -> None:
+        started.wait()
+        for session in sessions:
+            history.close_session(session, "quit")
+
+    thread = threading.Thread(target=end_all)
+    thread.start()
+    started.set()
+    history.wait_for_sessions(3)
+    thread.join()
+    assert all(s.ended for s in sessions)
+    with pytest.raises(TimeoutError, match=r"waited 0.01s for 4 POP3 session\(s\) to end; 3 ended"):
+        history.wait_for_sessions(4, timeout=0.01)
+
+
+@pytest.mark.asyncio
+async def test_wait_for_sessions_async_from_another_thread() -> None:
+    history = History()
+    sessions = [history.open_session(i, ("127.0.0.1", i), False) for i in range(2)]
+    waiter = asyncio.ensure_future(history.wait_for_sessions_async(2))
+    await asyncio.to_thread(history.close_session, sessions[0], "quit")
+    assert not waiter.done()
+    await asyncio.to_thread(history.close_session, sessions[1], "drop")
+    await asyncio.wait_for(waiter, 5)
+    await history.wait_for_sessions_async(1)  # already reached
+
+
+def test_a_cancelled_async_wait_does_not_break_later_session_ends() -> None:
+    """A test that gave up waiting (and closed its loop) must not break the next test's server."""
+    ended: list[SessionRecord] = []
+    with POP3Server(users=USERS, on_session_end=ended.append) as server:
+
+        async def give_up() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_for_sessions_async(1), 0.01)
+
+        asyncio.run(give_up())  # this loop is closed now
+        server.client("alice").quit()
+        server.wait_for_sessions(1)
+        assert [s.end_reason for s in ended] == ["quit"]
+    server.raise_errors()
+
+
+# --- on a real server --------------------------------------------------------------------------------
+def test_clear_between_tests_on_one_server(thread_server: POP3Server) -> None:
+    thread_server.client("alice").quit()
+    thread_server.wait_for_sessions(1)
+    thread_server.history.assert_sent("QUIT", user="alice", times=1)
+    thread_server.history.clear()
+    thread_server.history.assert_not_sent("QUIT")
+    thread_server.client("bob").quit()
+    thread_server.wait_for_sessions(2)  # the count goes on across clear()
+    assert thread_server.history.command_lines() == ["USER bob", "PASS ***", "QUIT"]
+    assert [s.user for s in thread_server.history.sessions] == ["bob"]
+
+
+def test_server_reset_restores_mail_and_clears_history() -> None:
+    server = POP3Server(users=USERS)
+    server.mailbox("alice").add(b"Subject: kept\r\n\r\n")
+    with server:
+        client = server.client("alice")
+        client.dele(1)
+        client.quit()
+        server.wait_for_sessions(1)
+        assert len(server.mailbox("alice")) == 0
+        server.reset()
+        assert len(server.mailbox("alice")) == 1
+        assert len(server.history) == 0
+    server.raise_errors()

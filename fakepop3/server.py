@@ -22,8 +22,9 @@ from types import TracebackType
 from typing import Any
 
 from . import history as _history
+from .faults import Faults
 from .history import History, SessionRecord
-from .protocol import Action, Close, FaultHook, Pause, Send, Session, Settings, StartTLS, Throttle
+from .protocol import Action, Close, Pause, Send, Session, Settings, StartTLS, Throttle
 from .store import Mailbox, MailStore, MessageInput
 from .tls import TLSCertificates
 
@@ -55,6 +56,7 @@ class _Connection(asyncio.Protocol):
         "drained",
         "implicit_tls",
         "last_activity",
+        "line_timer",
         "loop",
         "out",
         "paused_writing",
@@ -75,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.paused_writing = False
         self.timer: asyncio.TimerHandle | None = None
+        self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         self.out: collections.deque[memoryview] = collections.deque()
         self.throttle: float | None = None
@@ -114,6 +117,15 @@ class _Connection(asyncio.Protocol):
             return
         self.last_activity = self.loop.time()
         session.receive_data(data)
+        limit = self.server.command_timeout
+        if limit is not None:
+            # The idle timer restarts on any byte, so a client sending one byte a second would
+            # hold the connection for ever: a command line must also end within the limit.
+            if self.line_timer is not None and b"\n" in data:
+                self.line_timer.cancel()
+                self.line_timer = None
+            if self.line_timer is None and session.has_partial_line():
+                self.line_timer = self.loop.call_later(limit, self._check_line)
         if not self.busy:
             self._guard(self._process)
 
@@ -124,6 +136,8 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         if self.timer is not None:
             self.timer.cancel()
+        if self.line_timer is not None:
+            self.line_timer.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.drained is not None and not self.drained.done():
@@ -165,7 +179,7 @@ class _Connection(asyncio.Protocol):
         for i, action in enumerate(actions):
             if isinstance(action, Send) and self.throttle is None:
                 self._write(action.buffers)
-                if self.out:
+                if self.out or self.paused_writing:
                     self._go_async(actions[i + 1 :])
                     return
             elif isinstance(action, Close):
@@ -237,8 +251,12 @@ class _Connection(asyncio.Protocol):
             transport.write(self.out.popleft())
 
     async def _flush(self) -> None:
-        """Wait until the queued output has been handed to the transport."""
-        while self.out and not self.closing:
+        """Wait until the queued output has been handed to the transport and it can take more.
+
+        Waiting while the transport is paused also bounds a pipelining client that never
+        reads: no further command is handled until its replies drain below HIGH_WATER.
+        """
+        while (self.out or self.paused_writing) and not self.closing:
             if self.paused_writing:
                 self.drained = self.loop.create_future()
                 await self.drained
@@ -272,7 +290,11 @@ class _Connection(asyncio.Protocol):
         assert tls is not None and self.transport is not None and self.session is not None
         await self._flush()
         new = await self.loop.start_tls(
-            self.transport, self, tls.server_context, server_side=True, ssl_handshake_timeout=30
+            self.transport,
+            self,
+            tls.server_context,
+            server_side=True,
+            ssl_handshake_timeout=self.server._handshake_timeout(),
         )
         if new is None:  # pragma: no cover - the connection went away during the handshake
             self._abort()
@@ -291,6 +313,17 @@ class _Connection(asyncio.Protocol):
             self._abort(reason=_history.TIMEOUT)
         else:
             self.timer = self.loop.call_later(timeout - idle, self._check_idle)
+
+    def _check_line(self) -> None:
+        self.line_timer = None
+        limit = self.server.command_timeout
+        if self.closing or limit is None or self.session is None:
+            return
+        if self.busy:  # still answering an earlier command: the client may be reading it
+            self.line_timer = self.loop.call_later(limit, self._check_line)
+        elif self.session.has_partial_line():
+            text = f"-ERR Command line not finished within {limit:g} seconds; closing.\r\n"
+            self._abort(text.encode(), _history.TIMEOUT)
 
     def _close(self, reason: str) -> None:
         self.close_reason = reason
@@ -341,8 +374,9 @@ class POP3Server:
         store: MailStore | None = None,
         history: bool | History = True,
         timeout: float | None = 600.0,
+        command_timeout: float | None = 60.0,
         on_session_end: Callable[[SessionRecord], None] | None = None,
-        faults: FaultHook | None = None,
+        faults: Faults | None = None,
         disable: Iterable[str] = (),
         mechanisms: Iterable[str] | None = None,
         require_tls: bool = False,
@@ -360,6 +394,11 @@ class POP3Server:
         if timeout is not None and timeout <= 0:
             raise ValueError(
                 f"timeout must be a positive number of seconds or None, not {timeout!r}"
+            )
+        if command_timeout is not None and command_timeout <= 0:
+            raise ValueError(
+                "command_timeout must be a positive number of seconds or None, "
+                f"not {command_timeout!r}"
             )
         if max_connections is not None and max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
@@ -379,6 +418,9 @@ class POP3Server:
         if on_session_end is not None:
             self.history.add_session_listener(on_session_end)
         self.timeout = timeout
+        #: Seconds a client may take to finish a command line it started (slowloris guard),
+        #: and at most the time a TLS handshake may take; None: no limit but the idle timeout.
+        self.command_timeout = command_timeout
         self.max_connections = max_connections
         if tls is True or (tls_port is not None and tls is False):
             self.tls: TLSCertificates | None = TLSCertificates.generate()
@@ -401,11 +443,7 @@ class POP3Server:
                 max_bad_commands=max_bad_commands,
             )
         self.settings = settings
-        if faults is None:
-            from .faults import Faults
-
-            faults = Faults()
-        self.faults = faults
+        self.faults = faults if faults is not None else Faults()
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
         self._servers: list[asyncio.AbstractServer] = []
@@ -459,7 +497,7 @@ class POP3Server:
                     self.host,
                     self.tls_port,
                     ssl=self.tls.server_context,
-                    ssl_handshake_timeout=30,
+                    ssl_handshake_timeout=self._handshake_timeout(),
                 )
                 self._servers.append(secure)
                 self.tls_port = secure.sockets[0].getsockname()[1]
@@ -608,6 +646,12 @@ class POP3Server:
             raise ServerError(
                 f"{len(self.errors)} error(s) inside the POP3 server; the first:\n{text}"
             ) from first
+
+    def _handshake_timeout(self) -> float:
+        """Seconds a TLS handshake may take: 30, or less when ``command_timeout`` is shorter."""
+        if self.command_timeout is None:
+            return 30.0
+        return min(30.0, self.command_timeout)
 
     def _report(self, error: BaseException) -> None:
         self.errors.append(error)

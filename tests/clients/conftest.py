@@ -189,25 +189,43 @@ def start_server() -> Iterator[StartServer]:
 
 
 # --- golden command sequences ------------------------------------------------------------
-def command_sequence(server: POP3Server) -> str:
-    """The command lines each session sent, numbered from 1, with ``<TLS>`` where TLS began."""
-    settle(server)
+#: One session for :func:`format_sessions`: how it ended, and (command line, under TLS) pairs.
+SessionLines = tuple[str | None, list[tuple[str, bool]]]
+
+
+def format_sessions(sessions: Sequence[SessionLines]) -> str:
+    """Sessions as golden text: numbered from 1, one command a line, ``<TLS>`` where TLS began."""
     blocks = []
-    for number, session in enumerate(server.history.sessions, 1):
-        lines = [f"session {number} (ended by {session.end_reason})"]
+    for number, (end_reason, commands) in enumerate(sessions, 1):
+        lines = [f"session {number} (ended by {end_reason})"]
         tls = False
-        if session.commands and session.commands[0].tls:
-            lines.append("  <TLS>")  # implicit TLS: the whole session is encrypted
-            tls = True
-        for record, line in zip(
-            session.commands, server.history.command_lines(session=session.id), strict=True
-        ):
-            if record.tls and not tls:
-                lines.append("  <TLS>")
+        for line, under_tls in commands:
+            if under_tls and not tls:
+                lines.append("  <TLS>")  # first under TLS: after STLS, or the whole session
                 tls = True
             lines.append(f"  {line}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def command_sequence(server: POP3Server) -> str:
+    """What the clients sent to ``server``, from ``server.history.command_lines()``."""
+    settle(server)
+    return format_sessions(
+        [
+            (
+                session.end_reason,
+                list(
+                    zip(
+                        server.history.command_lines(session=session.id),
+                        [c.tls for c in session.commands],
+                        strict=True,
+                    )
+                ),
+            )
+            for session in server.history.sessions
+        ]
+    )
 
 
 class Golden:
@@ -221,7 +239,10 @@ class Golden:
         ``title`` describes the scenario; it is written at the top of the file as comments
         (comment lines are not compared).
         """
-        actual = command_sequence(server)
+        self.check_text(name, command_sequence(server), title)
+
+    def check_text(self, name: str, actual: str, title: str) -> None:
+        """Compare a sequence made by :func:`format_sessions` with the golden file ``name``."""
         path = GOLDEN_DIR / f"{name}.txt"
         if self.update:
             GOLDEN_DIR.mkdir(exist_ok=True)

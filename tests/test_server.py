@@ -368,6 +368,19 @@ def test_pipelined_commands_in_one_packet_are_answered_in_order(
         assert client.read_to_eof() == b""
 
 
+def test_a_flood_of_pipelined_commands_is_answered_in_order(thread_server: POP3Server) -> None:
+    thread_server.mailbox("alice").extend([HELLO] * 300)
+    listing = b"".join(f"{n} {len(HELLO)}\r\n".encode() for n in range(1, 301)) + b".\r\n"
+    with RawClient(thread_server.host, thread_server.port) as client:
+        client.login()
+        # ~1.5 MB of replies for 12 KB of commands, sent before reading any reply
+        client.send(b"".join(f"LIST\r\nLIST {n}\r\n".encode() for n in range(1, 301)))
+        for n in range(1, 301):
+            assert client.read_multiline() == (b"+OK 300 messages:\r\n", listing)
+            assert client.read_line() == f"+OK {n} {len(HELLO)}\r\n".encode()
+        assert client.command(b"QUIT") == b"+OK Logging out.\r\n"
+
+
 def test_overlong_line_then_a_valid_command(thread_server: POP3Server) -> None:
     with RawClient(thread_server.host, thread_server.port) as client:
         client.login()
@@ -606,6 +619,10 @@ def test_history_of_a_session_over_the_wire(thread_server: POP3Server) -> None:
         ("QUIT", "alice", "+OK Logging out."),
     ]
     assert all(c.client == session.client and c.session_id == session.id for c in session.commands)
+    times = [c.received_at for c in session.commands]
+    assert (
+        session.started_at <= times[0] and times == sorted(times) and times[-1] <= session.ended_at
+    )
     assert "nope" not in thread_server.history.to_jsonl() + thread_server.history.transcript()
 
 

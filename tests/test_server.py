@@ -381,6 +381,24 @@ def test_a_flood_of_pipelined_commands_is_answered_in_order(thread_server: POP3S
         assert client.command(b"QUIT") == b"+OK Logging out.\r\n"
 
 
+def test_pipelined_batch_then_half_close_still_runs_quit(
+    thread_server: POP3Server, big_message: bytes
+) -> None:
+    """Like ``printf 'USER ...QUIT' | nc -N``: the client shuts its side after sending."""
+    inbox = thread_server.mailbox("alice")
+    inbox.extend([big_message, HELLO])
+    with RawClient(thread_server.host, thread_server.port) as client:
+        client.send(b"USER alice\r\nPASS secret\r\nRETR 1\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n")
+        client.sock.shutdown(socket.SHUT_WR)
+        rest = client.read_to_eof()
+    assert rest.endswith(
+        b"\r\n.\r\n" + b"+OK Marked to be deleted.\r\n" * 2 + b"+OK Logging out.\r\n"
+    )
+    thread_server.wait_for_sessions(1)
+    assert thread_server.history.sessions[0].end_reason == "quit"
+    assert len(inbox) == 0
+
+
 def test_overlong_line_then_a_valid_command(thread_server: POP3Server) -> None:
     with RawClient(thread_server.host, thread_server.port) as client:
         client.login()

@@ -3,19 +3,25 @@
 The public API is re-exported here; see the README for a tour.
 """
 
+from .faults import FaultConfigError, FaultRule, Faults
 from .history import CommandRecord, History, SessionRecord
 from .protocol import Session, Settings, State
 from .server import POP3Server, ServerError
+from .smtp import SMTPIntake
 from .store import Mailbox, MailStore, Message, UnknownUserError
 from .tls import TLSCertificates
 
 __all__ = [
     "CommandRecord",
+    "FaultConfigError",
+    "FaultRule",
+    "Faults",
     "History",
     "MailStore",
     "Mailbox",
     "Message",
     "POP3Server",
+    "SMTPIntake",
     "ServerError",
     "Session",
     "SessionRecord",

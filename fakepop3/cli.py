@@ -34,7 +34,7 @@ from .config import (
     parse_user,
 )
 from .history import CommandRecord, SessionRecord
-from .loaders import MailLoadError, load_messages
+from .loaders import MailLoadError
 from .server import POP3Server
 from .tls import TLSCertificates
 
@@ -240,16 +240,12 @@ class _Progress:
         self.stream = stream
         self.active = stream.isatty()
         self.shown = False
-        self.last = 0.0
 
-    def update(self, what: str, done: int, total: int) -> None:
+    def step(self, text: str) -> None:
+        """Show what is being done now (replacing the previous step)."""
         if not self.active:
             return
-        now = time.monotonic()
-        if done != total and now - self.last < 0.1:
-            return
-        self.last = now
-        self.stream.write(f"\r{PROG}: {what}: {done}/{total}\x1b[K")
+        self.stream.write(f"\r{PROG}: preparing: {text}...\x1b[K")
         self.stream.flush()
         self.shown = True
 
@@ -261,34 +257,32 @@ class _Progress:
 
 
 def fill_mailboxes(server: POP3Server, opts: Options, progress: _Progress) -> None:
-    """Add the mail of ``--load`` and ``--generate`` to the maildrops."""
-    store = server.store
-    for name, path in opts.load:
-        try:
-            messages = load_messages(path)
-        except MailLoadError as error:
-            raise ConfigError(f"--load {name}={path}: {error.expected}") from None
-        except OSError as error:
-            raise ConfigError(f"--load {name}={path}: {error.strerror or error}") from None
-        mailbox = store.add_user(name)
-        total = len(messages)
-        for i, message in enumerate(messages, 1):
-            mailbox.add(message)
-            progress.update(f"loading {path} into {name}", i, total)
-    if opts.generate:
-        from .generate import generate_messages
+    """Add the mail of ``--load`` and ``--generate`` to the maildrops.
 
-        locales = [loc.strip() for loc in opts.locale.split(",") if loc.strip()]
-        for name, count in opts.generate:
+    Generated mail is what ``Mailbox.generate(COUNT, seed=SEED, locale=LOCALE)`` adds
+    in Python (lazily: sizes now, bytes on first RETR), so a test in any language
+    can rely on the same messages for the same seed.
+    """
+    store = server.store
+    try:
+        for i, (name, path) in enumerate(opts.load, 1):
+            progress.step(f"loading {path} into {name} ({i}/{len(opts.load)})")
             try:
-                mail = generate_messages(count, seed=opts.seed, locale=locales, cache_size=0)
+                store.add_user(name).load(path)
+            except MailLoadError as error:
+                raise ConfigError(f"--load {name}={path}: {error.expected}") from None
+            except OSError as error:
+                raise ConfigError(f"--load {name}={path}: {error.strerror or error}") from None
+        locales = [loc.strip() for loc in opts.locale.split(",") if loc.strip()]
+        locale: str | list[str] = locales[0] if len(locales) == 1 else locales
+        for i, (name, count) in enumerate(opts.generate, 1):
+            progress.step(f"generating {count} messages for {name} ({i}/{len(opts.generate)})")
+            try:
+                store.add_user(name).generate(count, seed=opts.seed, locale=locale)
             except (AttributeError, ValueError) as error:
                 raise ConfigError(f"--locale {opts.locale!r}: {error}") from None
-            mailbox = store.add_user(name)
-            for i in range(count):
-                mailbox.add(mail[i])
-                progress.update(f"generating mail for {name}", i + 1, count)
-    progress.done()
+    finally:
+        progress.done()
 
 
 # --- files for the CI script --------------------------------------------------------------

@@ -753,8 +753,8 @@ def test_progress_shows_only_on_a_terminal(tmp_path: Path, tty: bool) -> None:
     assert len(server.mailbox("alice")) == 5
     shown = stream.getvalue()
     if tty:
-        assert "generating mail for alice: 3/3" in shown
-        assert f"loading {mbox} into alice: 2/2" in shown
+        assert f"loading {mbox} into alice (1/1)" in shown
+        assert "generating 3 messages for alice (1/1)" in shown
         assert shown.endswith("\r\x1b[K"), "the progress line is cleared at the end"
     else:
         assert shown == ""

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--smtp-port", metavar="PORT", help="SMTP intake port (0: free; needs aiosmtpd)"
     )
+    net.add_argument("--smtp-host", metavar="HOST", help="SMTP intake address (default: --host)")
     users = p.add_argument_group("users and mail")
     users.add_argument(
         "--user",
@@ -152,10 +153,13 @@ def options_from(argv: Sequence[str] | None) -> Options:
     if args.config is not None:
         opts.apply(load_config(args.config))
     flags: dict[str, Any] = {}
-    for name in ("host", "cert", "key", "ca_out", "history", "ready_file", "tls", "any_login"):
+    for name in ("host", "smtp_host", "cert", "key", "ca_out", "history", "ready_file"):
         value = getattr(args, name)
         if value is not None:
             flags[name] = value
+    for name in ("tls", "any_login"):
+        if getattr(args, name) is not None:
+            flags[name] = getattr(args, name)
     if args.port is not None:
         flags["port"] = parse_port(args.port, "--port")
     if args.tls_port is not None:

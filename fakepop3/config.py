@@ -29,9 +29,12 @@ A config file says the same as the flags, plus faults and capabilities::
     [generate]
     alice = 50
 
-    [[faults]]                  # passed to fakepop3.faults.Faults.from_config
+    [[faults]]                  # rules of fakepop3.faults.Faults.from_config
     command = "RETR"
-    reply = "-ERR [SYS/TEMP] try again"
+    nth = 2
+    action = "error"
+    text = "Try again later"
+    code = "SYS/TEMP"
 """
 
 from __future__ import annotations

@@ -814,3 +814,26 @@ def test_user_story_2_ci_job_with_resets_between_test_cases(
         assert retrieved == deleted == [[str(n)] for n in range(1, 51)]
         assert case[-1]["command"] == "QUIT" and case[-1]["user"] == "importer"
     assert lines[-1]["event"] == "stop"
+
+
+def test_the_config_example_in_the_docs_is_valid(tmp_path: Path) -> None:
+    """The TOML example in ``fakepop3.config``'s docstring is accepted as it is written."""
+    import fakepop3.config
+    from fakepop3.cli import make_server
+    from fakepop3.config import load_config
+
+    doc = fakepop3.config.__doc__
+    assert doc is not None
+    block = doc[doc.index("    host =") :].split('\n"""')[0]
+    config = tmp_path / "fakepop3.toml"
+    config.write_text("\n".join(line[4:] for line in block.splitlines()), "utf-8")
+    values = load_config(config)
+    assert values["port"] == 1110 and values["users"] == {"alice": "secret"}
+    assert values["load"] == [("alice", tmp_path / "fixtures/alice.mbox")]
+    assert values["history"] == str(tmp_path / "pop3-history.jsonl")
+    opts = Options()
+    opts.apply(values)
+    server = make_server(opts)
+    assert server.settings.disabled == {"UIDL"}
+    assert server.settings.mechanisms == ("PLAIN", "XOAUTH2")
+    assert server.tls is not None and server.tls_port == 1995

@@ -134,8 +134,7 @@ class History:
             session.commands.append(command)
             self._commands.append(command)
             listeners = list(self._listeners)
-        for listener in listeners:
-            listener(command)
+        _call_each(listeners, command)
 
     def close_session(self, session: SessionRecord, reason: EndReason) -> None:
         if session.ended_at is not None:
@@ -154,8 +153,7 @@ class History:
                 loop.call_soon_threadsafe(_set_done, future)
             except RuntimeError:  # that loop is closed (its test gave up waiting): nobody waits
                 pass
-        for listener in listeners:
-            listener(session)
+        _call_each(listeners, session)
 
     def add_listener(self, listener: Callable[[CommandRecord], None]) -> None:
         """Call ``listener(record)`` for every command recorded from now on."""
@@ -336,6 +334,18 @@ class History:
                 return
             self._waiters.append((count, loop, future))
         await future
+
+
+def _call_each(listeners: list[Callable[[Any], None]], item: object) -> None:
+    """Call every listener, even when one raises; the first error is raised at the end."""
+    errors: list[Exception] = []
+    for listener in listeners:
+        try:
+            listener(item)
+        except Exception as error:  # noqa: BLE001 - re-raised below, after the others ran
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -30,11 +30,11 @@ Seeds
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import inspect
 import poplib
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn
@@ -42,6 +42,7 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 import pytest_asyncio
 
+from .faults import Faults
 from .history import History
 from .server import POP3Server, ServerError
 from .store import Mailbox, MessageInput
@@ -73,7 +74,7 @@ PLUGIN_OPTIONS: dict[str, str] = {
     "seed": "seed of the generated mail (default: the faker_seed fixture, else --pop3-seed)",
     "locale": "Faker locale(s) of the generated mail (default: faker_locale, else --pop3-locale)",
     "generate": "dict of extra keyword arguments for fakepop3.generate.generate_messages",
-    "faults": "list of fault dicts for fakepop3.faults.Faults.from_config (or a Faults object)",
+    "faults": "list of fault dicts (fakepop3.faults.Faults.from_config) or a Faults object",
     "host": "address to listen on (default: --pop3-host)",
     "login": "False: pop3_client connects without logging in",
     "allow_server_errors": "True: errors inside the server do not fail the test",
@@ -334,55 +335,20 @@ def _test_config(request: pytest.FixtureRequest) -> _TestConfig:
     )
 
 
-# --- generated mail -----------------------------------------------------------------------
-
-# Message k of a generated mailbox depends only on (seed, locale, options, k), so the
-# generator of each combination is kept (per process: xdist workers share nothing) and
-# a fresh server per test costs no regeneration.
-_GENERATORS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-_GENERATORS_MAX = 16
-_UNBOUNDED = 2**62
-
-
-def generated_messages(
-    count: int, *, seed: int, locale: Sequence[str], **options: Any
-) -> list[bytes]:
-    """``count`` messages from :func:`fakepop3.generate.generate_messages`, memoised."""
-    from .generate import generate_messages
-
-    try:
-        key: tuple[Any, ...] | None = (seed, tuple(locale), tuple(sorted(options.items())))
-        hash(key)
-    except TypeError:  # an unhashable option: build without the cache
-        key = None
-    mail = _GENERATORS.get(key) if key is not None else None
-    if mail is None:
-        mail = generate_messages(_UNBOUNDED, seed=seed, locale=list(locale), **options)
-        if key is not None:
-            _GENERATORS[key] = mail
-            if len(_GENERATORS) > _GENERATORS_MAX:
-                _GENERATORS.popitem(last=False)
-    elif key is not None:
-        _GENERATORS.move_to_end(key)
-    return [mail[k] for k in range(count)]
-
-
 # --- building and checking servers --------------------------------------------------------
 
 
-def _faults(value: Any, node: pytest.Item) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)):
-        return value  # a Faults object (or any fault hook) given directly
-    from . import faults as faults_module
-
-    from_config = getattr(faults_module.Faults, "from_config", None)
-    if from_config is None:
-        _fail(node, "faults=[...] needs fakepop3.faults.Faults.from_config (not available yet)")
+def _faults(value: object, node: pytest.Item) -> Faults | None:
+    """The marker's ``faults=``: a list of fault dicts (``Faults.from_config``) or a ``Faults``."""
+    if value is None or isinstance(value, Faults):
+        return value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+        _fail(
+            node, f"faults must be a list of fault dicts or a fakepop3.faults.Faults, not {value!r}"
+        )
     try:
-        return from_config(list(value))
-    except (TypeError, ValueError, KeyError) as error:
+        return Faults.from_config(list(value))
+    except (TypeError, ValueError) as error:  # FaultConfigError is a ValueError
         _fail(node, f"faults={value!r} is not a valid fault list: {error}")
 
 
@@ -401,12 +367,12 @@ def _build_server(request: pytest.FixtureRequest, config: _TestConfig) -> POP3Se
     if isinstance(config.messages, int):
         if config.messages:
             try:
-                mail = generated_messages(
-                    config.messages, seed=config.seed, locale=config.locale, **config.generate
+                # Lazy: sizes now, bytes at the first RETR/TOP (or when the test reads them).
+                server.mailbox(user).generate(
+                    config.messages, seed=config.seed, locale=list(config.locale), **config.generate
                 )
             except (TypeError, ValueError) as error:
                 _fail(node, f"cannot generate the default maildrop: {error}")
-            server.mailbox(user).extend(mail)
     else:
         try:
             server.mailbox(user).extend(config.messages)
@@ -600,7 +566,8 @@ def pop3_client(
             client.pass_(pop3_user.password or "")
         yield client
     finally:
-        client.close()
+        with contextlib.suppress(OSError):  # the server may have closed it already
+            client.close()
 
 
 # --- report section -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from typing import Protocol
 
 import pytest
 
@@ -28,8 +29,14 @@ asyncio_default_fixture_loop_scope = function
 """
 
 
+class Runner(Protocol):
+    def __call__(
+        self, source: str, *args: str, conftest: str | None = None
+    ) -> pytest.RunResult: ...
+
+
 @pytest.fixture
-def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
+def run(pytester: pytest.Pytester) -> Runner:
     """Write a test module (and an optional conftest) and run pytest on it in process."""
     pytester.makeini(INI)
 
@@ -45,7 +52,7 @@ def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
 # --- fixtures -------------------------------------------------------------------------------
 
 
-def test_default_fixtures(run) -> None:  # type: ignore[no-untyped-def]
+def test_default_fixtures(run: Runner) -> None:
     result = run(
         """
         import poplib
@@ -76,7 +83,7 @@ def test_default_fixtures(run) -> None:  # type: ignore[no-untyped-def]
     result.assert_outcomes(passed=3)
 
 
-def test_each_test_gets_a_fresh_server_stopped_at_teardown(run) -> None:  # type: ignore[no-untyped-def]
+def test_each_test_gets_a_fresh_server_stopped_at_teardown(run: Runner) -> None:
     result = run(
         """
         seen = []
@@ -101,7 +108,7 @@ def test_each_test_gets_a_fresh_server_stopped_at_teardown(run) -> None:  # type
     result.assert_outcomes(passed=2)
 
 
-def test_client_is_closed_without_quit(run) -> None:  # type: ignore[no-untyped-def]
+def test_client_is_closed_without_quit(run: Runner) -> None:
     result = run(
         """
         seen = []
@@ -121,7 +128,7 @@ def test_client_is_closed_without_quit(run) -> None:  # type: ignore[no-untyped-
     result.assert_outcomes(passed=2)
 
 
-def test_server_factory(run) -> None:  # type: ignore[no-untyped-def]
+def test_server_factory(run: Runner) -> None:
     result = run(
         """
         import poplib
@@ -152,7 +159,7 @@ def test_server_factory(run) -> None:  # type: ignore[no-untyped-def]
     result.assert_outcomes(passed=2)
 
 
-def test_factory_rejects_bad_arguments_clearly(run) -> None:  # type: ignore[no-untyped-def]
+def test_factory_rejects_bad_arguments_clearly(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -194,18 +201,18 @@ async def test_async_marker(async_pop3_server, pop3_user, pop3_mailbox):
 """
 
 
-def test_async_server_strict_mode(run) -> None:  # type: ignore[no-untyped-def]
+def test_async_server_strict_mode(run: Runner) -> None:
     result = run(ASYNC_TESTS.format(mark="@pytest.mark.asyncio"), "-o", "asyncio_mode=strict")
     # test_async_marker also asks for pop3_mailbox, i.e. a (thread-hosted) pop3_server.
     result.assert_outcomes(passed=2)
 
 
-def test_async_server_auto_mode(run) -> None:  # type: ignore[no-untyped-def]
+def test_async_server_auto_mode(run: Runner) -> None:
     result = run(ASYNC_TESTS.format(mark=""), "-o", "asyncio_mode=auto")
     result.assert_outcomes(passed=2)
 
 
-def test_async_server_in_a_sync_test_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+def test_async_server_in_a_sync_test_is_a_clear_error(run: Runner) -> None:
     result = run(
         """
         def test_sync(async_pop3_server):
@@ -219,7 +226,7 @@ def test_async_server_in_a_sync_test_is_a_clear_error(run) -> None:  # type: ign
 # --- the marker ---------------------------------------------------------------------------
 
 
-def test_marker_users_messages_and_list_of_messages(run) -> None:  # type: ignore[no-untyped-def]
+def test_marker_users_messages_and_list_of_messages(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -250,7 +257,7 @@ def test_marker_users_messages_and_list_of_messages(run) -> None:  # type: ignor
     result.assert_outcomes(passed=4)
 
 
-def test_marker_server_options(run) -> None:  # type: ignore[no-untyped-def]
+def test_marker_server_options(run: Runner) -> None:
     result = run(
         """
         import poplib
@@ -297,7 +304,7 @@ def test_marker_server_options(run) -> None:  # type: ignore[no-untyped-def]
     result.assert_outcomes(passed=6)
 
 
-def test_markers_merge_from_module_to_function(run) -> None:  # type: ignore[no-untyped-def]
+def test_markers_merge_from_module_to_function(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -320,7 +327,7 @@ def test_markers_merge_from_module_to_function(run) -> None:  # type: ignore[no-
     result.assert_outcomes(passed=3)
 
 
-def test_unknown_marker_argument_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_marker_argument_is_a_clear_error(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -346,7 +353,7 @@ def test_unknown_marker_argument_is_a_clear_error(run) -> None:  # type: ignore[
     )
 
 
-def test_bad_marker_values_are_clear_errors(run) -> None:  # type: ignore[no-untyped-def]
+def test_bad_marker_values_are_clear_errors(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -384,7 +391,7 @@ def test_bad_marker_values_are_clear_errors(run) -> None:  # type: ignore[no-unt
     )
 
 
-def test_marker_is_registered_for_strict_markers(run) -> None:  # type: ignore[no-untyped-def]
+def test_marker_is_registered_for_strict_markers(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -413,7 +420,7 @@ def test_defaults(pop3_server, pop3_mailbox):
 """
 
 
-def test_command_line_options(run) -> None:  # type: ignore[no-untyped-def]
+def test_command_line_options(run: Runner) -> None:
     source = OPTION_TEST.format(host="127.0.0.2", count=1, seed=7, locale=["de_DE", "fr_FR"])
     args = ["--pop3-host=127.0.0.2", "--pop3-messages=1", "--pop3-seed=7"]
     result = run(source, *args, "--pop3-locale=de_DE,fr_FR")
@@ -445,7 +452,7 @@ def test_ini_options_and_command_line_beats_ini(pytester: pytest.Pytester) -> No
         ("--pop3-locale=,", "--pop3-locale (ini pop3_locale) must name a Faker locale"),
     ],
 )
-def test_bad_options_are_usage_errors(run, option: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_options_are_usage_errors(run: Runner, option: str, message: str) -> None:
     result = run("def test_it(): pass", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
@@ -454,7 +461,7 @@ def test_bad_options_are_usage_errors(run, option: str, message: str) -> None:  
 # --- seeds, Faker ---------------------------------------------------------------------------
 
 
-def test_default_mail_comes_from_faker_default_seed(run) -> None:  # type: ignore[no-untyped-def]
+def test_default_mail_comes_from_faker_default_seed(run: Runner) -> None:
     result = run(
         """
         from fakepop3.generate import generate_messages
@@ -469,7 +476,7 @@ def test_default_mail_comes_from_faker_default_seed(run) -> None:  # type: ignor
     result.assert_outcomes(passed=2)
 
 
-def test_user_faker_seed_wins_and_changes_the_mail(run) -> None:  # type: ignore[no-untyped-def]
+def test_user_faker_seed_wins_and_changes_the_mail(run: Runner) -> None:
     result = run(
         """
         import pytest
@@ -504,7 +511,7 @@ def test_user_faker_seed_wins_and_changes_the_mail(run) -> None:  # type: ignore
     result.assert_outcomes(passed=4)
 
 
-def test_user_faker_locale_is_used(run) -> None:  # type: ignore[no-untyped-def]
+def test_user_faker_locale_is_used(run: Runner) -> None:
     result = run(
         """
         from fakepop3.generate import generate_messages
@@ -524,7 +531,7 @@ def test_user_faker_locale_is_used(run) -> None:  # type: ignore[no-untyped-def]
     result.assert_outcomes(passed=1)
 
 
-def test_plugin_defines_no_faker_fixtures(run) -> None:  # type: ignore[no-untyped-def]
+def test_plugin_defines_no_faker_fixtures(run: Runner) -> None:
     for name in ("faker", "faker_seed", "faker_locale", "faker_session_locale"):
         assert not hasattr(plugin, name), name
     result = run(
@@ -556,7 +563,7 @@ def test_provokes_a_server_error(pop3_server, pop3_client):
 """
 
 
-def test_server_error_fails_the_test_at_teardown(run) -> None:  # type: ignore[no-untyped-def]
+def test_server_error_fails_the_test_at_teardown(run: Runner) -> None:
     result = run(SERVER_ERROR_TEST.format(marker=""))
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
@@ -570,13 +577,13 @@ def test_server_error_fails_the_test_at_teardown(run) -> None:  # type: ignore[n
     )
 
 
-def test_server_errors_can_be_allowed(run) -> None:  # type: ignore[no-untyped-def]
+def test_server_errors_can_be_allowed(run: Runner) -> None:
     marker = "@pytest.mark.pop3(allow_server_errors=True)"
     result = run(SERVER_ERROR_TEST.format(marker=marker))
     result.assert_outcomes(passed=1)
 
 
-def test_server_errors_of_factory_and_async_servers_fail_the_test(run) -> None:  # type: ignore[no-untyped-def]
+def test_server_errors_of_factory_and_async_servers_fail_the_test(run: Runner) -> None:
     result = run(
         """
         import asyncio
@@ -612,7 +619,7 @@ def test_server_errors_of_factory_and_async_servers_fail_the_test(run) -> None: 
 # --- assertion helpers ----------------------------------------------------------------------
 
 
-def test_history_assertions_explain_the_failure(run) -> None:  # type: ignore[no-untyped-def]
+def test_history_assertions_explain_the_failure(run: Runner) -> None:
     result = run(
         """
         def test_assert_sent(pop3_client, pop3_server):
@@ -661,7 +668,7 @@ def test_history_assertions_explain_the_failure(run) -> None:  # type: ignore[no
 # --- report section -------------------------------------------------------------------------
 
 
-def test_failed_test_report_shows_the_transcript(run) -> None:  # type: ignore[no-untyped-def]
+def test_failed_test_report_shows_the_transcript(run: Runner) -> None:
     result = run(
         """
         def test_fails(pop3_client, pop3_server_factory):
@@ -696,7 +703,7 @@ def test_failed_test_report_shows_the_transcript(run) -> None:  # type: ignore[n
     assert "C: NOOP" not in result.stdout.str()
 
 
-def test_transcript_of_a_test_without_sessions(run) -> None:  # type: ignore[no-untyped-def]
+def test_transcript_of_a_test_without_sessions(run: Runner) -> None:
     result = run(
         """
         def test_fails(pop3_server):
@@ -710,7 +717,7 @@ def test_transcript_of_a_test_without_sessions(run) -> None:  # type: ignore[no-
 # --- faults ---------------------------------------------------------------------------------
 
 
-def test_marker_faults(run) -> None:  # type: ignore[no-untyped-def]
+def test_marker_faults(run: Runner) -> None:
     result = run(
         """
         import poplib

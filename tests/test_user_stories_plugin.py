@@ -198,7 +198,9 @@ async def test_asyncio_app_against_the_async_server(
     assert pop3_user.password is not None
     caps, subjects = await asyncio.gather(
         capabilities(server.host, server.port),
-        asyncio.to_thread(fetch_subjects, server.host, server.port, *pop3_user),
+        asyncio.to_thread(
+            fetch_subjects, server.host, server.port, pop3_user.name, pop3_user.password
+        ),
     )
     await server.wait_for_sessions_async(2)
 

@@ -7,6 +7,7 @@ from .faults import FaultConfigError, FaultRule, Faults
 from .history import CommandRecord, History, SessionRecord
 from .protocol import Session, Settings, State
 from .server import POP3Server, ServerError
+from .smtp import SMTPIntake
 from .store import Mailbox, MailStore, Message, UnknownUserError
 from .tls import TLSCertificates
 
@@ -20,6 +21,7 @@ __all__ = [
     "Mailbox",
     "Message",
     "POP3Server",
+    "SMTPIntake",
     "ServerError",
     "Session",
     "SessionRecord",

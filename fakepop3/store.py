@@ -206,6 +206,8 @@ class Mailbox:
     _holder: object | None = field(default=None, repr=False)
     _initial: list[Message] | None = field(default=None, repr=False)
     last_login: float | None = field(default=None, repr=False)
+    _generation: int = field(default=0, repr=False)
+    _held_generation: int = field(default=0, repr=False)
 
     # --- adding and reading mail, for tests -------------------------------------------------
     def add(self, message: MessageInput, *, uid: str | None = None) -> Message:
@@ -321,6 +323,9 @@ class Mailbox:
         """Put back the content remembered by :meth:`snapshot_initial` (or empty the mailbox)."""
         with self._lock:
             self._messages = list(self._initial or [])
+            # A session logged in before the reset must not commit its deletions into the
+            # restored content at QUIT.
+            self._generation += 1
 
     # --- used by the protocol core ----------------------------------------------------------
     @property
@@ -334,6 +339,7 @@ class Mailbox:
             if self._holder is not None:
                 return None
             self._holder = holder
+            self._held_generation = self._generation
             return tuple(self._messages)
 
     def release(self, holder: object) -> None:
@@ -347,6 +353,8 @@ class Mailbox:
             return
         gone = {id(m) for m in deleted}
         with self._lock:
+            if self._held_generation != self._generation:
+                return  # the maildrop was reset during the session
             self._messages = [m for m in self._messages if id(m) not in gone]
 
 

@@ -720,3 +720,23 @@ async def test_async_timeout_and_pipelining() -> None:
         assert await reader.read() == b""
         writer.close()
         assert server.history.sessions[0].end_reason == "timeout"
+
+
+def test_reset_during_a_session_keeps_that_sessions_deletions_out() -> None:
+    """server.reset() (SIGHUP in the CLI) wins over a session that was open across it."""
+    with POP3Server(users={"alice": "pw"}) as server:
+        inbox = server.mailbox("alice")
+        inbox.add(b"Subject: 1\r\n\r\none\r\n")
+        inbox.add(b"Subject: 2\r\n\r\ntwo\r\n")
+        server.store.snapshot_initial()
+        client = server.client("alice")
+        client.dele(1)
+        server.reset()
+        client.quit()
+        server.wait_for_sessions(1)
+        assert len(inbox) == 2
+        client = server.client("alice")
+        client.dele(1)
+        client.quit()
+        server.wait_for_sessions(2)
+        assert [m.raw for m in inbox] == [b"Subject: 2\r\n\r\ntwo\r\n"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -800,3 +801,25 @@ def test_xdist_workers_share_nothing_and_agree_on_the_mail(pytester: pytest.Pyte
     assert found[0][2] == hashlib.sha256(b"".join(expected)).hexdigest()
     # a failure on a worker still carries its transcript to the controller
     result.stdout.fnmatch_lines(["*- POP3 transcript -*", "  C: NOOP"])
+
+
+# --- the README's pytest examples -----------------------------------------------------------
+
+
+def _readme_test_blocks() -> list[str]:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.DOTALL)
+    return [block for block in blocks if "def test_" in block]
+
+
+def test_readme_pytest_examples_run(pytester: pytest.Pytester) -> None:
+    blocks = _readme_test_blocks()
+    if not blocks:
+        pytest.skip("README.md has no pytest example (a ```python block with 'def test_') yet")
+    pytester.makeini(INI)
+    for number, block in enumerate(blocks):
+        pytester.makepyfile(**{f"test_readme_{number}": block})
+    result = pytester.runpytest(*FAST, "-o", "asyncio_mode=auto")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= len(blocks), result.stdout.str()
+    assert not {"failed", "errors", "error"} & outcomes.keys(), result.stdout.str()

@@ -293,6 +293,10 @@ class Session:
         """True if a complete command line is waiting for :meth:`next_actions`."""
         return bool(self._lines)
 
+    def has_partial_line(self) -> bool:
+        """True while the start of a command line has arrived but not its end (its LF)."""
+        return bool(self._partial) or self._discarding
+
     def greeting(self) -> list[Action]:
         """The actions that open the session (normally the ``+OK`` greeting)."""
         text = self.settings.greeting

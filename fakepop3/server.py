@@ -289,15 +289,24 @@ class _Connection(asyncio.Protocol):
         tls = self.server.tls
         assert tls is not None and self.transport is not None and self.session is not None
         await self._flush()
-        new = await self.loop.start_tls(
-            self.transport,
-            self,
-            tls.server_context,
-            server_side=True,
-            ssl_handshake_timeout=self.server._handshake_timeout(),
-        )
+        transport = self.transport
+        try:
+            new = await self.loop.start_tls(
+                transport,
+                self,
+                tls.server_context,
+                server_side=True,
+                ssl_handshake_timeout=self.server._handshake_timeout(),
+            )
+        except BaseException:
+            # A handshake that fails, times out or is cut: asyncio tells the TLS layer, never
+            # this protocol, so end the session here (or it stays open and counted for ever).
+            transport.abort()
+            self.connection_lost(None)
+            raise
         if new is None:  # pragma: no cover - the connection went away during the handshake
-            self._abort()
+            transport.abort()
+            self.connection_lost(None)
             return
         self.transport = new
         self.session.tls_started()

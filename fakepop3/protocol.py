@@ -693,7 +693,8 @@ class Session:
         mechs = self._mechanisms()
         if s.enabled("SASL") and mechs:
             caps.append("SASL " + " ".join(mechs))
-        if s.enabled("STLS") and s.tls_available and not self.tls:
+        # RFC 6856 s2: after UTF8 the client MUST NOT issue STLS, so it is no longer offered.
+        if s.enabled("STLS") and s.tls_available and not self.tls and not self.utf8:
             caps.append("STLS")
         if s.enabled("UTF8"):
             caps.append("UTF8 USER")

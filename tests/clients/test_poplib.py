@@ -157,17 +157,20 @@ def test_pop3_ssl(start_server: StartServer, golden: Golden, clients: list[popli
     golden.check("poplib_ssl", server, "poplib.POP3_SSL(context), login and RETR 3")
 
 
-def test_utf8_then_stls_is_refused_by_the_server(
-    start_server: StartServer, clients: list[poplib.POP3]
-) -> None:
-    # RFC 6856 s2: no STLS after UTF8.  poplib does not know that rule, so the server says it.
+def test_utf8_then_stls_is_refused(start_server: StartServer, clients: list[poplib.POP3]) -> None:
+    # RFC 6856 s2: no STLS after UTF8.  The server stops offering STLS in CAPA, so poplib's
+    # stls() refuses on its own; a client that sends STLS anyway gets -ERR naming UTF8.
     server = start_server(tls=True)
     assert server.tls is not None
     client = poplib.POP3("localhost", server.port, timeout=TIMEOUT)
     clients.append(client)
+    assert "STLS" in client.capa()
     client.utf8()
-    with pytest.raises(poplib.error_proto, match="UTF8"):
+    assert "STLS" not in client.capa()
+    with pytest.raises(poplib.error_proto, match="STLS not supported"):
         client.stls(server.tls.client_context())
+    with pytest.raises(poplib.error_proto, match="not allowed after UTF8"):
+        client._shortcmd("STLS")  # type: ignore[attr-defined]
     client.user(USER)
     assert client.pass_(PASSWORD).startswith(b"+OK")  # the session is still usable
     client.quit()

@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import history as _history
 from .faults import Faults
@@ -27,6 +27,9 @@ from .history import History, SessionRecord
 from .protocol import Action, Close, Pause, Send, Session, Settings, StartTLS, Throttle
 from .store import Mailbox, MailStore, MessageInput
 from .tls import TLSCertificates
+
+if TYPE_CHECKING:
+    from .smtp import SMTPIntake
 
 __all__ = ["POP3Server", "ServerError"]
 

@@ -195,3 +195,26 @@ def test_pop3_and_smtp_clients_can_take_turns_many_times(
         assert f"Subject: order {n}".encode() in client.retr(n)[1]
         client.quit()
     assert len(intake.deliveries) == 5
+
+
+def test_pop3server_smtp_true_takes_mail_for_its_users() -> None:
+    """POP3Server(smtp=True): "send, then fetch" without a separate intake object."""
+    import poplib
+    import smtplib
+
+    from fakepop3 import POP3Server
+
+    with POP3Server(users={"alice": "pw"}, smtp=True) as server:
+        assert server.smtp_port is not None and server.smtp_port > 0
+        with smtplib.SMTP(server.host, server.smtp_port, timeout=10) as client:
+            client.sendmail("bob@example.com", ["alice@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                client.sendmail("bob@example.com", ["nobody@example.com"], b"Subject: x\r\n\r\n")
+        pop = poplib.POP3(server.host, server.port, timeout=10)
+        pop.user("alice")
+        pop.pass_("pw")
+        assert pop.retr(1)[1] == [b"Subject: hi", b"", b"body"]
+        pop.quit()
+        port = server.smtp_port
+    with pytest.raises(ConnectionRefusedError):  # stopped together with the POP3 server
+        smtplib.SMTP(server.host, port, timeout=10)

@@ -399,8 +399,11 @@ class POP3Server:
         max_connections: int | None = None,
         max_bad_commands: int = 10,
         settings: Settings | None = None,
+        smtp: bool | int = False,
     ) -> None:
         _check_port("port", port)
+        if smtp is not False and smtp is not True:
+            _check_port("smtp", smtp)
         if tls_port is not None:
             _check_port("tls_port", tls_port)
         if timeout is not None and timeout <= 0:
@@ -462,6 +465,10 @@ class POP3Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._running = False
+        #: SMTP intake (``smtp=True`` or a port): mail sent to ``user@anything`` lands in
+        #: that user's maildrop.  Needs the ``smtp`` extra (aiosmtpd).
+        self.smtp: SMTPIntake | None = None
+        self._smtp_port: int | None = None if smtp is False else (0 if smtp is True else smtp)
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self._running else "stopped"
@@ -520,6 +527,18 @@ class POP3Server:
             raise OSError(
                 error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
+        if self._smtp_port is not None:
+            from .smtp import SMTPIntake
+
+            intake = SMTPIntake(self, self.host, self._smtp_port)
+            try:
+                await intake.start_async()
+            except BaseException:
+                for server in self._servers:
+                    server.close()
+                self._servers.clear()
+                raise
+            self.smtp = intake
         self.store.snapshot_initial()
         self._running = True
 
@@ -528,6 +547,8 @@ class POP3Server:
         if not self._running:
             return
         self._running = False
+        if self.smtp is not None:
+            await self.smtp.stop_async()
         for server in self._servers:
             server.close()
         for conn in list(self._connections):
@@ -615,6 +636,11 @@ class POP3Server:
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def smtp_port(self) -> int | None:
+        """The SMTP intake's real port while it runs (``smtp=True`` or a port), else None."""
+        return self.smtp.port if self.smtp is not None else None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -205,6 +205,12 @@ def _user(value: object) -> str | None:
     raise FaultConfigError(f"user must be a user name (a string), not {value!r}")
 
 
+def _delta(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value == 0:
+        raise FaultConfigError(f"delta must be a non-zero integer, not {value!r}")
+    return value
+
+
 def _status_line(text: str, code: str | None) -> bytes:
     text = _text("text", text)
     if code is not None:
@@ -410,37 +416,28 @@ def _shift_sizes(
     if not status.startswith(b"+OK"):
         return reply
 
-    def bump(match: re.Match[bytes]) -> bytes:
-        if message is not None and int(match.group(1)) != message:
+    def shift(match: re.Match[bytes]) -> bytes:
+        # group 1: what comes before the count (a message number in LIST); group 2: the count
+        if message is not None and command == "LIST" and int(match.group(1)) != message:
             return match.group(0)
-        return match.group(1) + b" " + str(max(0, int(match.group(2)) + delta)).encode()
+        return match.group(1) + str(max(0, int(match.group(2)) + delta)).encode()
 
     if command == "LIST" and len(reply) > 1:
-        body = re.sub(rb"(?m)^(\d+) (\d+)(?=\r?$)", bump, bytes(reply[1]))
+        body = re.sub(rb"(?m)^(\d+ )(\d+)(?=\r?$)", shift, bytes(reply[1]))
         return (status, body, *reply[2:])
     if command == "LIST":
-        return (re.sub(rb"(?<=^\+OK )(\d+) (\d+)", bump, status, count=1), *reply[1:])
-    if command == "STAT":
+        pattern = rb"(?<=^\+OK )(\d+ )(\d+)"
+    elif command == "STAT":
         if message is not None and (
             message in session.deleted or not 1 <= message <= len(session.messages)
         ):
             return reply
-        shifted = re.sub(
-            rb"^(\+OK \d+) (\d+)",
-            lambda m: m.group(1) + b" " + str(max(0, int(m.group(2)) + delta)).encode(),
-            status,
-            count=1,
-        )
-        return (shifted, *reply[1:])
-    if command == "RETR" and message is None:
-        shifted = re.sub(
-            rb"^\+OK (\d+)",
-            lambda m: b"+OK " + str(max(0, int(m.group(1)) + delta)).encode(),
-            status,
-            count=1,
-        )
-        return (shifted, *reply[1:])
-    return reply
+        pattern = rb"(?<=^\+OK )(\d+ )(\d+)"
+    elif command == "RETR" and message is None:
+        pattern = rb"^(\+OK )(\d+)"
+    else:
+        return reply
+    return (re.sub(pattern, shift, status, count=1), *reply[1:])
 
 
 @dataclass
@@ -653,8 +650,7 @@ class OnCommand:
                 f"unknown malformed kind {kind!r}; use one of {', '.join(MALFORMED_KINDS)}"
             )
         length = _positive_int("length", length, low=_MAX_STATUS + 1)
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-            raise FaultConfigError(f"delta must be a non-zero integer, not {delta!r}")
+        delta = _delta(delta)
         if kind == "wrong-size" and self.command not in _SIZED | {"*"}:
             raise FaultConfigError(
                 f"malformed('wrong-size') changes the octet counts of LIST, STAT and RETR; "
@@ -848,8 +844,7 @@ class Faults:
     ) -> FaultRule:
         """LIST and STAT report message ``message`` ``delta`` octets off; RETR sends it whole."""
         message = _positive_int("message", message)
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-            raise FaultConfigError(f"delta must be a non-zero integer, not {delta!r}")
+        delta = _delta(delta)
         user = _user(user)
         nth, times = _optional_int("nth", nth), _optional_int("times", times)
         probability = _probability(probability)

@@ -108,6 +108,36 @@ def test_large_mailbox_is_lazy_and_sizes_are_exact_without_building() -> None:
     assert mail.message_id(99_999) in mail[99_999].decode("ascii", "replace")
 
 
+def test_sizes_in_one_pass_match_size_and_need_no_faker() -> None:
+    code = (
+        "import sys; from fakepop3.generate import generate_messages as g\n"
+        "mail = g(50_000, seed=77, min_size=1500, max_size=9000)\n"
+        "sizes = mail.sizes()\n"
+        "assert sizes == [mail.size(k) for k in range(50_000)]\n"
+        "assert all(1500 <= s <= 9000 for s in sizes) and len(set(sizes)) > 5000\n"
+        "print(sum(sizes), 'faker' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[1] == "False"  # a first STAT imports no Faker and loads no locale
+    mail = generate_messages(50_000, seed=77, min_size=1500, max_size=9000, cache_size=0)
+    assert int(out[0]) == mail.total_size()
+    for k in (0, 1, 49_999):
+        assert len(mail[k]) == mail.size(k)
+
+    def hook(ctx: HookContext, raw: bytes) -> bytes:
+        return raw + b"x" * ctx.index
+
+    hooked = generate_messages(3, seed=77, hook=hook)
+    assert hooked.sizes() == [len(hooked[k]) for k in range(3)]
+
+
+def test_unknown_locale_fails_when_the_generator_is_made() -> None:
+    with pytest.raises(AttributeError, match="xx_YY"):
+        generate_messages(1, locale=["en_US", "xx_YY"])
+
+
 # --------------------------------------------------------------------- parsing
 
 

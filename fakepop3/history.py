@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
 
@@ -33,9 +33,11 @@ TIMEOUT = "timeout"  # the autologout timer expired
 SERVER = "server"  # the server closed it: shutdown, too many errors, a fault
 
 
-@dataclass(frozen=True)
-class CommandRecord:
-    """One command line a client sent, and the status line of the reply."""
+class CommandRecord(NamedTuple):
+    """One command line a client sent, and the status line of the reply.
+
+    Immutable (a named tuple: cheap to make, one is made per command).
+    """
 
     session_id: int
     client: tuple[str, int]
@@ -130,11 +132,11 @@ class History:
     def record(self, session: SessionRecord, command: CommandRecord) -> None:
         if not self.enabled:
             return
-        with self._lock:
-            session.commands.append(command)
-            self._commands.append(command)
-            listeners = list(self._listeners)
-        _call_each(listeners, command)
+        # list.append is atomic: no lock on this hot path (one call per command).
+        session.commands.append(command)
+        self._commands.append(command)
+        if self._listeners:
+            _call_each(list(self._listeners), command)
 
     def close_session(self, session: SessionRecord, reason: EndReason) -> None:
         if session.ended_at is not None:

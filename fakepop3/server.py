@@ -82,7 +82,9 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
-        self.out: collections.deque[memoryview] = collections.deque()
+        # Output waiting for the transport to drain; made only when a reply is big or the
+        # client is slow (an empty deque costs ~700 bytes per idle session).
+        self.out: collections.deque[memoryview] | None = None
         self.throttle: float | None = None
         self.close_reason = _history.DROP
         self.drained: asyncio.Future[None] | None = None
@@ -238,8 +240,18 @@ class _Connection(asyncio.Protocol):
     def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
         transport = self.transport
         assert transport is not None
+        if not self.out:
+            # The common case: a small reply goes out in one write (one send() call).
+            if len(buffers) == 1 and len(buffers[0]) <= CHUNK:
+                transport.write(buffers[0])
+                return
+            if sum(map(len, buffers)) <= CHUNK:
+                transport.write(b"".join(buffers))
+                return
         for buf in buffers:
             if self.out or len(buf) > CHUNK:
+                if self.out is None:
+                    self.out = collections.deque()
                 view = memoryview(buf)
                 for start in range(0, len(view), CHUNK):
                     self.out.append(view[start : start + CHUNK])
@@ -345,14 +357,14 @@ class _Connection(asyncio.Protocol):
                 # Queued output would be lost by close(); hand it over first.
                 for view in self.out:
                     self.transport.write(view)
-                self.out.clear()
+                self.out = None
             self.transport.close()
 
     def _abort(self, message: bytes | None = None, reason: str = _history.DROP) -> None:
         """Close at once, discarding unsent output (optionally after a last line)."""
         self.close_reason = reason
         self.closing = True
-        self.out.clear()
+        self.out = None
         if self.transport is not None:
             if message and not self.transport.is_closing():
                 self.transport.write(message)

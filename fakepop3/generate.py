@@ -62,8 +62,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.util import find_spec
+from itertools import cycle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 if TYPE_CHECKING:  # Faker is imported on first use: a cold STAT does not need it
     from faker import Faker
@@ -160,12 +161,16 @@ _LEGACY_CHARSETS = (
     "big5",
 )
 _SEVEN_BIT_CHARSETS = frozenset({"iso-2022-jp"})
+#: At most this many names in a message's headers (From, 1-2 To, 0-3 Cc, Reply-To),
+#: plus the subject: each may take two random choices when RFC 2047 encoded.
+_MAX_NAMES = 9
 # RFC 2047 "Q" encoding in a phrase (display names): only these stay literal.
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 # RFC 5322 atext plus space: a display name made only of these needs no quotes.
 _ATEXT_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _TOKEN_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _LABEL_RE = re.compile(r"[^a-z0-9]+")
+_WRAP_RE = re.compile(r"(.{1,72})(?: |$)")
 
 MessageHook = Callable[["HookContext", bytes], "bytes | str | None"]
 """A hook ``hook(ctx, message) -> bytes | str | None``.
@@ -325,15 +330,37 @@ class _Locale:
         self.connector = str(getattr(lorem, "word_connector", " "))
         self.stop = str(getattr(lorem, "sentence_punctuation", "."))
         self.spaced = self.connector == " "
+        company = self.faker.provider("faker.providers.company")
+        phrase_words = getattr(company, "catch_phrase_words", None) or ()
+        self.catch_phrase_words: list[list[str]] = [
+            [str(w) for w in ws] for ws in phrase_words if ws
+        ]
+
+    def sentence(self, rng: random.Random, nb_words: int) -> str:
+        """A lorem sentence of about ``nb_words`` words (as Faker's ``sentence``)."""
+        words = self.words
+        n = max(1, nb_words * (60 + int(rng.random() * 81)) // 100)
+        text = self.connector.join([words[int(rng.random() * len(words))] for _ in range(n)])
+        return text[:1].upper() + text[1:] + self.stop
+
+    def catch_phrase(self, rng: random.Random) -> str:
+        """A company catch phrase (as Faker's ``catch_phrase``), or a sentence."""
+        if not self.catch_phrase_words:
+            return self.sentence(rng, 4)
+        return " ".join(ws[int(rng.random() * len(ws))] for ws in self.catch_phrase_words)
 
     def paragraph(self, rng: random.Random, sentences: int) -> list[str]:
         """Lorem sentences from this locale's word list, wrapped to 72 columns."""
+        pool = self.words
+        n = len(pool)
+        rnd = rng.random
+        stop = self.stop
         words: list[str] = []
         for _ in range(sentences):
-            ws = rng.choices(self.words, k=4 + int(rng.random() * 8))
+            ws = [pool[int(rnd() * n)] for _ in range(4 + int(rnd() * 8))]
             ws[0] = ws[0][:1].upper() + ws[0][1:]
-            ws[-1] += self.stop
-            words.extend(ws)
+            ws[-1] += stop
+            words += ws
         if not self.spaced:
             text = self.connector.join(words)
             out: list[str] = []
@@ -344,7 +371,12 @@ class _Locale:
                 out.append(text[:cut])
                 text = text[cut:]
             return out
-        lines: list[str] = []
+        text = " ".join(words)
+        lines = _WRAP_RE.findall(text)  # greedy wrapping at spaces, in C
+        if sum(map(len, lines)) + len(lines) - 1 == len(text):
+            return lines
+        # A word longer than a line: wrap word by word.
+        lines = []
         cur: list[str] = []
         width = -1
         for w in words:
@@ -528,10 +560,26 @@ def _filler() -> _Filler:
 # --------------------------------------------------------------------------- header encoding
 
 
-def _encoded_words(text: str, rng: random.Random, *, phrase: bool) -> str:
-    """RFC 2047 encoded words for ``text`` (each at most 75 characters), folded."""
+#: Q-encoded form of each character, per (charset, in a phrase).
+_Q_CACHE: dict[tuple[str, bool], dict[str, str]] = {}
+
+
+def _q_char(ch: str, charset: str, phrase: bool) -> str:
+    if ch == " ":
+        return "_"
+    return "".join(
+        chr(b) if b in _Q_SAFE or (not phrase and 32 < b < 127 and b not in b"=?_") else f"={b:02X}"
+        for b in ch.encode(charset)
+    )
+
+
+def _encoded_words(text: str, rolls: Iterator[float], *, phrase: bool) -> str:
+    """RFC 2047 encoded words for ``text`` (each at most 75 characters), folded.
+
+    ``rolls`` gives the two random numbers that pick the charset and B or Q.
+    """
     charset = "utf-8"
-    if rng.random() < 0.3:
+    if next(rolls) < 0.3:
         for cand in ("iso-8859-1", "iso-8859-2", "koi8-r", "iso-8859-7"):
             try:
                 text.encode(cand)
@@ -539,43 +587,33 @@ def _encoded_words(text: str, rng: random.Random, *, phrase: bool) -> str:
                 continue
             charset = cand
             break
-    use_b = rng.random() < 0.5
+    use_b = next(rolls) < 0.5
     prefix = f"=?{charset}?{'b' if use_b else 'q'}?"
     room = 75 - len(prefix) - 2
     words: list[str] = []
+    if use_b:
+        # Greedy runs of whole characters of at most raw_room octets (a UTF-8
+        # character never starts with a continuation byte 0b10xxxxxx).
+        raw_room = room // 4 * 3
+        data = text.encode(charset)
+        utf8 = charset == "utf-8"
+        pos, end_all = 0, len(data)
+        while pos < end_all:
+            end = min(pos + raw_room, end_all)
+            while utf8 and end < end_all and data[end] & 0xC0 == 0x80:
+                end -= 1
+            words.append(base64.b64encode(data[pos:end]).decode("ascii"))
+            pos = end
+        return (CRLF + " ").join(prefix + w + "?=" for w in words)
+    table = _Q_CACHE.get((charset, phrase))
+    if table is None:
+        table = _Q_CACHE.setdefault((charset, phrase), {})
     chunk: list[str] = []
     chunk_len = 0
-
-    def enc_char(ch: str) -> str:
-        raw = ch.encode(charset)
-        if use_b:
-            return ""  # length handled separately
-        if ch == " ":
-            return "_"
-        return "".join(
-            chr(b)
-            if b in _Q_SAFE or (not phrase and 32 < b < 127 and b not in b"=?_")
-            else f"={b:02X}"
-            for b in raw
-        )
-
-    if use_b:
-        raw_room = room // 4 * 3
-        raw_len = 0
-        for ch in text:
-            n = len(ch.encode(charset))
-            if raw_len + n > raw_room and chunk:
-                words.append("".join(chunk))
-                chunk, raw_len = [], 0
-            chunk.append(ch)
-            raw_len += n
-        if chunk:
-            words.append("".join(chunk))
-        return (CRLF + " ").join(
-            prefix + base64.b64encode(w.encode(charset)).decode("ascii") + "?=" for w in words
-        )
     for ch in text:
-        e = enc_char(ch)
+        e = table.get(ch)
+        if e is None:
+            e = table[ch] = _q_char(ch, charset, phrase)
         if chunk_len + len(e) > room and chunk:
             words.append("".join(chunk))
             chunk, chunk_len = [], 0
@@ -603,17 +641,17 @@ def _fold_plain(text: str, first: int) -> str:
     return (CRLF + " ").join(lines)
 
 
-def _display_name(name: str, rng: random.Random) -> str:
+def _display_name(name: str, rolls: Iterator[float]) -> str:
     if not name:
         return ""
     if not name.isascii():
-        return _encoded_words(name, rng, phrase=True)
+        return _encoded_words(name, rolls, phrase=True)
     if _ATEXT_RE.fullmatch(name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _subject_value(subject: str, rng: random.Random) -> str:
+def _subject_value(subject: str, rolls: Iterator[float]) -> str:
     if subject.isascii():
         return _fold_plain(subject, len("Subject: "))
     # Keep an ASCII reply prefix readable, as mail clients do.
@@ -622,7 +660,7 @@ def _subject_value(subject: str, rng: random.Random) -> str:
         while subject.startswith(pre):
             head += pre
             subject = subject[len(pre) :]
-    return head + _encoded_words(subject, rng, phrase=False)
+    return head + _encoded_words(subject, rolls, phrase=False)
 
 
 # --------------------------------------------------------------------------- body parts
@@ -630,13 +668,27 @@ def _subject_value(subject: str, rng: random.Random) -> str:
 
 @dataclass
 class _Part:
-    """A leaf MIME part: its header lines and its encoded body (CRLF, ends CRLF)."""
+    """A leaf MIME part: its header lines and its encoded body (CRLF, ends CRLF).
+
+    ``pad`` is inserted into the body at ``pad_at`` when it is rendered.
+    """
 
     headers: list[str]
     body: bytes
+    pad: bytes = b""
+    pad_at: int = 0
+
+    def chunks(self, out: list[bytes]) -> None:
+        out.append((CRLF.join(self.headers) + CRLF + CRLF).encode("ascii"))
+        if self.pad:
+            out += (self.body[: self.pad_at], self.pad, self.body[self.pad_at :])
+        else:
+            out.append(self.body)
 
     def render(self) -> bytes:
-        return (CRLF.join(self.headers) + CRLF + CRLF).encode("ascii") + self.body
+        out: list[bytes] = []
+        self.chunks(out)
+        return b"".join(out)
 
 
 @dataclass
@@ -651,14 +703,19 @@ class _Multi:
     def content_type(self) -> str:
         return f'multipart/{self.subtype};{CRLF} boundary="{self.boundary}"'
 
-    def render_body(self) -> bytes:
-        b = self.boundary.encode("ascii")
-        out = [b"--" + b + b"\r\n" + p.render() for p in self.parts]
-        return b"".join(out) + b"--" + b + b"--\r\n"
+    def chunks(self, out: list[bytes]) -> None:
+        head = [f"Content-Type: {self.content_type()}", *self.extra]
+        out.append((CRLF.join(head) + CRLF + CRLF).encode("ascii"))
+        delimiter = f"--{self.boundary}\r\n".encode("ascii")
+        for p in self.parts:
+            out.append(delimiter)
+            p.chunks(out)
+        out.append(f"--{self.boundary}--\r\n".encode("ascii"))
 
     def render(self) -> bytes:
-        head = [f"Content-Type: {self.content_type()}", *self.extra]
-        return (CRLF.join(head) + CRLF + CRLF).encode("ascii") + self.render_body()
+        out: list[bytes] = []
+        self.chunks(out)
+        return b"".join(out)
 
 
 def _b64_body(data: bytes) -> bytes:
@@ -680,7 +737,31 @@ def _raw_for_b64(octets: int) -> int:
 
 
 def _qp(data: bytes) -> bytes:
-    return binascii.b2a_qp(data, istext=True)
+    """Quoted-printable; no line starts with ``.`` unless the text's own line does.
+
+    (``binascii`` may put a ``.`` first on a line after a soft break; it becomes
+    ``=2E``, with the line broken again if that makes it longer than 76.)
+    """
+    enc = binascii.b2a_qp(data, istext=True)
+    if b"=\r\n." not in enc:
+        return enc
+    out: list[bytes] = []
+    soft = False
+    for line in enc.split(b"\r\n"):
+        while soft and line.startswith(b"."):
+            line = b"=2E" + line[1:]
+            if len(line) <= 76:
+                break
+            cut = 75
+            if line[cut - 1 : cut] == b"=":
+                cut -= 1
+            elif line[cut - 2 : cut - 1] == b"=":
+                cut -= 2
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+        soft = line.endswith(b"=")
+    return b"\r\n".join(out)
 
 
 def _png(rng: random.Random, octets: int) -> bytes:
@@ -725,9 +806,8 @@ def _pdf(rng: random.Random, octets: int) -> bytes:
 # --------------------------------------------------------------------------- the generator
 
 
-@dataclass(frozen=True)
-class _RawPlan:
-    """Facts drawn from message *k*'s own plan stream only."""
+class _RawPlan(NamedTuple):
+    """Facts drawn from message *k*'s own stream only (its first draws)."""
 
     size: int
     parent: int | None
@@ -739,10 +819,10 @@ class _RawPlan:
     message_id: str
     sender_name: str
     sender_addr: str
+    subject: str
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     """The cheap per-message facts other messages refer to."""
 
     size: int
@@ -756,6 +836,8 @@ class _Plan:
     message_id: str
     sender_name: str
     sender_addr: str
+    subject: str
+    """The subject drawn for this message (a reply uses its thread root's)."""
 
 
 class MessageGenerator:
@@ -817,12 +899,9 @@ class MessageGenerator:
         self._aux_rng = random.Random(0)
         self._content_rng = random.Random(0)
         self._plans: OrderedDict[int, _Plan] = OrderedDict()
-        self._subjects: OrderedDict[int, str] = OrderedDict()
-        keys = {p: _stream_key(self.seed, p) for p in ("size", "plan", "content", "subject")}
-        self._size_key = keys["size"]
-        self._plan_key = keys["plan"]
-        self._content_key = keys["content"]
-        self._subject_key = keys["subject"]
+        self._size_key = _stream_key(self.seed, "size")
+        # Message k's stream: its plan (the first draws), then its content.
+        self._message_key = _stream_key(self.seed, "message")
         # Locales are loaded when a message first needs one; an unknown one fails now.
         for code in dict.fromkeys((*self.locales, *self.non_ascii_locales)):
             if not _faker_has_locale(code):
@@ -830,8 +909,11 @@ class MessageGenerator:
 
     # -- cheap facts -------------------------------------------------------
 
-    def plan(self, index: int) -> _Plan:
-        """Size, parent, date, locale, Message-ID and sender of message ``index``."""
+    def plan(self, index: int, drawn: _RawPlan | None = None) -> _Plan:
+        """Size, parent, date, locale, Message-ID, sender and subject of message ``index``.
+
+        ``drawn`` is message ``index``'s raw plan if the caller has drawn it already.
+        """
         cached = self._plans.get(index)
         if cached is not None:
             return cached
@@ -841,7 +923,12 @@ class MessageGenerator:
         chain: list[tuple[int, _RawPlan]] = []
         k: int | None = index
         while k is not None and k not in self._plans:
-            raw = self._raw_plan(k)
+            if k == index and drawn is not None:
+                raw = drawn
+            else:
+                rng = self._plan_rng
+                rng.seed(_derive(self._message_key, k))
+                raw = self._raw_plan(k, rng)
             chain.append((k, raw))
             k = raw.parent
         resolved: dict[int, _Plan] = {}
@@ -853,17 +940,18 @@ class MessageGenerator:
                 date = min(self.end - 1, pp.date + raw.delay)
                 root, depth = pp.root, pp.depth + 1
             resolved[k] = _Plan(
-                size=raw.size,
-                parent=raw.parent,
-                root=root,
-                depth=depth,
-                date=date,
-                tz=raw.tz,
-                locale=raw.locale,
-                non_ascii=raw.non_ascii,
-                message_id=raw.message_id,
-                sender_name=raw.sender_name,
-                sender_addr=raw.sender_addr,
+                raw.size,
+                raw.parent,
+                root,
+                depth,
+                date,
+                raw.tz,
+                raw.locale,
+                raw.non_ascii,
+                raw.message_id,
+                raw.sender_name,
+                raw.sender_addr,
+                raw.subject,
             )
         for k, plan in resolved.items():
             self._plans[k] = plan
@@ -895,10 +983,9 @@ class MessageGenerator:
             append(lo + int(span * (u * u * u)))
         return out
 
-    def _raw_plan(self, index: int) -> _RawPlan:
+    def _raw_plan(self, index: int, rng: random.Random) -> _RawPlan:
+        """The first draws of message ``index``'s stream (``rng``, freshly seeded)."""
         size = self._size(index)
-        rng = self._plan_rng
-        rng.seed(_derive(self._plan_key, index))
         parent: int | None = None
         if index > 0 and rng.random() < self.threads:
             parent = index - 1 - int(rng.random() * min(index, 40))
@@ -917,17 +1004,19 @@ class MessageGenerator:
             if not non_ascii or not name.isascii():
                 break
             name, parts = loc.name(rng)
+        addr = self._address(rng, loc, parts)
         return _RawPlan(
-            size=size,
-            parent=parent,
-            own_date=own_date,
-            delay=delay,
-            tz=tz,
-            locale=code,
-            non_ascii=non_ascii,
-            message_id=f"<{token:016x}.{index}@{host}>",
-            sender_name=name,
-            sender_addr=self._address(rng, loc, parts),
+            size,
+            parent,
+            own_date,
+            delay,
+            tz,
+            code,
+            non_ascii,
+            f"<{token:016x}.{index}@{host}>",
+            name,
+            addr,
+            self._draw_subject(loc, rng, non_ascii),
         )
 
     @staticmethod
@@ -970,45 +1059,33 @@ class MessageGenerator:
     def subject(self, index: int) -> str:
         """The subject of message ``index`` (``Re: `` + the thread root's for replies)."""
         plan = self.plan(index)
-        base = self._root_subject(plan.root)
-        return ("Re: " + base) if plan.depth else base
-
-    def _root_subject(self, root: int) -> str:
-        cached = self._subjects.get(root)
-        if cached is not None:
-            return cached
-        plan = self.plan(root)
-        loc = _locale(plan.locale)
-        with loc.lock:
-            text = self._draw_subject(loc, _derive(self._subject_key, root))
-        if plan.non_ascii and text.isascii():
-            rng = self._aux_rng
-            rng.seed(_derive(self._subject_key, root) ^ 1)
-            extra = rng.choice(loc.non_ascii_words) if loc.non_ascii_words else "€"
-            text = f"{text} – {extra}"
-        self._subjects[root] = text
-        if len(self._subjects) > 4096:
-            self._subjects.popitem(last=False)
-        return text
+        if not plan.depth:
+            return plan.subject
+        return "Re: " + self.plan(plan.root).subject
 
     @staticmethod
-    def _draw_subject(loc: _Locale, seed: int) -> str:
-        fake = loc.faker
-        fake.seed_instance(seed)
-        rng = fake.random
+    def _draw_subject(loc: _Locale, rng: random.Random, non_ascii: bool) -> str:
         kind = int(rng.random() * 4)
         if kind == 0:
-            text = fake.sentence(nb_words=3 + int(rng.random() * 6)).rstrip(".。")
+            text = loc.sentence(rng, 3 + int(rng.random() * 6)).rstrip(".。")
         elif kind == 1:
-            text = f"{fake.catch_phrase()}" if loc.code.startswith("en") else fake.sentence(4)
+            text = loc.catch_phrase(rng) if loc.code.startswith("en") else loc.sentence(rng, 4)
             text = text.rstrip(".。")
         elif kind == 2:
-            text = f"[{rng.choice(('TICKET', 'JIRA', 'ops', 'Invoice'))}-{rng.randrange(10_000)}] "
-            text += fake.sentence(nb_words=4).rstrip(".。")
+            tag = ("TICKET", "JIRA", "ops", "Invoice")[int(rng.random() * 4)]
+            text = f"[{tag}-{int(rng.random() * 10_000)}] "
+            text += loc.sentence(rng, 4).rstrip(".。")
         else:
-            text = " ".join(rng.choice(loc.words) for _ in range(2 + int(rng.random() * 4)))
+            words = loc.words
+            n = 2 + int(rng.random() * 4)
+            text = " ".join(words[int(rng.random() * len(words))] for _ in range(n))
             text = text[:1].upper() + text[1:]
-        return " ".join(text.split())[:90]
+        text = " ".join(text.split())[:90]
+        if non_ascii and text.isascii():
+            nw = loc.non_ascii_words
+            extra = nw[int(rng.random() * len(nw))] if nw else "€"
+            text = f"{text} – {extra}"
+        return text
 
     def _references(self, index: int) -> list[str]:
         refs: list[str] = []
@@ -1051,12 +1128,14 @@ class MessageGenerator:
         return result
 
     def _build(self, index: int) -> bytes:
-        plan = self.plan(index)
+        # One stream per message: the plan's draws, then the content's. (Our own
+        # Random: a process-wide Faker's would race with other threads.)
+        rng = self._content_rng
+        rng.seed(_derive(self._message_key, index))
+        plan = self.plan(index, self._raw_plan(index, rng))
         subject = self.subject(index)
         refs = self._references(index)
         loc = _locale(plan.locale)
-        rng = self._content_rng  # our own (a shared Faker's would race with other threads)
-        rng.seed(_derive(self._content_key, index))
 
         # -- people
         recipients: list[tuple[str, str]] = []
@@ -1074,7 +1153,8 @@ class MessageGenerator:
         if rng.random() < 0.15:
             reply_to = (plan.sender_name, "reply+" + plan.sender_addr)
         mailer = _MAILERS[int(rng.random() * len(_MAILERS))]
-        header_seed = rng.getrandbits(64)
+        # The header encodings' choices: the same on every shrinking level.
+        header_rolls = [rng.random() for _ in range(2 * _MAX_NAMES)]
 
         # -- content choices
         with_html = rng.random() < self.html
@@ -1097,6 +1177,7 @@ class MessageGenerator:
         boundary_token = rng.getrandbits(48)
         att_seed = rng.getrandbits(64)
         aux = self._aux_rng
+        logo = _b64_body(_png(rng, 400)) if with_inline else b""
 
         # -- degradation levels, applied in turn while the message is too big
         for level in range(8):
@@ -1120,8 +1201,7 @@ class MessageGenerator:
                 refs_l,
                 mailer,
                 named,
-                aux,
-                header_seed,
+                cycle(header_rolls),
             )
             text_part, pad_at = self._text_part(
                 paras, greeting, signoff, dot_line, plan, loc, charset_roll, cte_roll
@@ -1141,8 +1221,6 @@ class MessageGenerator:
                     paras, greeting, plan, loc, charset_roll, html_cte_roll, cid
                 )
                 if cid is not None:
-                    aux.seed(att_seed ^ 1)
-                    img = _png(aux, 400)
                     inline = _Part(
                         [
                             "Content-Type: image/png",
@@ -1150,15 +1228,19 @@ class MessageGenerator:
                             f"Content-ID: <{cid}>",
                             'Content-Disposition: inline; filename="logo.png"',
                         ],
-                        _b64_body(img),
+                        logo,
                     )
                     html_part = _Multi("related", boundary(), [html_part, inline])
                 body_node = _Multi("alternative", boundary(), [text_part, html_part])
             top: _Part | _Multi = body_node
             att_parts: list[_Part] = []
+            head_bytes = head.encode("ascii")
+            chunks = [head_bytes]
             if atts:
                 top = _Multi("mixed", boundary(), [body_node])
-                base_len = len(head) + len(top.render())
+                top.chunks(chunks)
+                base_len = sum(map(len, chunks))
+                del chunks[1:]
                 avail = plan.size - base_len - 150 * atts
                 att_rng = aux
                 att_rng.seed(att_seed)
@@ -1171,18 +1253,19 @@ class MessageGenerator:
                     att_parts.append(part)
                     avail -= len(part.render()) + 50
                 top.parts.extend(att_parts)
-            rendered = head.encode("ascii") + top.render()
-            gap = plan.size - len(rendered) - len(signoff[0]) - 2
+            top.chunks(chunks)
+            gap = plan.size - sum(map(len, chunks)) - len(signoff[0]) - 2
             if gap < 0:
                 continue
             signoff_text = signoff[0]
             if gap == 1:
                 signoff_text = signoff[1]
                 gap = 0
-            tail = (signoff_text + CRLF).encode("ascii")
-            pad = _filler().block(rng, gap).encode("ascii")
-            text_part.body = text_part.body[:pad_at] + pad + tail + text_part.body[pad_at:]
-            out = head.encode("ascii") + top.render()
+            text_part.pad = (_filler().block(rng, gap) + signoff_text + CRLF).encode("ascii")
+            text_part.pad_at = pad_at
+            chunks = [head_bytes]
+            top.chunks(chunks)
+            out = b"".join(chunks)
             assert len(out) == plan.size, (len(out), plan.size)
             return out
         raise AssertionError(
@@ -1199,14 +1282,11 @@ class MessageGenerator:
         refs: list[str],
         mailer: str,
         named: bool,
-        rng: random.Random,
-        seed: int,
+        rolls: Iterator[float],
     ) -> str:
-        rng.seed(seed)  # the same choices on every shrinking level
-
         def addr(pair: tuple[str, str]) -> str:
             name, address = pair
-            dn = _display_name(name, rng) if named else ""
+            dn = _display_name(name, rolls) if named else ""
             return f"{dn} <{address}>" if dn else address
 
         lines = [
@@ -1217,7 +1297,7 @@ class MessageGenerator:
             lines.append("Cc: " + ("," + CRLF + "\t").join(addr(r) for r in cc))
         if reply_to is not None:
             lines.append(f"Reply-To: {addr(reply_to)}")
-        lines.append(f"Subject: {_subject_value(subject, rng)}")
+        lines.append(f"Subject: {_subject_value(subject, rolls)}")
         lines.append(f"Date: {_format_date(plan.date, plan.tz)}")
         lines.append(f"Message-ID: {plan.message_id}")
         if refs:

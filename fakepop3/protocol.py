@@ -191,6 +191,9 @@ class Settings:
         return capability not in self.disabled
 
 
+_CONTROLS = {c: "?" for c in (*range(0x20), 0x7F) if c != 0x09}
+
+
 class _Reply:
     """Builds reply lines; strips response codes when RESP-CODES is switched off."""
 
@@ -203,6 +206,9 @@ class _Reply:
     def err(self, text: str, code: str | None = None) -> bytes:
         if code and self.codes:
             text = f"[{code}] {text}"
+        # Errors echo pieces of the client's line: a bare CR (or another control) must not
+        # reach the wire inside a reply line.
+        text = text.translate(_CONTROLS)
         return f"-ERR {text}\r\n".encode("utf-8", "replace")
 
 
@@ -403,19 +409,18 @@ class Session:
         *,
         bad: bool = False,
     ) -> list[Action]:
-        status = bytes(reply[0]).split(b"\r\n", 1)[0].decode("utf-8", "replace") if reply else ""
-        self._log(name, args, status, None)
-        actions: list[Action] = [Send(reply)]
+        too_many = False
         if bad and self.state is State.AUTHORIZATION:
             self.bad_commands += 1
             if self.bad_commands >= self.settings.max_bad_commands:
-                actions = [
-                    Send((self._reply.err("Too many invalid commands, closing."),)),
-                    Close(_history.SERVER),
-                ]
-                self._close()
-                return actions
-        return self._after(actions, reply)
+                too_many = True  # this reply replaces the line's own -ERR, in the history too
+                reply = (self._reply.err("Too many invalid commands, closing."),)
+        status = bytes(reply[0]).split(b"\r\n", 1)[0].decode("utf-8", "replace") if reply else ""
+        self._log(name, args, status, None)
+        if too_many:
+            self._close()
+            return [Send(reply), Close(_history.SERVER)]
+        return self._after([Send(reply)], reply)
 
     def _after(self, actions: list[Action], reply: tuple[bytes | memoryview, ...]) -> list[Action]:
         if self.state is State.CLOSED or any(isinstance(a, Close) for a in actions):

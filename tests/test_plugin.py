@@ -7,6 +7,7 @@ the output.  The inner runs turn warnings into errors, like this project does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 from pathlib import Path
@@ -19,9 +20,10 @@ from fakepop3.generate import generate_messages
 
 pytest_plugins = ["pytester"]
 
-#: Inner runs skip the cache and Hypothesis's plugin (which imports, and with
-#: PYTHONDONTWRITEBYTECODE rewrites, 70 modules in every in-process run).
-FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+#: Inner runs skip the cache, Hypothesis's plugin (which imports, and with
+#: PYTHONDONTWRITEBYTECODE rewrites, 70 modules in every in-process run) and
+#: pytest-benchmark (under xdist it warns at configure time: an error with -W error).
+FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
 
 INI = """
 [pytest]
@@ -786,9 +788,7 @@ def test_xdist_workers_share_nothing_and_agree_on_the_mail(pytester: pytest.Pyte
             assert False
         """
     )
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:benchmark", "-n", "2", "-rA"
-    )
+    result = pytester.runpytest_subprocess(*FAST, "-n", "2", "-rA")
     result.assert_outcomes(passed=8, failed=1)
     found = re.findall(r"^DIGEST (gw\d) (\d+) ([0-9a-f]{64})$", result.stdout.str(), re.MULTILINE)
     assert len(found) == 8
@@ -796,8 +796,6 @@ def test_xdist_workers_share_nothing_and_agree_on_the_mail(pytester: pytest.Pyte
     assert len({digest for _, _, digest in found}) == 1
     # and it is the mail this process generates for seed 0: the same seed, the same bytes
     expected = list(generate_messages(3, seed=0))
-    import hashlib
-
     assert found[0][2] == hashlib.sha256(b"".join(expected)).hexdigest()
     # a failure on a worker still carries its transcript to the controller
     result.stdout.fnmatch_lines(["*- POP3 transcript -*", "  C: NOOP"])

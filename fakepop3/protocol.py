@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -190,6 +189,14 @@ class Settings:
     def enabled(self, capability: str) -> bool:
         return capability not in self.disabled
 
+    @property
+    def replies(self) -> _Reply:
+        """The reply builder for these settings (made once, shared by every session)."""
+        reply = self.__dict__.get("_replies")
+        if reply is None:
+            reply = self.__dict__["_replies"] = _Reply(self)
+        return reply
+
 
 _CONTROLS = {c: "?" for c in (*range(0x20), 0x7F) if c != 0x09}
 
@@ -234,10 +241,11 @@ class Session:
         tls: bool = False,
         faults: FaultHook | None = None,
         clock: Callable[[], float] = time.monotonic,
+        auth: Authenticator | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings = settings or Settings()
         self.store = store
-        self.auth = Authenticator(store, any_login=self.settings.any_login)
+        self.auth = auth or Authenticator(store, any_login=settings.any_login)
         self.history = history if history is not None else History(enabled=False)
         self.id = next(_session_ids)
         self.record: SessionRecord = self.history.open_session(self.id, client, tls)
@@ -256,12 +264,16 @@ class Session:
         self._pending_user: str | None = None
         self._sasl: Mechanism | None = None
         self._sasl_name = ""
-        self._lines: deque[bytes | None] = deque()
+        # Complete lines waiting (None marks an overlong one); a list: an empty deque costs
+        # ~600 bytes per idle session, and the queue is short (one packet's lines).
+        self._lines: list[bytes | None] = []
         self._partial = b""
         self._discarding = False
-        self._reply = _Reply(self.settings)
+        self._starting_tls = False
+        self._close_reason = _history.QUIT
+        self._reply = settings.replies
         self.timestamp = (
-            f"<{os.getpid()}.{next(_greeting_counter)}.{time.time_ns()}@{self.settings.hostname}>"
+            f"<{_PID}.{next(_greeting_counter)}.{time.time_ns()}@{settings.hostname}>"
         )
 
     # --- input ---------------------------------------------------------------------------
@@ -323,7 +335,7 @@ class Session:
         """Handle the next complete command line; None when no complete line is buffered."""
         if self.state is State.CLOSED or not self._lines:
             return None
-        raw = self._lines.popleft()
+        raw = self._lines.pop(0)
         if raw is not None and self._sasl is None and len(raw) >= self.settings.max_line:
             raw = None  # buffered under the SASL limit, but it is a command line
         if raw is None and self._sasl is not None:
@@ -371,10 +383,11 @@ class Session:
         # PASS keeps the whole rest of the line: a password may contain spaces (RFC 1939 s7).
         args = (rest,) if name == "PASS" and rest else tuple(rest.split())
         handler = _HANDLERS.get(name)
-        if handler is None or not self._command_enabled(name):
+        if handler is None or (name in _COMMAND_CAPABILITY and not self._command_enabled(name)):
             return self._unknown(name, args)
-        if self.faults is not None:
-            fault = self.faults.on_command(self, name, args)
+        faults = self.faults
+        if faults is not None and faults:  # a Faults with no rules is empty: skip the call
+            fault = faults.on_command(self, name, args)
             if fault is not None:
                 reply: tuple[bytes | memoryview, ...] = ()
                 if fault.runs_command:
@@ -415,7 +428,7 @@ class Session:
             if self.bad_commands >= self.settings.max_bad_commands:
                 too_many = True  # this reply replaces the line's own -ERR, in the history too
                 reply = (self._reply.err("Too many invalid commands, closing."),)
-        status = bytes(reply[0]).split(b"\r\n", 1)[0].decode("utf-8", "replace") if reply else ""
+        status = _status_line(reply[0]) if reply else ""
         self._log(name, args, status, None)
         if too_many:
             self._close()
@@ -423,6 +436,9 @@ class Session:
         return self._after([Send(reply)], reply)
 
     def _after(self, actions: list[Action], reply: tuple[bytes | memoryview, ...]) -> list[Action]:
+        if self.state is not State.CLOSED and not self._starting_tls and len(actions) == 1:
+            if type(actions[0]) is Send:
+                return actions  # the common case: one reply, the session goes on
         if self.state is State.CLOSED or any(isinstance(a, Close) for a in actions):
             if self.state is not State.CLOSED:
                 self._close()
@@ -437,27 +453,21 @@ class Session:
             actions.append(StartTLS())
         return actions
 
-    _starting_tls = False
-    _close_reason = _history.QUIT
-
     def _close(self) -> None:
         self.state = State.CLOSED
         self._lines.clear()
         self._partial = b""
 
     def _log(self, name: str, args: tuple[str, ...], status: str, fault: str | None) -> None:
+        history = self.history
+        if not history.enabled:
+            return
+        if name in _SECRET_COMMANDS:
+            args = _mask(name, args)
         record = CommandRecord(
-            session_id=self.id,
-            client=self.client,
-            user=self.user,
-            command=name,
-            args=_mask(name, args),
-            reply=status,
-            tls=self.tls,
-            received_at=time.time(),
-            fault=fault,
+            self.id, self.client, self.user, name, args, status, self.tls, time.time(), fault
         )
-        self.history.record(self.record, record)
+        history.record(self.record, record)
 
     # --- helpers -------------------------------------------------------------------------
     def _need_state(self, state: State, name: str) -> bytes | None:
@@ -867,6 +877,17 @@ def _mask(name: str, args: tuple[str, ...]) -> tuple[str, ...]:
     if name == "AUTH" and len(args) >= 2:
         return (args[0], "***")
     return args
+
+
+_PID = os.getpid()
+_SECRET_COMMANDS = frozenset({"PASS", "APOP", "AUTH"})
+
+
+def _status_line(first: bytes | memoryview) -> str:
+    """The status line of a reply, for the history (handlers put it in the first buffer)."""
+    if type(first) is bytes and first.endswith(b"\r\n") and first.count(b"\n") == 1:
+        return first[:-2].decode("utf-8", "replace")
+    return bytes(first[:600]).split(b"\r\n", 1)[0].decode("utf-8", "replace")
 
 
 def _status_of(actions: list[Action]) -> str:

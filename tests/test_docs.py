@@ -187,7 +187,7 @@ def test_python_example(
 ) -> None:
     if TEST_FUNCTION.search(block.code):
         pytester.makeini(INI)
-        pytester.makepyfile(**{"test_example": block.code})
+        pytester.makepyfile(test_example=block.code)
         result = pytester.runpytest(*INNER_ARGS)
         outcomes = result.parseoutcomes()
         tests = len(TEST_FUNCTION.findall(block.code))

@@ -13,16 +13,15 @@ POP3 server's byte-stuffing is exercised).
 Determinism
     Message *k* is a pure function of the knobs, the seed and *k*: it never
     depends on the current time, on hash randomisation, on how many messages were
-    asked for or in which order. Each purpose (size, plan, content, subject...)
-    has a 64-bit key, a BLAKE2 digest of ``(seed, purpose)`` made once per
-    generator; message *k*'s random stream of that purpose is seeded with the
-    SplitMix64 output for ``key + (k + 1) * golden`` (integer arithmetic only, so
-    :meth:`GeneratedMail.size` costs well under a microsecond). One Faker instance
-    per locale is loaded on first use, kept for the process and re-seeded
-    (``Faker.seed_instance``) for every subject, under a per-locale lock. Floating
-    point is used only for IEEE-exact operations (no ``log``/``exp``), so output is
-    byte-identical on every machine for a given fakepop3, Faker and Python
-    minor version.
+    asked for or in which order. There are two streams per message: its size,
+    and everything else (its plan -- parent, date, locale, sender, subject,
+    Message-ID -- then its content). Each has a 64-bit key, a BLAKE2 digest of
+    ``(seed, purpose)`` made once per generator; message *k*'s stream is seeded
+    with the SplitMix64 output for ``key + (k + 1) * golden`` (integer
+    arithmetic only, so :meth:`GeneratedMail.size` costs well under a
+    microsecond). Floating point is used only for IEEE-exact operations (no
+    ``log``/``exp``), so output is byte-identical on every machine for a given
+    fakepop3, Faker and Python minor version.
 
 Exact sizes without generating
     Every message is padded to an exact size drawn from ``[min_size, max_size]``
@@ -34,10 +33,16 @@ Exact sizes without generating
     Message-ID is needed, so a first ``STAT`` stays cheap in a fresh process.
 
 Speed
-    Bytes are assembled directly from templates (no :class:`email.message.EmailMessage`),
-    names and addresses are drawn from Faker's own locale data with a plain
-    :class:`random.Random`, and :class:`GeneratedMail` builds a message only when it
-    is indexed.
+    Bytes are assembled directly from templates (no :class:`email.message.EmailMessage`)
+    and rendered into one list of chunks joined once. Each locale's Faker data
+    (person, internet, lorem and company providers only) is loaded when a
+    message first needs it and kept for the process, with pools made from it at
+    a fixed seed: 1,024 lorem sentences and 512 people (display name and
+    address: a mailbox's regular correspondents). Messages draw from those pools
+    with their own :class:`random.Random`, never through a shared Faker, so
+    generators in different threads do not disturb each other; only a hook's
+    ``ctx.faker`` is a (full, shared, locked) Faker. :class:`GeneratedMail`
+    builds a message only when it is indexed.
 
 Every message uses CRLF line ends, ends with CRLF and parses with
 ``email.parser.BytesParser(policy=email.policy.default)`` without defects.
@@ -233,6 +238,11 @@ def _ascii_label(text: str) -> str:
     return _LABEL_RE.sub("", _unidecode(text).lower())
 
 
+def _json_str(text: str) -> str:
+    """A JSON string literal (non-ASCII kept as it is)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _to_epoch(value: _dt.datetime | _dt.date | float) -> int:
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
@@ -248,14 +258,20 @@ def _to_epoch(value: _dt.datetime | _dt.date | float) -> int:
 _EPOCH = _dt.datetime(1970, 1, 1)
 
 
+@lru_cache(maxsize=4096)
+def _format_day(day: int) -> str:
+    """``Mon, 05 Jan 2024`` for a day number since 1970-01-01."""
+    d = _EPOCH + _dt.timedelta(days=day)
+    return f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year:04d}"
+
+
 def _format_date(epoch: int, tz_minutes: int) -> str:
     """RFC 5322 date-time, independent of the C locale and of the platform's time functions."""
-    d = _EPOCH + _dt.timedelta(seconds=epoch + 60 * tz_minutes)  # the local wall clock
-    sign = "+" if tz_minutes >= 0 else "-"
+    day, secs = divmod(epoch + 60 * tz_minutes, 86_400)  # the local wall clock
     hh, mm = divmod(abs(tz_minutes), 60)
     return (
-        f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year:04d} "
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {sign}{hh:02d}{mm:02d}"
+        f"{_format_day(day)} {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d} "
+        f"{'+' if tz_minutes >= 0 else '-'}{hh:02d}{mm:02d}"
     )
 
 
@@ -335,6 +351,56 @@ class _Locale:
         self.catch_phrase_words: list[list[str]] = [
             [str(w) for w in ws] for ws in phrase_words if ws
         ]
+        # Body text is drawn a sentence at a time from a pool made once per
+        # locale at a fixed seed (a word at a time cost a third of the build).
+        pool_rng = random.Random(0)
+        self.sentences = [self._lorem_sentence(pool_rng) for _ in range(self.SENTENCES)]
+        # People (display name, address) are drawn from a pool too: a mailbox has
+        # its regular correspondents, each with one address.
+        self.people: list[tuple[str, str]] = []
+        for _ in range(self.PEOPLE):
+            name, parts = self.name(pool_rng)
+            self.people.append((name, self.address(pool_rng, parts)))
+        self.non_ascii_people = [p for p in self.people if not p[0].isascii()] or self.people
+
+    SENTENCES = 1024
+    PEOPLE = 512
+
+    def person(self, rng: random.Random, non_ascii: bool = False) -> tuple[str, str]:
+        """A display name and its address; one with a non-ASCII name if asked (and any)."""
+        pool = self.non_ascii_people if non_ascii else self.people
+        return pool[int(rng.random() * len(pool))]
+
+    def address(self, rng: random.Random, parts: list[str]) -> str:
+        """An e-mail address made from name parts (ASCII, for any script)."""
+        labels = [p for p in map(_ascii_label, parts) if p]
+        if not labels:
+            labels = ["user"]
+        style = int(rng.random() * 5)
+        if style == 0 or len(labels) == 1:
+            local = ".".join(labels)
+        elif style == 1:
+            local = labels[0][0] + labels[-1]
+        elif style == 2:
+            local = f"{labels[0]}{int(rng.random() * 100)}"
+        elif style == 3:
+            local = f"{labels[-1]}_{labels[0]}"
+        else:
+            local = labels[0] + "." + labels[-1][0]
+        local = local[:40] or "user"
+        if rng.random() < 0.5:
+            domain = self.free_domains.pick(rng)
+        else:
+            base = (labels[-1] + "-" + labels[0]) if len(labels) > 1 else labels[0]
+            domain = f"{base[:30].strip('-') or 'example'}.{self.tlds.pick(rng)}"
+        return f"{local}@{domain}"
+
+    def _lorem_sentence(self, rng: random.Random) -> str:
+        """4 to 11 lorem words, capitalised, with the locale's full stop."""
+        words = self.words
+        ws = [words[int(rng.random() * len(words))] for _ in range(4 + int(rng.random() * 8))]
+        text = self.connector.join(ws)
+        return text[:1].upper() + text[1:] + self.stop
 
     def sentence(self, rng: random.Random, nb_words: int) -> str:
         """A lorem sentence of about ``nb_words`` words (as Faker's ``sentence``)."""
@@ -350,19 +416,13 @@ class _Locale:
         return " ".join(ws[int(rng.random() * len(ws))] for ws in self.catch_phrase_words)
 
     def paragraph(self, rng: random.Random, sentences: int) -> list[str]:
-        """Lorem sentences from this locale's word list, wrapped to 72 columns."""
-        pool = self.words
+        """Lorem sentences of this locale, wrapped to 72 columns."""
+        pool = self.sentences
         n = len(pool)
         rnd = rng.random
-        stop = self.stop
-        words: list[str] = []
-        for _ in range(sentences):
-            ws = [pool[int(rnd() * n)] for _ in range(4 + int(rnd() * 8))]
-            ws[0] = ws[0][:1].upper() + ws[0][1:]
-            ws[-1] += stop
-            words += ws
+        picked = [pool[int(rnd() * n)] for _ in range(sentences)]
         if not self.spaced:
-            text = self.connector.join(words)
+            text = self.connector.join(picked)
             out: list[str] = []
             while text:
                 cut = 36
@@ -371,11 +431,12 @@ class _Locale:
                 out.append(text[:cut])
                 text = text[cut:]
             return out
-        text = " ".join(words)
+        text = " ".join(picked)
         lines = _WRAP_RE.findall(text)  # greedy wrapping at spaces, in C
         if sum(map(len, lines)) + len(lines) - 1 == len(text):
             return lines
         # A word longer than a line: wrap word by word.
+        words = text.split(" ")
         lines = []
         cur: list[str] = []
         width = -1
@@ -578,8 +639,14 @@ def _encoded_words(text: str, rolls: Iterator[float], *, phrase: bool) -> str:
 
     ``rolls`` gives the two random numbers that pick the charset and B or Q.
     """
+    legacy = next(rolls) < 0.3
+    return _encode_words(text, legacy, next(rolls) < 0.5, phrase)
+
+
+@lru_cache(maxsize=8192)
+def _encode_words(text: str, legacy: bool, use_b: bool, phrase: bool) -> str:
     charset = "utf-8"
-    if next(rolls) < 0.3:
+    if legacy:
         for cand in ("iso-8859-1", "iso-8859-2", "koi8-r", "iso-8859-7"):
             try:
                 text.encode(cand)
@@ -587,7 +654,6 @@ def _encoded_words(text: str, rolls: Iterator[float], *, phrase: bool) -> str:
                 continue
             charset = cand
             break
-    use_b = next(rolls) < 0.5
     prefix = f"=?{charset}?{'b' if use_b else 'q'}?"
     room = 75 - len(prefix) - 2
     words: list[str] = []
@@ -777,12 +843,13 @@ def _png(rng: random.Random, octets: int) -> bytes:
 
     width = 16
     rows = max(1, (octets - 80) // (width * 3 + 1))
-    raw = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(rows))
+    raw = bytearray(rng.randbytes(rows * (width * 3 + 1)))
+    raw[:: width * 3 + 1] = bytes(rows)  # filter type 0 first on every row
     ihdr = struct.pack(">IIBBBBB", width, rows, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IDAT", zlib.compress(bytes(raw), 0))
         + chunk(b"IEND", b"")
     )
 
@@ -844,8 +911,9 @@ class MessageGenerator:
     """Builds message *k* of a generated mailbox on demand.
 
     All knobs are validated once here; see :func:`generate_messages` for their
-    meaning. Instances are safe to share between threads only if callers hold a
-    lock around :meth:`message` (the Faker instances are shared).
+    meaning. An instance may be shared between threads only if callers hold a
+    lock around :meth:`message` (its random generators and caches are its own;
+    :class:`GeneratedMail` holds one). :meth:`size` and :meth:`sizes` need none.
     """
 
     def __init__(
@@ -999,12 +1067,7 @@ class MessageGenerator:
         token = rng.getrandbits(64)
         host = _MSGID_HOSTS[int(rng.random() * len(_MSGID_HOSTS))]
         loc = _locale(code)
-        name, parts = loc.name(rng)
-        for _ in range(10):
-            if not non_ascii or not name.isascii():
-                break
-            name, parts = loc.name(rng)
-        addr = self._address(rng, loc, parts)
+        name, addr = loc.person(rng, non_ascii)
         return _RawPlan(
             size,
             parent,
@@ -1018,30 +1081,6 @@ class MessageGenerator:
             addr,
             self._draw_subject(loc, rng, non_ascii),
         )
-
-    @staticmethod
-    def _address(rng: random.Random, loc: _Locale, parts: list[str]) -> str:
-        labels = [p for p in map(_ascii_label, parts) if p]
-        if not labels:
-            labels = ["user"]
-        style = int(rng.random() * 5)
-        if style == 0 or len(labels) == 1:
-            local = ".".join(labels)
-        elif style == 1:
-            local = labels[0][0] + labels[-1]
-        elif style == 2:
-            local = f"{labels[0]}{int(rng.random() * 100)}"
-        elif style == 3:
-            local = f"{labels[-1]}_{labels[0]}"
-        else:
-            local = labels[0] + "." + labels[-1][0]
-        local = local[:40] or "user"
-        if rng.random() < 0.5:
-            domain = loc.free_domains.pick(rng)
-        else:
-            base = (labels[-1] + "-" + labels[0]) if len(labels) > 1 else labels[0]
-            domain = f"{base[:30].strip('-') or 'example'}.{loc.tlds.pick(rng)}"
-        return f"{local}@{domain}"
 
     def message_id(self, index: int) -> str:
         """The ``Message-ID`` of message ``index`` (with angle brackets)."""
@@ -1143,12 +1182,10 @@ class MessageGenerator:
             pp = self.plan(plan.parent)
             recipients.append((pp.sender_name, pp.sender_addr))
         for _ in range(int(rng.random() * 2) + (0 if recipients else 1)):
-            n, parts = loc.name(rng)
-            recipients.append((n, self._address(rng, loc, parts)))
+            recipients.append(loc.person(rng))
         cc: list[tuple[str, str]] = []
         for _ in range(int(rng.random() * rng.random() * 4)):
-            n, parts = loc.name(rng)
-            cc.append((n, self._address(rng, loc, parts)))
+            cc.append(loc.person(rng))
         reply_to = None
         if rng.random() < 0.15:
             reply_to = (plan.sender_name, "reply+" + plan.sender_addr)
@@ -1180,8 +1217,14 @@ class MessageGenerator:
         logo = _b64_body(_png(rng, 400)) if with_inline else b""
 
         # -- degradation levels, applied in turn while the message is too big
-        for level in range(8):
-            paras = paragraphs if level < 1 else paragraphs[:1]
+        # (The names and the whole subject go last: non_ascii relies on them.)
+        for level in range(10):
+            if level < 1:
+                paras = paragraphs
+            elif level < 6:
+                paras = paragraphs[:1]
+            else:
+                paras = [paragraphs[0][:2]] if level < 7 else []
             atts = n_att if level < 2 else 0
             inline_on = with_inline if level < 3 else False
             cc_l = cc if level < 3 else []
@@ -1189,12 +1232,10 @@ class MessageGenerator:
             rt = reply_to if level < 3 else None
             rcpt = recipients if level < 4 else recipients[:1]
             html_on = with_html if level < 5 else False
-            named = level < 6
-            if level >= 7:
-                paras = []
+            named = level < 8
             head = self._headers(
                 plan,
-                subject if level < 7 else subject[:20],
+                subject if level < 9 else subject[:20],
                 rcpt,
                 cc_l,
                 rt,
@@ -1411,29 +1452,23 @@ class MessageGenerator:
         text_payload: str | None = None
         if kind == 0:
             ext, ctype = "txt", "text/plain"
-            f = _filler()
-            rows: list[str] = []
-            size = 0
-            while size < budget * 0.7:
-                line = f.line(rng, 30 + int(rng.random() * 40))
-                rows.append(line)
-                size += len(line) + 2
-            text_payload = CRLF.join(rows) + CRLF
+            text_payload = _filler().block(rng, max(2, int(budget * 0.7)))
         elif kind == 1:
             ext, ctype = "csv", "text/csv"
             rows = ["id,name,email,amount,date"]
             people = []
             for _ in range(6):
-                nm, parts = loc.name(rng)
-                people.append(f'"{nm.replace(chr(34), "")}",{self._address(rng, loc, parts)}')
+                nm, address = loc.person(rng)
+                people.append(f'"{nm.replace(chr(34), "")}",{address}')
             size = 30
             n = 0
             while size < budget * 0.7:
                 n += 1
+                bits = rng.getrandbits(40)  # one draw per row: person, amount, date
+                cents, bits = bits % 10_000_000, bits // 10_000_000
                 row = (
-                    f"{n},{people[int(rng.random() * 6)]},{int(rng.random() * 100_000) / 100:.2f},"
-                    f"20{10 + int(rng.random() * 15)}-{1 + int(rng.random() * 12):02d}-"
-                    f"{1 + int(rng.random() * 28):02d}"
+                    f"{n},{people[bits % 6]},{cents // 100}.{cents % 100:02d},"
+                    f"20{10 + bits // 6 % 15}-{1 + bits // 90 % 12:02d}-{1 + bits // 1080 % 28:02d}"
                 )
                 rows.append(row)
                 size += len(row.encode()) + 2
@@ -1443,13 +1478,17 @@ class MessageGenerator:
             items = []
             size = 20
             while size < budget * 0.6:
-                word = rng.choice(words)
+                word = words[int(rng.random() * len(words))]
+                bits = rng.getrandbits(21)  # one draw per item: id and flag
                 items.append(
-                    {"id": int(rng.random() * 10**6), "word": word, "ok": rng.random() < 0.5}
+                    f'  {{"id": {bits >> 1}, "word": {_json_str(word)},'
+                    f' "ok": {"true" if bits & 1 else "false"}}}'
                 )
                 size += 50 + 3 * len(word)
-            text_payload = json.dumps({"items": items}, ensure_ascii=False, indent=1)
-            text_payload = text_payload.replace("\n", CRLF) + CRLF
+            text_payload = (
+                "{" + CRLF + ' "items": [' + CRLF + ("," + CRLF).join(items) + CRLF + " ]"
+            )
+            text_payload += CRLF + "}" + CRLF
         elif kind == 3:
             ext, ctype = "ics", "text/calendar"
             text_payload = (

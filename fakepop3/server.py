@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import history as _history
+from .auth import Authenticator
 from .faults import Faults
 from .history import History, SessionRecord
 from .protocol import Action, Close, Pause, Send, Session, Settings, StartTLS, Throttle
@@ -110,6 +111,7 @@ class _Connection(asyncio.Protocol):
             client=(str(peer[0]), int(peer[1])),
             tls=self.implicit_tls,
             faults=server.faults,
+            auth=server._auth,
         )
         self.last_activity = self.loop.time()
         if server.timeout is not None:
@@ -470,6 +472,7 @@ class POP3Server:
                 max_bad_commands=max_bad_commands,
             )
         self.settings = settings
+        self._auth = Authenticator(self.store, any_login=settings.any_login)
         self.faults = faults if faults is not None else Faults()
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()

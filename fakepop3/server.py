@@ -723,8 +723,12 @@ def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | N
     if password is None:
         mailbox = server.store.get(user)
         password = mailbox.password if mailbox is not None and mailbox.password is not None else ""
-    client.user(user)
-    client.pass_(password)
+    try:
+        client.user(user)
+        client.pass_(password)
+    except BaseException:
+        client.close()  # a failed login must not leak the socket
+        raise
 
 
 def _check_port(name: str, port: object) -> None:

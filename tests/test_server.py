@@ -740,3 +740,15 @@ def test_reset_during_a_session_keeps_that_sessions_deletions_out() -> None:
         client.quit()
         server.wait_for_sessions(2)
         assert [m.raw for m in inbox] == [b"Subject: 2\r\n\r\ntwo\r\n"]
+
+
+def test_client_helper_closes_its_socket_when_login_fails() -> None:
+    """server.client(user, wrong) raises the -ERR and leaks nothing (filterwarnings=error)."""
+    import gc
+
+    with POP3Server(users={"alice": "pw"}) as server:
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+            server.client("alice", "wrong")
+        gc.collect()  # a leaked socket would raise ResourceWarning here, an error in this suite
+        server.wait_for_sessions(1)
+        assert server.history.sessions[-1].end_reason == "drop"

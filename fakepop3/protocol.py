@@ -311,6 +311,11 @@ class Session:
         """True if a complete command line is waiting for :meth:`next_actions`."""
         return bool(self._lines)
 
+    @property
+    def pending_lines(self) -> int:
+        """How many complete command lines wait for :meth:`next_actions`."""
+        return len(self._lines)
+
     def has_partial_line(self) -> bool:
         """True while the start of a command line has arrived but not its end (its LF)."""
         return bool(self._partial) or self._discarding

@@ -41,6 +41,8 @@ CHUNK = 256 * 1024
 #: Transport write buffer limits: above HIGH the session stops until the client reads.
 HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
+#: Complete command lines a busy session may hold before the server stops reading.
+MAX_PENDING_LINES = 1024
 
 
 _INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n"
@@ -135,6 +137,10 @@ class _Connection(asyncio.Protocol):
                 self.line_timer = self.loop.call_later(limit, self._check_line)
         if not self.busy:
             self._guard(self._process)
+        elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
+            # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
+            # so a pipelining flood cannot grow the line queue without bound.
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

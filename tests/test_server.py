@@ -752,3 +752,31 @@ def test_client_helper_closes_its_socket_when_login_fails() -> None:
         gc.collect()  # a leaked socket would raise ResourceWarning here, an error in this suite
         server.wait_for_sessions(1)
         assert server.history.sessions[-1].end_reason == "drop"
+
+
+def test_a_busy_session_stops_reading_a_pipelined_flood() -> None:
+    """While a fault delays a reply, a client flooding commands cannot grow the line queue."""
+    import socket
+
+    from fakepop3.server import MAX_PENDING_LINES
+
+    with POP3Server(users={"alice": "pw"}) as server:
+        server.faults.on("NOOP", nth=1).delay(60)
+        sock = socket.create_connection((server.host, server.port), timeout=10)
+        try:
+            assert sock.recv(512).startswith(b"+OK")
+            sock.sendall(b"USER alice\r\nPASS pw\r\n")
+            sock.settimeout(2)
+            chunk = b"NOOP\r\n" * 10_000
+            sent = 0
+            with pytest.raises(TimeoutError):
+                while sent < 100 * len(chunk):  # 6 MB: far more than the socket buffers hold
+                    sent += sock.send(chunk)
+            (conn,) = list(server._connections)
+            assert conn.session is not None
+            # The rest of the read that hit the delay, plus one read past the limit, at most
+            # (asyncio reads up to 256 KiB at a time: ~44,000 six-octet lines).
+            assert conn.session.pending_lines <= MAX_PENDING_LINES + 2 * (256 * 1024 // 6)
+            assert sent < 100 * len(chunk)
+        finally:
+            sock.close()

@@ -393,6 +393,38 @@ class POP3Server:
 
     ``tls=True`` makes test certificates with ``trustme`` and offers STLS;
     ``tls_port`` (0 for any free port) also listens with implicit TLS.
+
+    Arguments (all keyword-only but ``users``):
+
+    * ``users``: ``{name: password}`` (or a list of names, for token-only or
+      ``any_login`` users).  More with :meth:`add_user`.
+    * ``host`` / ``port``: where to listen; ``127.0.0.1`` and 0 (a free port,
+      reported in ``server.port`` once started).  A non-loopback host is logged
+      as a warning.
+    * ``tls``: ``True`` for trustme certificates, or a :class:`TLSCertificates`;
+      enables STLS.  ``tls_port``: also listen with implicit TLS (POP3S).
+    * ``require_tls``: refuse USER/PASS/APOP/AUTH until STLS.
+    * ``store``: a :class:`MailStore` to share between servers.
+    * ``history``: ``False`` turns recording off, or pass a :class:`History`.
+    * ``timeout``: the autologout timer in seconds (RFC 1939: at least 600 on
+      a real server); ``command_timeout``: how long one command line may take
+      to arrive (slow-client guard).  ``None`` turns either off.
+    * ``on_session_end``: called with each :class:`SessionRecord` as it ends.
+    * ``faults``: a :class:`Faults` (default: an empty one, ``server.faults``).
+    * ``disable``: capabilities to switch off (``"TOP"``, ``"UIDL"``, ``"USER"``,
+      ``"SASL"``, ``"APOP"``, ``"STLS"``, ``"PIPELINING"``, ...); CAPA and the
+      commands follow.  ``mechanisms``: the SASL mechanisms offered.
+    * ``any_login``: accept any user name with any secret (a maildrop is made
+      for a new name).
+    * ``login_delay`` / ``expire``: advertise LOGIN-DELAY (and enforce it) and
+      EXPIRE (RFC 2449).
+    * ``hostname``: the name in the APOP timestamp and CRAM-MD5 challenges.
+    * ``max_connections``: past it a new connection gets ``-ERR [SYS/TEMP]``.
+    * ``max_bad_commands``: unknown or malformed commands before login that
+      close the session.
+    * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra).
+    * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
+      protocol arguments above).
     """
 
     def __init__(
@@ -656,6 +688,7 @@ class POP3Server:
     # --- for tests ------------------------------------------------------------------------
     @property
     def running(self) -> bool:
+        """True between start and stop."""
         return self._running
 
     @property
@@ -665,6 +698,7 @@ class POP3Server:
 
     @property
     def address(self) -> tuple[str, int]:
+        """``(host, port)`` of the plain POP3 listener."""
         return (self.host, self.port)
 
     def wait_for_sessions(self, count: int, timeout: float | None = 10.0) -> None:

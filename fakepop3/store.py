@@ -20,7 +20,6 @@ import itertools
 import threading
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -95,20 +94,32 @@ class Message:
     ends, without dot-stuffing (RFC 1939 s11).
     """
 
-    __slots__ = ("__weakref__", "_body_offset", "_crlf", "_raw", "_size", "_source", "_stuffed", "uid")
+    __slots__ = (
+        "__weakref__",
+        "_body_offset",
+        "_crlf",
+        "_index",
+        "_raw",
+        "_size",
+        "_source",
+        "_stuffed",
+        "uid",
+    )
 
     def __init__(
         self,
         raw: bytes | None,
         uid: str,
         *,
-        source: Callable[[], bytes] | None = None,
+        source: Sequence[bytes] | None = None,
+        index: int = 0,
         size: int | None = None,
     ) -> None:
         if raw is None and source is None:
             raise TypeError("a Message needs its bytes or a source to make them")
         self._raw = raw
         self._source = source
+        self._index = index
         self._size = size
         self.uid = uid
         self._crlf: bytes | None = None
@@ -116,9 +127,9 @@ class Message:
         self._body_offset: int | None = None
 
     @classmethod
-    def lazy(cls, source: Callable[[], bytes], uid: str, size: int) -> Message:
-        """A message whose bytes are made on first use; ``size`` must be their CRLF size."""
-        return cls(None, uid, source=source, size=size)
+    def lazy(cls, source: Sequence[bytes], index: int, uid: str, size: int) -> Message:
+        """Message ``source[index]``, made on first use; ``size`` must be its CRLF size."""
+        return cls(None, uid, source=source, index=index, size=size)
 
     def __repr__(self) -> str:
         return f"<Message uid={self.uid!r} size={self.size}>"
@@ -128,7 +139,7 @@ class Message:
         """The message as it was stored (or generated)."""
         if self._raw is None:
             assert self._source is not None
-            self._raw = self._source()
+            self._raw = self._source[self._index]
             self._source = None
         return self._raw
 
@@ -258,13 +269,15 @@ class Mailbox:
         from .generate import generate_messages
 
         mail = generate_messages(count, **knobs)
-        lazy = mail.generator.hook is None  # a hook may change sizes: build those at once
+        # Sizes in one pass, with no message built; a hook may change sizes: build those at once.
+        sizes = mail.sizes() if mail.generator.hook is None else None
+        lazy = Message.lazy
         with self._lock:
             added = []
             for k in range(count):
                 n = next(self._uid_counter)
-                if lazy:
-                    message = Message.lazy(partial(mail.__getitem__, k), f"{n}.g{k}", mail.size(k))
+                if sizes is not None:
+                    message = lazy(mail, k, f"{n}.g{k}", sizes[k])
                 else:
                     raw = mail[k]
                     message = Message(raw, f"{n}.{hashlib.sha1(raw).hexdigest()[:12]}")

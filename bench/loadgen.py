@@ -488,7 +488,7 @@ async def retr_big(
         t0 = time.perf_counter()
         futs = [c.cmd(b"RETR %d\r\n" % msgno, True) for c in conns]
         sizes = []
-        for c, f in zip(conns, futs):
+        for c, f in zip(conns, futs, strict=True):
             await _ok(f)
             sizes.append(c.received)
         dt = time.perf_counter() - t0

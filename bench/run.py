@@ -33,9 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import bare_server
-import loadgen
-import targets
+import bare_server  # noqa: E402 - after the sys.path line above
+import loadgen  # noqa: E402 - after the sys.path line above
+import targets  # noqa: E402 - after the sys.path line above
 
 ALL_TARGETS = ("bare", "fakepop3", "dovecot")
 SECTIONS = ("sessions", "poplib", "idle", "retr", "fixture", "mailbox", "pattern")
@@ -266,7 +266,7 @@ def bench_idle(names: list[str], tg: dict[str, targets.Target], cfg: Config, res
                     after = asyncio.run(hold())
                     res.add(n, "idle", (after - before) / count / 1024)
                     res.add(n, "idle_total", (after - before) / MB * cfg.idle / count)
-                except Exception as e:  # noqa: BLE001 - report and go on
+                except Exception as e:
                     res.note(n, "idle", f"failed: {e!r}")
                     loadgen.close_all(clients)
                 if count != cfg.idle:
@@ -369,7 +369,7 @@ class BareThreadServer:
     def __init__(self, messages: list[bytes]) -> None:
         self.messages = messages
 
-    def __enter__(self) -> BareThreadServer:  # noqa: PYI034
+    def __enter__(self) -> BareThreadServer:
         ready = threading.Event()
 
         def main() -> None:
@@ -713,7 +713,7 @@ def table(names: list[str], res: Results, skipped: dict[str, str]) -> str:
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     out = []
     for k, r in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip())
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     notes = [f"  {n} / {k}: {text}" for (n, k), text in res.notes.items()]
@@ -792,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[{name}]")
             try:
                 step()
-            except Exception as e:  # noqa: BLE001 - one broken section must not hide the rest
+            except Exception as e:
                 res.extra.append(f"section {name} failed: {e!r}")
                 log(f"section {name} failed: {e!r}")
     print(

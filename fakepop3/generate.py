@@ -1123,7 +1123,7 @@ class MessageGenerator:
         if non_ascii and text.isascii():
             nw = loc.non_ascii_words
             extra = nw[int(rng.random() * len(nw))] if nw else "€"
-            text = f"{text} – {extra}"
+            text = f"{text} – {extra}"  # noqa: RUF001 - an en dash on purpose
         return text
 
     def _references(self, index: int) -> list[str]:
@@ -1544,7 +1544,7 @@ class MessageGenerator:
             disp = f'attachment; filename="{filename}"'
         else:
             quoted = "".join(
-                chr(b) if chr(b).isalnum() and b < 128 or chr(b) in "-._" else f"%{b:02X}"
+                chr(b) if (chr(b).isalnum() and b < 128) or chr(b) in "-._" else f"%{b:02X}"
                 for b in filename.encode("utf-8")
             )
             disp = f"attachment;{CRLF} filename*=utf-8''{quoted}"

@@ -344,7 +344,7 @@ def _call_each(listeners: list[Callable[[Any], None]], item: object) -> None:
     for listener in listeners:
         try:
             listener(item)
-        except Exception as error:  # noqa: BLE001 - re-raised below, after the others ran
+        except Exception as error:
             errors.append(error)
     if errors:
         raise errors[0]

@@ -272,9 +272,7 @@ class Session:
         self._starting_tls = False
         self._close_reason = _history.QUIT
         self._reply = settings.replies
-        self.timestamp = (
-            f"<{_PID}.{next(_greeting_counter)}.{time.time_ns()}@{settings.hostname}>"
-        )
+        self.timestamp = f"<{_PID}.{next(_greeting_counter)}.{time.time_ns()}@{settings.hostname}>"
 
     # --- input ---------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:

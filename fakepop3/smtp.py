@@ -96,7 +96,7 @@ class _Handler:
                 list(envelope.rcpt_tos),
                 bytes(envelope.original_content or b""),
             )
-        except Exception as error:  # noqa: BLE001 - a bug: surface it to the test, keep serving
+        except Exception as error:
             self.intake._report(error)
             return "451 4.3.0 Internal error in fakepop3 while storing the message"
         return f"250 OK: delivered to {', '.join(delivery.users)}"
@@ -272,7 +272,7 @@ class SMTPIntake:
             loop = asyncio.new_event_loop()
             try:
                 loop.run_until_complete(self.start_async())
-            except BaseException as error:  # noqa: BLE001 - re-raised in the caller
+            except BaseException as error:
                 failure.append(error)
                 ready.set()
                 loop.close()

@@ -17,8 +17,8 @@ import email.message
 import email.policy
 import hashlib
 import itertools
-import threading
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -285,7 +285,9 @@ class Mailbox:
             self._messages.extend(added)
         return added
 
-    def load(self, path: str | os.PathLike[str], *, format: MailFormat | None = None) -> list[Message]:
+    def load(
+        self, path: str | os.PathLike[str], *, format: MailFormat | None = None
+    ) -> list[Message]:
         """Add the messages of an ``.eml`` file, a folder of them, an mbox or a Maildir."""
         from .loaders import load_messages
 

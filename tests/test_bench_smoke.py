@@ -17,8 +17,8 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-import bare_server
-import loadgen
+import bare_server  # noqa: E402 - after the sys.path line above
+import loadgen  # noqa: E402 - after the sys.path line above
 
 MESSAGES = [
     b"From: a@example.com\r\nSubject: one\r\n\r\nhello\r\n.leading dot\r\n..two dots\r\n",

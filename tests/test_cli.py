@@ -139,7 +139,9 @@ class Standalone:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("fakepop3 did not stop within the deadline after SIGTERM")
+            raise AssertionError(
+                "fakepop3 did not stop within the deadline after SIGTERM"
+            ) from None
 
     def output(self) -> tuple[str, str]:
         return self.stdout_file.read_text("utf-8"), self.stderr_file.read_text("utf-8")

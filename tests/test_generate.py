@@ -77,7 +77,7 @@ def test_same_seed_same_bytes_in_another_process() -> None:
 def test_different_seeds_differ() -> None:
     a = generate_messages(5, seed=1)
     b = generate_messages(5, seed=2)
-    assert all(x != y for x, y in zip(a, b))
+    assert all(x != y for x, y in zip(a, b, strict=True))
 
 
 def test_message_k_independent_of_count_and_order() -> None:

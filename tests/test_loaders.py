@@ -57,7 +57,7 @@ def test_mbox_without_separator_and_quoting_as_stored(tmp_path: Path) -> None:
     assert detect_format(path) == "mbox"
     loaded = load_messages(path)
     assert len(loaded) == 3
-    for raw, got in zip(MSGS, loaded):
+    for raw, got in zip(MSGS, loaded, strict=True):
         assert got.startswith(b"From: Sender")  # the header, not the separator line
         assert got == raw.replace(b"\nFrom the", b"\n>From the")  # as stored
     assert load_mbox(path) == loaded

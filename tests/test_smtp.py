@@ -207,7 +207,9 @@ def test_pop3server_smtp_true_takes_mail_for_its_users() -> None:
     with POP3Server(users={"alice": "pw"}, smtp=True) as server:
         assert server.smtp_port is not None and server.smtp_port > 0
         with smtplib.SMTP(server.host, server.smtp_port, timeout=10) as client:
-            client.sendmail("bob@example.com", ["alice@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+            client.sendmail(
+                "bob@example.com", ["alice@example.com"], b"Subject: hi\r\n\r\nbody\r\n"
+            )
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 client.sendmail("bob@example.com", ["nobody@example.com"], b"Subject: x\r\n\r\n")
         pop = poplib.POP3(server.host, server.port, timeout=10)

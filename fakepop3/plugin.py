@@ -93,6 +93,8 @@ SERVER_OPTIONS: tuple[str, ...] = (
     "hostname",
     "max_connections",
     "max_bad_commands",
+    "command_timeout",
+    "smtp",
 )
 #: Every option ``@pytest.mark.pop3(...)`` accepts.
 MARKER_OPTIONS: tuple[str, ...] = (*PLUGIN_OPTIONS, *SERVER_OPTIONS)

@@ -210,3 +210,19 @@ async def test_asyncio_app_against_the_async_server(
     server.history.assert_sent("CAPA", times=1)
     server.history.assert_sent("TOP", "3", "0", user=pop3_user.name, times=1)
     assert [s.end_reason for s in server.history.sessions] == ["quit", "quit"]
+
+
+@pytest.mark.pop3(smtp=True, messages=0)
+def test_send_then_fetch_through_the_marker(
+    pop3_server: POP3Server, pop3_client: poplib.POP3
+) -> None:
+    """issue 7: SMTP intake from the pytest marker ("send, then fetch" end to end)."""
+    import smtplib
+
+    assert pop3_server.smtp_port is not None
+    with smtplib.SMTP(pop3_server.host, pop3_server.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("bob@example.com", ["alice@example.com"], b"Subject: sent\r\n\r\nhi\r\n")
+    pop3_client.quit()
+    client = pop3_server.client("alice")
+    assert client.retr(1)[1] == [b"Subject: sent", b"", b"hi"]
+    client.quit()

@@ -111,6 +111,9 @@ class POP3User(NamedTuple):
     name: str
     password: str | None
 
+    def __repr__(self) -> str:
+        return f"POP3User(name={self.name!r}, password=***)"
+
 
 # --- options ------------------------------------------------------------------------------
 

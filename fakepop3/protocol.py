@@ -415,7 +415,10 @@ class Session:
             text = f"Unknown command: {name[:40]}"
         else:
             text = "Unknown command."
-        return self._finish(name[:40], args, (self._reply.err(text),), bad=True)
+        # A line the server does not know may be a secret (a password or SASL response sent
+        # after a refused PASS/AUTH): the history keeps a plausible keyword only, and no args.
+        recorded = name if 3 <= len(name) <= 4 and name.isascii() and name.isalpha() else "***"
+        return self._finish(recorded, ("***",) if args else (), (self._reply.err(text),), bad=True)
 
     def _finish(
         self,

@@ -35,8 +35,8 @@ def encodings(secret: str) -> list[str]:
     """The forms in which a secret could show: as is, upper case, in base64 (alone or in a blob)."""
     raw = secret.encode()
     forms = [secret, secret.upper(), secret.lower()]
-    forms += [base64.b64encode(raw).decode(), base64.b64encode(b"\0alice\0" + raw).decode()]
-    return forms
+    blobs = [base64.b64encode(raw).decode(), base64.b64encode(b"\0alice\0" + raw).decode()]
+    return forms + blobs + [blob.upper() for blob in blobs]  # an unknown keyword is upper-cased
 
 
 SECRETS = [form for s in (PASSWORD, WRONG, TOKEN, OTHER_TOKEN) for form in encodings(s)]
@@ -198,6 +198,25 @@ def test_wrong_password_is_not_echoed() -> None:
         assert WRONG.encode() not in reply
         reply = client.command(b"AUTH PLAIN " + b64(b"\0alice\0" + WRONG.encode()))
         assert reply.startswith(b"-ERR") and WRONG.encode() not in reply
+
+
+def test_secret_sent_where_a_command_was_expected_is_not_recorded() -> None:
+    """A SASL response or password pipelined after a refused AUTH/PASS arrives as a "command"."""
+    with POP3Server(users={"alice": PASSWORD}, mechanisms=["LOGIN"]) as server:
+        with RawClient(server.host, server.port) as client:
+            # AUTH PLAIN is refused (not offered), so the pipelined credentials are a command line.
+            client.send(b"AUTH PLAIN\r\n" + b64(b"\0alice\0" + PASSWORD.encode()) + b"\r\n")
+            assert client.read_line().startswith(b"-ERR")
+            assert client.read_line() == b"-ERR Unknown command.\r\n"
+            client.send(b"USER alice\r\nPASS x\r\n" + PASSWORD.encode() + b" and more\r\n")
+            for _ in range(3):
+                assert client.read_line().startswith((b"+OK", b"-ERR"))
+            client.send(b"QUIT\r\n")
+            assert client.read_line().startswith(b"+OK")
+        server.wait_for_sessions(1)
+        dump = server.history.to_jsonl() + server.history.transcript()
+        assert_clean(dump, "the history of commands the server did not know")
+        assert server.history.command_lines()[1] == "***"
 
 
 # --- where the server listens -----------------------------------------------------------------

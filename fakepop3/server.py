@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ipaddress
 import logging
 import poplib
+import socket
 import ssl
+import struct
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +44,7 @@ CHUNK = 256 * 1024
 #: Transport write buffer limits: above HIGH the session stops until the client reads.
 HIGH_WATER = 512 * 1024
 LOW_WATER = 128 * 1024
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 #: Complete command lines a busy session may hold before the server stops reading.
 MAX_PENDING_LINES = 1024
 
@@ -372,12 +376,19 @@ class _Connection(asyncio.Protocol):
         """Close at once, discarding unsent output (optionally after a last line)."""
         self.close_reason = reason
         self.closing = True
+        unsent = bool(self.out)
         self.out = None
         if self.transport is not None:
             if message and not self.transport.is_closing():
                 self.transport.write(message)
                 self.transport.close()
             else:
+                # With a reply still queued, reset rather than FIN: otherwise the kernel goes on
+                # trickling it to a client that reads slowly, long after the session was dropped.
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None and (unsent or self.transport.get_write_buffer_size()):
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
                 self.transport.abort()
 
 

@@ -752,8 +752,18 @@ class Session:
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for STAT."),)
+        return self._shared_answer("STAT", self._stat_answer)
+
+    def _stat_answer(self) -> tuple[bytes, ...]:
         live = self._live()
         return (self._reply.ok(f"{len(live)} {sum(m.size for _, m in live)}"),)
+
+    def _shared_answer(self, key: str, make: Callable[[], tuple[bytes, ...]]) -> tuple[bytes, ...]:
+        """An answer about the whole maildrop: with no deletion marked, every session on the
+        same unchanged maildrop gets the same bytes, so they are computed once."""
+        if self.deleted or self.mailbox is None:
+            return make()
+        return self.mailbox.cached_answer(self.messages, key, make)
 
     def _cmd_list(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
         return self._listing("LIST", args, lambda m: str(m.size))
@@ -773,9 +783,15 @@ class Session:
             if isinstance(message, bytes):
                 return (message,)
             return (self._reply.ok(f"{int(args[0])} {value(message)}"),)
-        live = self._live()
-        status = self._reply.ok(f"{len(live)} messages:") if name == "LIST" else self._reply.ok()
-        return _lines(status, [f"{i} {value(m)}" for i, m in live])
+
+        def make() -> tuple[bytes, ...]:
+            live = self._live()
+            status = (
+                self._reply.ok(f"{len(live)} messages:") if name == "LIST" else self._reply.ok()
+            )
+            return _lines(status, [f"{i} {value(m)}" for i, m in live])
+
+        return self._shared_answer(name, make)
 
     def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes | memoryview, ...]:
         if err := self._need_state(State.TRANSACTION, "RETR"):

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -218,6 +218,10 @@ class Mailbox:
     _initial: list[Message] | None = field(default=None, repr=False)
     last_login: float | None = field(default=None, repr=False)
     _generation: int = field(default=0, repr=False)
+    # The maildrop as a tuple, shared by every session that logs in while it is unchanged,
+    # and the answers (STAT, LIST, UIDL) computed once for it.
+    _snapshot: tuple[Message, ...] | None = field(default=None, repr=False)
+    _answers: dict[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
     _held_generation: int = field(default=0, repr=False)
 
     # --- adding and reading mail, for tests -------------------------------------------------
@@ -244,6 +248,7 @@ class Mailbox:
                 self._explicit_uids.add(uid)
             stored = Message(raw, uid)
             self._messages.append(stored)
+            self._changed()
             return stored
 
     def extend(self, messages: Iterable[MessageInput]) -> list[Message]:
@@ -283,6 +288,7 @@ class Mailbox:
                     message = Message(raw, f"{n}.{hashlib.sha1(raw).hexdigest()[:12]}")
                 added.append(message)
             self._messages.extend(added)
+            self._changed()
         return added
 
     def load(
@@ -317,6 +323,7 @@ class Mailbox:
             for i, m in enumerate(self._messages):
                 if m.uid == uid:
                     del self._messages[i]
+                    self._changed()
                     return
         raise KeyError(f"mailbox {self.name!r} has no message with UID {uid!r}")
 
@@ -324,6 +331,7 @@ class Mailbox:
         """Remove every message."""
         with self._lock:
             self._messages.clear()
+            self._changed()
 
     @property
     def uids(self) -> list[str]:
@@ -338,6 +346,7 @@ class Mailbox:
         """Put back the content remembered by :meth:`snapshot_initial` (or empty the mailbox)."""
         with self._lock:
             self._messages = list(self._initial or [])
+            self._changed()
             # A session logged in before the reset must not commit its deletions into the
             # restored content at QUIT.
             self._generation += 1
@@ -355,7 +364,29 @@ class Mailbox:
                 return None
             self._holder = holder
             self._held_generation = self._generation
-            return tuple(self._messages)
+            if self._snapshot is None:
+                self._snapshot = tuple(self._messages)
+            return self._snapshot
+
+    def _changed(self) -> None:
+        """The content changed (the lock is held): drop the shared snapshot and answers."""
+        self._snapshot = None
+        self._answers = {}
+
+    def cached_answer(
+        self,
+        snapshot: tuple[Message, ...],
+        key: str,
+        make: Callable[[], tuple[bytes, ...]],
+    ) -> tuple[bytes, ...]:
+        """``make()``, computed once per unchanged maildrop for sessions on its snapshot."""
+        with self._lock:
+            if snapshot is not self._snapshot:
+                return make()
+            answer = self._answers.get(key)
+            if answer is None:
+                answer = self._answers[key] = make()
+            return answer
 
     def release(self, holder: object) -> None:
         with self._lock:
@@ -371,6 +402,7 @@ class Mailbox:
             if self._held_generation != self._generation:
                 return  # the maildrop was reset during the session
             self._messages = [m for m in self._messages if id(m) not in gone]
+            self._changed()
 
 
 class MailStore:

@@ -306,3 +306,31 @@ def test_adding_from_many_threads_while_the_server_serves() -> None:
         assert client.stat()[0] == 800
         client.quit()
     server.raise_errors()
+
+
+def test_sessions_share_the_snapshot_and_answers_until_the_maildrop_changes() -> None:
+    """Answers about the whole maildrop are computed once per unchanged maildrop, never stale."""
+    from fakepop3 import MailStore
+
+    mailbox = MailStore().add_user("alice", "pw")
+    mailbox.add(b"Subject: 1\r\n\r\none\r\n")
+    first = mailbox.acquire("session 1")
+    assert first is not None
+    mailbox.release("session 1")
+    second = mailbox.acquire("session 2")
+    assert second is first  # unchanged: the same snapshot
+    calls: list[int] = []
+
+    def make() -> tuple[bytes, ...]:
+        calls.append(1)
+        return (b"+OK 1 22\r\n",)
+
+    assert mailbox.cached_answer(second, "STAT", make) == (b"+OK 1 22\r\n",)
+    assert mailbox.cached_answer(second, "STAT", make) == (b"+OK 1 22\r\n",)
+    assert len(calls) == 1
+    mailbox.release("session 2")
+    mailbox.add(b"Subject: 2\r\n\r\ntwo\r\n")  # a change drops the snapshot and its answers
+    third = mailbox.acquire("session 3")
+    assert third is not None and third is not first and len(third) == 2
+    assert mailbox.cached_answer(first, "STAT", make) == (b"+OK 1 22\r\n",)  # stale: computed
+    assert len(calls) == 2

@@ -923,6 +923,10 @@ class Faults:
         with self._lock:
             return len(self._rules)
 
+    def __bool__(self) -> bool:
+        # Asked before every command: no lock (reading a list's length is atomic).
+        return bool(self._rules)
+
     def __repr__(self) -> str:
         return f"<Faults {len(self)} rule(s)>"
 

@@ -140,7 +140,11 @@ class _Connection(asyncio.Protocol):
             if self.line_timer is None and session.has_partial_line():
                 self.line_timer = self.loop.call_later(limit, self._check_line)
         if not self.busy:
-            self._guard(self._process)
+            try:
+                self._process()
+            except Exception as error:
+                self.server._report(error)
+                self._abort(_INTERNAL_ERROR, _history.SERVER)
         elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
             # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
             # so a pipelining flood cannot grow the line queue without bound.
@@ -193,6 +197,11 @@ class _Connection(asyncio.Protocol):
 
     def _run(self, actions: list[Action]) -> None:
         """Carry out actions synchronously; hand the rest to a task at the first wait."""
+        if len(actions) == 1 and type(actions[0]) is Send and self.throttle is None:
+            self._write(actions[0].buffers)  # the common case: one reply
+            if self.out or self.paused_writing:
+                self._go_async([])
+            return
         for i, action in enumerate(actions):
             if isinstance(action, Send) and self.throttle is None:
                 self._write(action.buffers)

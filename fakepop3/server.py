@@ -22,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import history as _history
 from .auth import Authenticator
@@ -35,7 +35,7 @@ from .tls import TLSCertificates
 if TYPE_CHECKING:
     from .smtp import SMTPIntake
 
-__all__ = ["POP3Server", "ServerError"]
+__all__ = ["POP3Server", "ServerError", "uvloop_factory"]
 
 log = logging.getLogger("fakepop3")
 
@@ -54,6 +54,21 @@ _INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed
 
 class ServerError(RuntimeError):
     """An exception raised inside the server (a bug), re-raised for the test to see."""
+
+
+def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """``uvloop.new_event_loop``, for ``POP3Server(loop_factory=...)`` (the ``speed`` extra).
+
+    Raises :class:`RuntimeError` saying how to install it when uvloop is missing.
+    """
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise RuntimeError(
+            "uvloop is not installed (it does not run on Windows): pip install 'fakepop3[speed]'"
+        ) from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 class _Connection(asyncio.Protocol):
@@ -98,7 +113,8 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's TCP transports have the methods, not the base class.
+        transport = cast("asyncio.Transport", transport)
         self.transport = transport
         self.loop = asyncio.get_running_loop()
         server = self.server
@@ -445,6 +461,10 @@ class POP3Server:
     * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
       protocol arguments above).
+    * ``loop_factory``: makes the event loop of the thread-hosted server
+      (``with`` / :meth:`start`; default ``asyncio.new_event_loop``), e.g.
+      ``loop_factory=uvloop_factory()`` for uvloop (``speed`` extra).  ``async
+      with`` serves on the running loop, whatever it is.
     """
 
     def __init__(
@@ -472,6 +492,7 @@ class POP3Server:
         max_bad_commands: int = 10,
         settings: Settings | None = None,
         smtp: bool | int = False,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     ) -> None:
         _check_port("port", port)
         if smtp is not False and smtp is not True:
@@ -537,6 +558,7 @@ class POP3Server:
         self._servers: list[asyncio.AbstractServer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._loop_factory = loop_factory if loop_factory is not None else asyncio.new_event_loop
         self._running = False
         #: SMTP intake (``smtp=True`` or a port): mail sent to ``user@anything`` lands in
         #: that user's maildrop.  Needs the ``smtp`` extra (aiosmtpd).
@@ -656,7 +678,12 @@ class POP3Server:
         failure: list[BaseException] = []
 
         def main() -> None:
-            loop = asyncio.new_event_loop()
+            try:
+                loop = self._loop_factory()
+            except BaseException as error:  # a loop_factory that fails: raised in start()
+                failure.append(error)
+                ready.set()
+                return
             loop.set_exception_handler(self._loop_exception)
             try:
                 loop.run_until_complete(self.start_async())

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -35,7 +35,7 @@ from .config import (
 )
 from .history import CommandRecord, SessionRecord
 from .loaders import MailLoadError
-from .server import POP3Server
+from .server import POP3Server, uvloop_factory
 from .tls import TLSCertificates
 
 __all__ = ["main"]
@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--ready-file", metavar="FILE", help="write host, ports, CA path and pid here once ready"
     )
+    p.add_argument(
+        "--uvloop",
+        action="store_true",
+        default=None,
+        help="serve on uvloop, a faster event loop (pip install 'fakepop3[speed]')",
+    )
     return p
 
 
@@ -157,7 +163,7 @@ def options_from(argv: Sequence[str] | None) -> Options:
         value = getattr(args, name)
         if value is not None:
             flags[name] = value
-    for name in ("tls", "any_login"):
+    for name in ("tls", "any_login", "uvloop"):
         if getattr(args, name) is not None:
             flags[name] = getattr(args, name)
     if args.port is not None:
@@ -450,6 +456,9 @@ class _App:
             lines.append(f"  CA certificate: {self.ca}")
         boxes = [f"{m.name} ({_count(len(m))})" for m in server.store]
         lines.append(f"  users: {', '.join(boxes) if boxes else '(none)'}")
+        if opts.uvloop:
+            loop = type(asyncio.get_running_loop())
+            lines.append(f"  event loop: {loop.__module__}.{loop.__qualname__}")
         if opts.any_login:
             lines.append("  any user name and password is accepted")
         if opts.history is not None:
@@ -486,6 +495,18 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped()
 
 
+def _uvloop_run() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """``uvloop.run`` (``asyncio.run`` on a uvloop loop), or a ConfigError saying how to get it."""
+    try:
+        uvloop_factory()
+    except RuntimeError as error:
+        raise ConfigError(f"--uvloop: {error}") from None
+    import uvloop  # type: ignore[import-not-found, unused-ignore]
+
+    run: Callable[[Coroutine[Any, Any, int]], int] = uvloop.run
+    return run
+
+
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
     return EXIT_USAGE
@@ -501,8 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = make_server(opts)
         if opts.ready_file is not None:
             opts.ready_file.unlink(missing_ok=True)  # never let a stale one look ready
+        run = _uvloop_run() if opts.uvloop else asyncio.run
         fill_mailboxes(server, opts, _Progress(sys.stderr))
-        return asyncio.run(_App(opts, server).serve())
+        return run(_App(opts, server).serve())
     except ConfigError as error:
         return _fail(str(error))
     except (_Stopped, KeyboardInterrupt):

@@ -75,6 +75,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "login_delay": int,
     "expire": (int, str),
+    "uvloop": bool,
 }
 _PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file"})
 _TABLES = ("users", "load", "generate")
@@ -111,6 +112,7 @@ class Options:
     timeout: float | None = 600.0
     login_delay: int | None = None
     expire: int | str | None = None
+    uvloop: bool = False
 
     @property
     def tls_enabled(self) -> bool:

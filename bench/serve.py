@@ -1,8 +1,9 @@
 """Host one benchmark server in this process until stdin closes (used by bench/run.py).
 
-    python bench/serve.py bare|fakepop3 --users 100 --mailbox session|big|idle|empty
+    python bench/serve.py bare|fakepop3|fakepop3-uvloop --users 100 --mailbox session|big|idle|empty
 
-Prints ``READY <port>`` once it listens on 127.0.0.1.
+Prints ``READY <port>`` once it listens on 127.0.0.1.  ``fakepop3-uvloop`` is the same
+fakepop3 server, on a uvloop loop.
 """
 
 from __future__ import annotations
@@ -46,14 +47,19 @@ async def ready_and_wait(port: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("target", choices=("bare", "fakepop3"))
+    p.add_argument("target", choices=("bare", "fakepop3", "fakepop3-uvloop"))
     p.add_argument("--users", type=int, default=1)
     p.add_argument("--mailbox", default="session")
     a = p.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     serve = serve_bare if a.target == "bare" else serve_fakepop3
-    asyncio.run(serve(a.users, a.mailbox))
+    if a.target == "fakepop3-uvloop":
+        import uvloop
+
+        uvloop.run(serve(a.users, a.mailbox))
+    else:
+        asyncio.run(serve(a.users, a.mailbox))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Benchmark targets: pluggable server factories (``bare``, ``fakepop3``, ``dovecot``).
+"""Benchmark targets: pluggable server factories (``bare``, ``fakepop3``, ``fakepop3-uvloop``,
+``dovecot``).
 
 A target starts a server holding a named mailbox layout for users ``u0 .. u{n-1}`` (password
 ``secret``; every maildrop has the same content, since fakepop3 and Dovecot lock a maildrop
@@ -204,17 +205,20 @@ class Target:
 
 
 class SubprocessTarget(Target):
-    """bare / fakepop3: ``bench/serve.py`` hosts the server in a child process."""
+    """bare / fakepop3 / fakepop3-uvloop: ``bench/serve.py`` hosts the server in a child process."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def unavailable(self) -> str | None:
-        if self.name != "fakepop3":
+        if not self.name.startswith("fakepop3"):
             return None
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        check = "from fakepop3 import POP3Server"
+        if self.name == "fakepop3-uvloop":
+            check += "; from fakepop3.server import uvloop_factory; uvloop_factory()"
         r = subprocess.run(
-            [sys.executable, "-c", "from fakepop3 import POP3Server"],
+            [sys.executable, "-c", check],
             capture_output=True,
             text=True,
             env=env,
@@ -397,8 +401,8 @@ class DovecotTarget(Target):
 
 
 def make(name: str) -> Target:
-    if name in ("bare", "fakepop3"):
+    if name in ("bare", "fakepop3", "fakepop3-uvloop"):
         return SubprocessTarget(name)
     if name == "dovecot":
         return DovecotTarget()
-    raise ValueError(f"unknown target {name!r} (bare, fakepop3, dovecot)")
+    raise ValueError(f"unknown target {name!r} (bare, fakepop3, fakepop3-uvloop, dovecot)")

@@ -18,13 +18,13 @@ import poplib
 import socket
 import ssl
 import struct
-import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from . import history as _history
+from ._loopthread import LoopThread
 from .auth import Authenticator
 from .faults import Faults
 from .history import History, SessionRecord
@@ -557,7 +557,7 @@ class POP3Server:
         self._connections: set[_Connection] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._host: LoopThread | None = None  # the thread host of `with server:`
         self._loop_factory = loop_factory if loop_factory is not None else asyncio.new_event_loop
         self._running = False
         #: SMTP intake (``smtp=True`` or a port): mail sent to ``user@anything`` lands in
@@ -672,51 +672,24 @@ class POP3Server:
     # --- lifecycle in a thread ------------------------------------------------------------
     def start(self) -> None:
         """Start the server on its own event loop in a background thread."""
-        if self._running or self._thread is not None:
+        if self._running or self._host is not None:
             raise RuntimeError("this POP3Server is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            try:
-                loop = self._loop_factory()
-            except BaseException as error:  # a loop_factory that fails: raised in start()
-                failure.append(error)
-                ready.set()
-                return
-            loop.set_exception_handler(self._loop_exception)
-            try:
-                loop.run_until_complete(self.start_async())
-            except BaseException as error:
-                failure.append(error)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-                loop.run_until_complete(self.stop_async())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-
-        thread = threading.Thread(target=main, name=f"fakepop3-{id(self):x}", daemon=True)
-        self._thread = thread
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            self._thread = None
-            raise failure[0]
+        host = LoopThread(
+            f"fakepop3-{id(self):x}",
+            self.start_async,
+            self.stop_async,
+            loop_factory=self._loop_factory,
+            exception_handler=self._loop_exception,
+        )
+        host.start()
+        self._host = host
 
     def stop(self) -> None:
         """Stop the thread-hosted server; returns once every session is closed."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
+        host, self._host = self._host, None
+        if host is None:
             return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        self._thread = None
+        host.stop()
         if self.tls is not None:
             self.tls.cleanup()
 

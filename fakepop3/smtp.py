@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._loopthread import LoopThread
+
 if TYPE_CHECKING:
     from .server import POP3Server
 
@@ -138,7 +140,7 @@ class SMTPIntake:
         self._listener: asyncio.AbstractServer | None = None
         self._protocols: set[Any] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._host: LoopThread | None = None  # the thread host of `with intake:`
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self.running else "stopped"
@@ -263,45 +265,17 @@ class SMTPIntake:
     # --- lifecycle in a thread --------------------------------------------------------------
     def start(self) -> None:
         """Start on a loop of its own in a background thread; returns once listening."""
-        if self._listener is not None or self._thread is not None:
+        if self._listener is not None or self._host is not None:
             raise RuntimeError("this SMTPIntake is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            try:
-                loop.run_until_complete(self.start_async())
-            except BaseException as error:
-                failure.append(error)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-                loop.run_until_complete(self.stop_async())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-
-        thread = threading.Thread(target=main, name=f"fakepop3-smtp-{id(self):x}", daemon=True)
-        self._thread = thread
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            self._thread = None
-            raise failure[0]
+        host = LoopThread(f"fakepop3-smtp-{id(self):x}", self.start_async, self.stop_async)
+        host.start()
+        self._host = host
 
     def stop(self) -> None:
         """Stop the thread-hosted intake; returns once its connections are closed."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        self._thread = None
+        host, self._host = self._host, None
+        if host is not None:
+            host.stop()
 
     def __enter__(self) -> SMTPIntake:
         self.start()

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from . import history as _history
 from .auth import (
@@ -86,9 +86,11 @@ class State(enum.Enum):
 
 
 # --- actions for the transport -----------------------------------------------------------
-@dataclass(frozen=True)
-class Send:
-    """Write these buffers, in order (a RETR reply is status line, message, ``.`` line)."""
+class Send(NamedTuple):
+    """Write these buffers, in order (a RETR reply is status line, message, ``.`` line).
+
+    A named tuple: one is made per reply, and it is cheaper to make than a dataclass.
+    """
 
     buffers: tuple[bytes | memoryview, ...]
 
@@ -434,11 +436,17 @@ class Session:
             if self.bad_commands >= self.settings.max_bad_commands:
                 too_many = True  # this reply replaces the line's own -ERR, in the history too
                 reply = (self._reply.err("Too many invalid commands, closing."),)
-        status = _status_line(reply[0]) if reply else ""
+        first = reply[0] if reply else b""
+        if type(first) is bytes and first.endswith(b"\r\n"):
+            status = first[:-2].decode("utf-8", "replace")  # handlers put the status line first
+        else:
+            status = _status_line(first)
         self._log(name, args, status, None)
         if too_many:
             self._close()
             return [Send(reply), Close(_history.SERVER)]
+        if self.state is not State.CLOSED and not self._starting_tls:
+            return [Send(reply)]  # the common case: one reply, the session goes on
         return self._after([Send(reply)], reply)
 
     def _after(self, actions: list[Action], reply: tuple[bytes | memoryview, ...]) -> list[Action]:

@@ -20,6 +20,7 @@ import ssl
 import struct
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from time import monotonic as _monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -139,7 +140,7 @@ class _Connection(asyncio.BufferedProtocol):
             faults=server.faults,
             auth=server._auth,
         )
-        self.last_activity = self.loop.time()
+        self.last_activity = _monotonic()
         if server.timeout is not None:
             self.timer = self.loop.call_later(server.timeout, self._check_idle)
         self._guard(self._run, self.session.greeting())
@@ -157,7 +158,7 @@ class _Connection(asyncio.BufferedProtocol):
         session = self.session
         if session is None or self.closing:
             return
-        self.last_activity = self.loop.time()
+        self.last_activity = _monotonic()
         session.receive_data(data)
         limit = self.server.command_timeout
         if limit is not None:
@@ -218,10 +219,19 @@ class _Connection(asyncio.BufferedProtocol):
     def _process(self) -> None:
         session = self.session
         assert session is not None
+        transport = self.transport
         while not self.busy and not self.closing:
             actions = session.next_actions()
             if actions is None:
                 return
+            # The common case inline: one small reply, nothing queued, the client reading.
+            if len(actions) == 1 and not self.out and not self.paused_writing:
+                action = actions[0]
+                if type(action) is Send and self.throttle is None:
+                    buffers = action.buffers
+                    if len(buffers) == 1 and len(buffers[0]) <= CHUNK and transport is not None:
+                        transport.write(buffers[0])
+                        continue
             self._run(actions)
 
     def _run(self, actions: list[Action]) -> None:
@@ -380,7 +390,7 @@ class _Connection(asyncio.BufferedProtocol):
         timeout = self.server.timeout
         if self.closing or timeout is None:
             return
-        idle = self.loop.time() - self.last_activity
+        idle = _monotonic() - self.last_activity
         if idle >= timeout:
             # RFC 1939 s3: the server "should close the TCP connection without removing
             # any messages or sending any response to the client".

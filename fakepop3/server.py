@@ -92,7 +92,6 @@ class _Connection(asyncio.BufferedProtocol):
         "session",
         "task",
         "throttle",
-        "timer",
         "transport",
     )
 
@@ -104,7 +103,6 @@ class _Connection(asyncio.BufferedProtocol):
         self.busy = False
         self.closing = False
         self.paused_writing = False
-        self.timer: asyncio.TimerHandle | None = None
         self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         # Output waiting for the transport to drain; made only when a reply is big or the
@@ -140,9 +138,7 @@ class _Connection(asyncio.BufferedProtocol):
             faults=server.faults,
             auth=server._auth,
         )
-        self.last_activity = _monotonic()
-        if server.timeout is not None:
-            self.timer = self.loop.call_later(server.timeout, self._check_idle)
+        self.last_activity = _monotonic()  # the server's idle sweep reads it
         self._guard(self._run, self.session.greeting())
 
     # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
@@ -185,8 +181,6 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        if self.timer is not None:
-            self.timer.cancel()
         if self.line_timer is not None:
             self.line_timer.cancel()
         if self.task is not None and not self.task.done():
@@ -386,17 +380,12 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport = new
         self.session.tls_started()
 
-    def _check_idle(self) -> None:
-        timeout = self.server.timeout
-        if self.closing or timeout is None:
-            return
-        idle = _monotonic() - self.last_activity
-        if idle >= timeout:
+    def _check_idle(self, now: float, timeout: float) -> None:
+        """Called by the server's sweep: end the session if it has been idle too long."""
+        if not self.closing and now - self.last_activity >= timeout:
             # RFC 1939 s3: the server "should close the TCP connection without removing
             # any messages or sending any response to the client".
             self._abort(reason=_history.TIMEOUT)
-        else:
-            self.timer = self.loop.call_later(timeout - idle, self._check_idle)
 
     def _check_line(self) -> None:
         self.line_timer = None
@@ -578,6 +567,7 @@ class POP3Server:
         self.faults = faults if faults is not None else Faults()
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
         # One receive buffer per server: a server runs on one loop, and each read is consumed
         # before the next one starts (see _Connection.get_buffer).
         self._recv_buffer = memoryview(bytearray(RECV_BUFFER))
@@ -662,12 +652,35 @@ class POP3Server:
             self.smtp = intake
         self.store.snapshot_initial()
         self._running = True
+        if self.timeout is not None:
+            self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
+
+    def _sweep_interval(self) -> float:
+        assert self.timeout is not None
+        return max(0.02, min(1.0, self.timeout / 8))
+
+    def _sweep(self) -> None:
+        """The autologout timer of every session, checked by one timer per server.
+
+        One timer per connection cost a heap push and a cancel per session; a session
+        ends at most ``_sweep_interval()`` after its idle time reached ``timeout``.
+        """
+        timeout = self.timeout
+        if not self._running or timeout is None or self._loop is None:
+            return
+        now = _monotonic()
+        for conn in list(self._connections):
+            conn._check_idle(now, timeout)
+        self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
     async def stop_async(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
         if not self._running:
             return
         self._running = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self.smtp is not None:
             await self.smtp.stop_async()
         for server in self._servers:

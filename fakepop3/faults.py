@@ -739,6 +739,8 @@ class Faults:
     def __init__(self, rules: Iterable[Mapping[str, Any]] = (), *, seed: int | None = 0) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        #: False while there is no rule: the session skips the hook (read before every command).
+        self.armed = False
         self._ids = itertools.count(1)
         self.random = random.Random(seed)
         for i, entry in enumerate(rules, 1):
@@ -897,6 +899,7 @@ class Faults:
             if rule not in self._rules:
                 rule.id = next(self._ids)
                 self._rules.append(rule)
+                self.armed = True
         return rule
 
     def remove(self, rule: FaultRule) -> None:
@@ -904,11 +907,13 @@ class Faults:
         with self._lock:
             if rule in self._rules:
                 self._rules.remove(rule)
+            self.armed = bool(self._rules)
 
     def clear(self) -> None:
         """Remove every rule."""
         with self._lock:
             self._rules.clear()
+            self.armed = False
 
     @property
     def rules(self) -> list[FaultRule]:
@@ -924,8 +929,7 @@ class Faults:
             return len(self._rules)
 
     def __bool__(self) -> bool:
-        # Asked before every command: no lock (reading a list's length is atomic).
-        return bool(self._rules)
+        return self.armed
 
     def __repr__(self) -> str:
         return f"<Faults {len(self)} rule(s)>"

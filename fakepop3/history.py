@@ -113,7 +113,11 @@ class History:
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._lock = threading.Condition()
+        # A plain lock: taking it is one C call (a Condition's ``with`` is a Python-level call,
+        # and a session takes the lock when it ends); the condition shares it, for waiters.
+        self._lock = threading.Lock()
+        self._ended_changed = threading.Condition(self._lock)
+        self._blocked_waiters = 0
         self._sessions: list[SessionRecord] = []
         self._commands: list[CommandRecord] = []
         self._ended = 0
@@ -125,8 +129,7 @@ class History:
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
         record = SessionRecord(session_id, client, time.time(), tls=tls)
         if self.enabled:
-            with self._lock:
-                self._sessions.append(record)
+            self._sessions.append(record)  # list.append is atomic: no lock (one per session)
         return record
 
     def record(self, session: SessionRecord, command: CommandRecord) -> None:
@@ -143,19 +146,24 @@ class History:
             return
         session.ended_at = time.time()
         session.end_reason = reason
+        ready: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         with self._lock:
             self._ended += 1
             ended = self._ended
-            self._lock.notify_all()
-            ready = [w for w in self._waiters if w[0] <= ended]
-            self._waiters = [w for w in self._waiters if w[0] > ended]
-            listeners = list(self._session_listeners)
+            if self._blocked_waiters:
+                self._ended_changed.notify_all()
+            if self._waiters:
+                ready = [w for w in self._waiters if w[0] <= ended]
+                self._waiters = [w for w in self._waiters if w[0] > ended]
+            listeners = self._session_listeners
+        if not ready and not listeners:
+            return
         for _, loop, future in ready:
             try:
                 loop.call_soon_threadsafe(_set_done, future)
             except RuntimeError:  # that loop is closed (its test gave up waiting): nobody waits
                 pass
-        _call_each(listeners, session)
+        _call_each(list(listeners), session)
 
     def add_listener(self, listener: Callable[[CommandRecord], None]) -> None:
         """Call ``listener(record)`` for every command recorded from now on."""
@@ -322,7 +330,12 @@ class History:
         Raises ``TimeoutError`` if that does not happen within ``timeout`` seconds.
         """
         with self._lock:
-            if not self._lock.wait_for(lambda: self._ended >= count, timeout):
+            self._blocked_waiters += 1
+            try:
+                ended = self._ended_changed.wait_for(lambda: self._ended >= count, timeout)
+            finally:
+                self._blocked_waiters -= 1
+            if not ended:
                 raise TimeoutError(
                     f"waited {timeout}s for {count} POP3 session(s) to end; {self._ended} ended"
                 )

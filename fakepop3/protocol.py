@@ -140,6 +140,10 @@ class CommandFault(Protocol):
 
 
 class FaultHook(Protocol):
+    #: False while the hook has nothing to do: the session then does not call it (a plain
+    #: attribute, read before every command).
+    armed: bool
+
     def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
 
     def on_command(
@@ -208,6 +212,12 @@ class _Reply:
 
     def __init__(self, settings: Settings) -> None:
         self.codes = settings.enabled("RESP-CODES")
+        #: Commands that do not exist with these settings (their capability is switched off).
+        self.disabled_commands = frozenset(
+            name
+            for name, cap in _COMMAND_CAPABILITY.items()
+            if not settings.enabled(cap) or (cap == "SASL" and not settings.mechanisms)
+        )
 
     def ok(self, text: str = "") -> bytes:
         return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
@@ -224,6 +234,18 @@ class _Reply:
 def _lines(status: bytes, lines: Sequence[str]) -> tuple[bytes, ...]:
     body = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
     return (status, body, b".\r\n")
+
+
+# Module constants: reading an attribute of an Enum class costs ~600 machine instructions in
+# Python 3.11 (EnumType has a __getattr__), a module global next to nothing.
+_AUTHORIZATION = State.AUTHORIZATION
+_TRANSACTION = State.TRANSACTION
+_UPDATE = State.UPDATE
+_CLOSED = State.CLOSED
+_now = time.time
+#: Makes a :class:`CommandRecord` from a tuple of its fields, skipping the named tuple's
+#: Python-level ``__new__`` (one record is made per command).
+_new_record = tuple.__new__
 
 
 class Session:
@@ -255,11 +277,13 @@ class Session:
         self.tls = tls
         self.faults = faults
         self.clock = clock
-        self.state = State.AUTHORIZATION
+        self.state = _AUTHORIZATION
         self.user: str | None = None
         self.mailbox: Mailbox | None = None
         self.messages: tuple[Message, ...] = ()
         self.deleted: set[int] = set()
+        # Answers about the snapshot (STAT, LIST, UIDL), shared with the other sessions on it.
+        self._answers: dict[str, tuple[bytes, ...]] = {}
         self.utf8 = False
         self.language = "en"
         self.bad_commands = 0
@@ -284,7 +308,7 @@ class Session:
         terminating CRLF".  The rest of an overlong line is discarded, and the
         line is answered with one ``-ERR`` when its end arrives.
         """
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         if self._discarding:
             end = data.find(b"\n")
@@ -328,7 +352,7 @@ class Session:
             # issues a banner greeting".
             text = f"{text} {self.timestamp}"
         greeting = self._reply.ok(text)
-        if self.faults is not None:
+        if self.faults is not None and self.faults.armed:
             actions = self.faults.on_connect(self, greeting)
             if actions is not None:
                 if any(isinstance(a, Close) for a in actions):
@@ -338,7 +362,7 @@ class Session:
 
     def next_actions(self) -> list[Action] | None:
         """Handle the next complete command line; None when no complete line is buffered."""
-        if self.state is State.CLOSED or not self._lines:
+        if self.state is _CLOSED or not self._lines:
             return None
         raw = self._lines.pop(0)
         if raw is not None and self._sasl is None and len(raw) >= self.settings.max_line:
@@ -356,13 +380,80 @@ class Session:
             return self._sasl_response(raw)
         return self._command(raw)
 
+    def answer_line(self, data: bytes) -> tuple[bytes | memoryview, ...] | None:
+        """The fast lane: answer ``data`` at once if it is exactly one plain command line.
+
+        The same as ``receive_data(data)`` then ``next_actions()`` (the same reply, state
+        and history), for the usual case only: nothing is buffered, ``data`` is one
+        complete line under the limit, no fault rule is armed, and the command answers
+        with one reply and goes on (or, for QUIT, closes: the transport closes the
+        connection after the reply when ``state`` is ``CLOSED``).  Anything else returns
+        None having consumed nothing; pass it to :meth:`receive_data` as usual.
+        """
+        if (
+            self._lines
+            or self._partial
+            or self._discarding
+            or self._sasl is not None
+            or self._starting_tls
+            or self.state is _CLOSED
+        ):
+            return None
+        faults = self.faults
+        if faults is not None and faults.armed:
+            return None
+        quick = _PLAIN_LINES.get(data)  # the usual lines without arguments, parsed once
+        if quick is not None:
+            name, args = quick
+        else:
+            end = len(data) - 1
+            if end < 1 or end >= self.settings.max_line or data.find(b"\n") != end:
+                return None
+            if data.find(b"\0") >= 0:  # not `in`: bytes.__contains__ tries an int first (slow)
+                return None
+            line = data[: end - 1] if data[end - 1] == 13 else data[:end]  # one CR goes
+            keyword, _, rest = line.partition(b" ")
+            name = _QUICK.get(keyword) or _QUICK.get(keyword.upper())
+            if name is None:
+                return None  # not a command of the fast lane, or a line that is not plain
+            try:
+                text = rest.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            args = (text,) if name == "PASS" and text else tuple(text.split())
+        if name in self._reply.disabled_commands:
+            return None
+        reply = _HANDLERS[name](self, args)
+        first = reply[0]
+        if type(first) is bytes and first.endswith(b"\r\n"):
+            status = first[:-2].decode("utf-8", "replace")
+        else:
+            status = _status_line(first)
+        history = self.history
+        if history.enabled:
+            if name in _SECRET_COMMANDS:
+                args = _mask(name, args)
+            history.record(
+                self.record,
+                _new_record(
+                    CommandRecord,
+                    (self.id, self.client, self.user, name, args, status, self.tls, _now(), None),
+                ),
+            )
+        return reply
+
     def connection_lost(self, reason: str = _history.DROP) -> None:
         """The connection ended.  Unless QUIT ran UPDATE, nothing is deleted (RFC 1939 s6)."""
         if self.mailbox is not None:
             self.mailbox.release(self)
-        if self.state is not State.CLOSED:
-            self.state = State.CLOSED
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
         self.history.close_session(self.record, reason)
+
+    @property
+    def close_reason(self) -> str:
+        """Why the session closed itself (the end reason of its history, once ``CLOSED``)."""
+        return self._close_reason
 
     def tls_started(self) -> None:
         """The TLS handshake after STLS finished."""
@@ -371,7 +462,7 @@ class Session:
 
     # --- dispatch ------------------------------------------------------------------------
     def _command(self, raw: bytes) -> list[Action]:
-        if b"\0" in raw:
+        if raw.find(b"\0") >= 0:
             return self._finish(
                 "", (), (self._reply.err("Command line contains a NUL byte."),), bad=True
             )
@@ -388,10 +479,10 @@ class Session:
         # PASS keeps the whole rest of the line: a password may contain spaces (RFC 1939 s7).
         args = (rest,) if name == "PASS" and rest else tuple(rest.split())
         handler = _HANDLERS.get(name)
-        if handler is None or (name in _COMMAND_CAPABILITY and not self._command_enabled(name)):
+        if handler is None or name in self._reply.disabled_commands:
             return self._unknown(name, args)
         faults = self.faults
-        if faults is not None and faults:  # a Faults with no rules is empty: skip the call
+        if faults is not None and faults.armed:  # a Faults with no rules: skip the call
             fault = faults.on_command(self, name, args)
             if fault is not None:
                 reply: tuple[bytes | memoryview, ...] = ()
@@ -404,16 +495,8 @@ class Session:
         reply = handler(self, args)
         return self._finish(name, args, reply)
 
-    def _command_enabled(self, name: str) -> bool:
-        cap = _COMMAND_CAPABILITY.get(name)
-        if cap is None:
-            return True
-        if cap == "SASL" and not self.settings.mechanisms:
-            return False
-        return self.settings.enabled(cap)
-
     def _unknown(self, name: str, args: tuple[str, ...]) -> list[Action]:
-        if self.state is State.TRANSACTION:
+        if self.state is _TRANSACTION:
             text = f"Unknown command: {name[:40]}"
         else:
             text = "Unknown command."
@@ -431,7 +514,7 @@ class Session:
         bad: bool = False,
     ) -> list[Action]:
         too_many = False
-        if bad and self.state is State.AUTHORIZATION:
+        if bad and self.state is _AUTHORIZATION:
             self.bad_commands += 1
             if self.bad_commands >= self.settings.max_bad_commands:
                 too_many = True  # this reply replaces the line's own -ERR, in the history too
@@ -445,16 +528,16 @@ class Session:
         if too_many:
             self._close()
             return [Send(reply), Close(_history.SERVER)]
-        if self.state is not State.CLOSED and not self._starting_tls:
+        if self.state is not _CLOSED and not self._starting_tls:
             return [Send(reply)]  # the common case: one reply, the session goes on
         return self._after([Send(reply)], reply)
 
     def _after(self, actions: list[Action], reply: tuple[bytes | memoryview, ...]) -> list[Action]:
-        if self.state is not State.CLOSED and not self._starting_tls and len(actions) == 1:
+        if self.state is not _CLOSED and not self._starting_tls and len(actions) == 1:
             if type(actions[0]) is Send:
                 return actions  # the common case: one reply, the session goes on
-        if self.state is State.CLOSED or any(isinstance(a, Close) for a in actions):
-            if self.state is not State.CLOSED:
+        if self.state is _CLOSED or any(isinstance(a, Close) for a in actions):
+            if self.state is not _CLOSED:
                 self._close()
             if not any(isinstance(a, Close) for a in actions):
                 actions.append(Close(self._close_reason))
@@ -468,7 +551,7 @@ class Session:
         return actions
 
     def _close(self) -> None:
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._lines.clear()
         self._partial = b""
 
@@ -487,7 +570,7 @@ class Session:
     def _need_state(self, state: State, name: str) -> bytes | None:
         if self.state is state:
             return None
-        if state is State.TRANSACTION:
+        if state is _TRANSACTION:
             return self._reply.err(f"{name} is only valid after login (TRANSACTION state).")
         return self._reply.err(f"{name} is only valid before login (AUTHORIZATION state).")
 
@@ -535,9 +618,10 @@ class Session:
         mailbox.last_login = now
         self.mailbox = mailbox
         self.messages = snapshot
+        self._answers = mailbox.answers(snapshot)
         self.user = mailbox.name
         self.record.user = mailbox.name
-        self.state = State.TRANSACTION
+        self.state = _TRANSACTION
         return self._reply.ok("Logged in.")
 
     def _login_refused_before_tls(self) -> bytes | None:
@@ -557,7 +641,7 @@ class Session:
 
     # --- commands: AUTHORIZATION --------------------------------------------------------
     def _cmd_user(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.AUTHORIZATION, "USER"):
+        if err := self._need_state(_AUTHORIZATION, "USER"):
             return (err,)
         if err := self._arity("USER", args, 1, 1, "a user name"):
             return (err,)
@@ -568,7 +652,7 @@ class Session:
         return (self._reply.ok(),)
 
     def _cmd_pass(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.AUTHORIZATION, "PASS"):
+        if err := self._need_state(_AUTHORIZATION, "PASS"):
             return (err,)
         if err := self._login_refused_before_tls():
             return (err,)
@@ -584,7 +668,7 @@ class Session:
         return (self._login(mailbox),)
 
     def _cmd_apop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.AUTHORIZATION, "APOP"):
+        if err := self._need_state(_AUTHORIZATION, "APOP"):
             return (err,)
         if err := self._arity("APOP", args, 2, 2, "a user name and a digest"):
             return (err,)
@@ -605,7 +689,7 @@ class Session:
         return (self._login(mailbox),)
 
     def _cmd_auth(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.AUTHORIZATION, "AUTH"):
+        if err := self._need_state(_AUTHORIZATION, "AUTH"):
             return (err,)
         if not args:
             # RFC 1734 behaviour that clients still use: a bare AUTH lists the mechanisms.
@@ -668,7 +752,7 @@ class Session:
         if self.tls:
             # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
             return (self._reply.err("TLS is already active."),)
-        if err := self._need_state(State.AUTHORIZATION, "STLS"):
+        if err := self._need_state(_AUTHORIZATION, "STLS"):
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for STLS."),)
@@ -679,7 +763,7 @@ class Session:
         return (self._reply.ok("Begin TLS negotiation now."),)
 
     def _cmd_utf8(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.AUTHORIZATION, "UTF8"):
+        if err := self._need_state(_AUTHORIZATION, "UTF8"):
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for UTF8."),)
@@ -733,22 +817,22 @@ class Session:
             caps.append(f"LOGIN-DELAY {s.login_delay}")
         if s.expire is not None:
             caps.append(f"EXPIRE {str(s.expire).upper()}")
-        if s.enabled("IMPLEMENTATION") and self.state is State.TRANSACTION:
+        if s.enabled("IMPLEMENTATION") and self.state is _TRANSACTION:
             caps.append(f"IMPLEMENTATION {s.implementation}")
         return caps
 
     def _cmd_quit(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
         if args:
             return (self._reply.err("Too many arguments for QUIT."),)
-        if self.state is State.TRANSACTION:
+        if self.state is _TRANSACTION:
             # RFC 1939 s6: QUIT in TRANSACTION enters UPDATE: "removes all messages marked
             # as deleted from the maildrop and replies as to the status of this operation".
-            self.state = State.UPDATE
+            self.state = _UPDATE
             assert self.mailbox is not None
             self.mailbox.commit_deletions([self.messages[n - 1] for n in sorted(self.deleted)])
             self.mailbox.release(self)
         self._close_reason = _history.QUIT
-        self.state = State.CLOSED
+        self.state = _CLOSED
         return (self._reply.ok("Logging out."),)
 
     # --- commands: TRANSACTION ----------------------------------------------------------
@@ -756,10 +840,14 @@ class Session:
         return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
 
     def _cmd_stat(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, "STAT"):
+        if err := self._need_state(_TRANSACTION, "STAT"):
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for STAT."),)
+        if not self.deleted:
+            answer = self._answers.get("STAT")
+            if answer is not None:
+                return answer
         return self._shared_answer("STAT", self._stat_answer)
 
     def _stat_answer(self) -> tuple[bytes, ...]:
@@ -769,20 +857,21 @@ class Session:
     def _shared_answer(self, key: str, make: Callable[[], tuple[bytes, ...]]) -> tuple[bytes, ...]:
         """An answer about the whole maildrop: with no deletion marked, every session on the
         same unchanged maildrop gets the same bytes, so they are computed once."""
-        if self.deleted or self.mailbox is None:
+        if self.deleted:
             return make()
-        return self.mailbox.cached_answer(self.messages, key, make)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = make()
+        return answer
 
     def _cmd_list(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        return self._listing("LIST", args, lambda m: str(m.size))
+        return self._listing("LIST", args)
 
     def _cmd_uidl(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        return self._listing("UIDL", args, lambda m: m.uid)
+        return self._listing("UIDL", args)
 
-    def _listing(
-        self, name: str, args: tuple[str, ...], value: Callable[[Message], str]
-    ) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, name):
+    def _listing(self, name: str, args: tuple[str, ...]) -> tuple[bytes, ...]:
+        if err := self._need_state(_TRANSACTION, name):
             return (err,)
         if len(args) > 1:
             return (self._reply.err(f"Too many arguments for {name}."),)
@@ -790,19 +879,23 @@ class Session:
             message = self._message_number(name, args[0])
             if isinstance(message, bytes):
                 return (message,)
-            return (self._reply.ok(f"{int(args[0])} {value(message)}"),)
+            value = message.size if name == "LIST" else message.uid
+            return (self._reply.ok(f"{int(args[0])} {value}"),)
+        if not self.deleted:
+            answer = self._answers.get(name)
+            if answer is not None:
+                return answer
+        return self._shared_answer(name, self._list_answer if name == "LIST" else self._uidl_answer)
 
-        def make() -> tuple[bytes, ...]:
-            live = self._live()
-            status = (
-                self._reply.ok(f"{len(live)} messages:") if name == "LIST" else self._reply.ok()
-            )
-            return _lines(status, [f"{i} {value(m)}" for i, m in live])
+    def _list_answer(self) -> tuple[bytes, ...]:
+        live = self._live()
+        return _lines(self._reply.ok(f"{len(live)} messages:"), [f"{i} {m.size}" for i, m in live])
 
-        return self._shared_answer(name, make)
+    def _uidl_answer(self) -> tuple[bytes, ...]:
+        return _lines(self._reply.ok(), [f"{i} {m.uid}" for i, m in self._live()])
 
     def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes | memoryview, ...]:
-        if err := self._need_state(State.TRANSACTION, "RETR"):
+        if err := self._need_state(_TRANSACTION, "RETR"):
             return (err,)
         if err := self._arity("RETR", args, 1, 1, "a message number"):
             return (err,)
@@ -812,7 +905,7 @@ class Session:
         return (self._reply.ok(f"{message.size} octets"), message.wire, b".\r\n")
 
     def _cmd_top(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, "TOP"):
+        if err := self._need_state(_TRANSACTION, "TOP"):
             return (err,)
         if err := self._arity("TOP", args, 2, 2, "a message number and a number of lines"):
             return (err,)
@@ -824,7 +917,7 @@ class Session:
         return (self._reply.ok(), message.top(int(args[1])), b".\r\n")
 
     def _cmd_dele(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, "DELE"):
+        if err := self._need_state(_TRANSACTION, "DELE"):
             return (err,)
         if err := self._arity("DELE", args, 1, 1, "a message number"):
             return (err,)
@@ -835,7 +928,7 @@ class Session:
         return (self._reply.ok("Marked to be deleted."),)
 
     def _cmd_rset(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, "RSET"):
+        if err := self._need_state(_TRANSACTION, "RSET"):
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for RSET."),)
@@ -844,7 +937,7 @@ class Session:
         return (self._reply.ok(f"{len(live)} messages ({sum(m.size for _, m in live)} octets)"),)
 
     def _cmd_noop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(State.TRANSACTION, "NOOP"):
+        if err := self._need_state(_TRANSACTION, "NOOP"):
             return (err,)
         if args:
             return (self._reply.err("Too many arguments for NOOP."),)
@@ -889,6 +982,14 @@ _HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryvi
     "NOOP": Session._cmd_noop,
     "LAST": Session._cmd_obsolete,
     "RPOP": Session._cmd_obsolete,
+}
+
+#: The commands of :meth:`Session.answer_line`: all but STLS, whose reply must be followed by
+#: the TLS handshake (an action the fast lane cannot return).
+_QUICK = {name.encode(): name for name in _HANDLERS if name != "STLS"}
+#: The usual lines with no argument (``b"STAT\\r\\n"``...), parsed once.
+_PLAIN_LINES = {
+    name.encode() + end: (name, ()) for name in _QUICK.values() for end in (b"\r\n", b"\n")
 }
 
 

@@ -373,6 +373,16 @@ class Mailbox:
         self._snapshot = None
         self._answers = {}
 
+    def answers(self, snapshot: tuple[Message, ...]) -> dict[str, tuple[bytes, ...]]:
+        """The cache of answers about ``snapshot`` (STAT, LIST, UIDL...), for its sessions.
+
+        Sessions on the current, unchanged maildrop share one dict, so each answer is computed
+        once; a change starts a new dict, and a stale snapshot gets a private one.  Every dict
+        belongs to one snapshot, so a session reads and fills it with no lock.
+        """
+        with self._lock:
+            return self._answers if snapshot is self._snapshot else {}
+
     def cached_answer(
         self,
         snapshot: tuple[Message, ...],
@@ -380,13 +390,11 @@ class Mailbox:
         make: Callable[[], tuple[bytes, ...]],
     ) -> tuple[bytes, ...]:
         """``make()``, computed once per unchanged maildrop for sessions on its snapshot."""
-        with self._lock:
-            if snapshot is not self._snapshot:
-                return make()
-            answer = self._answers.get(key)
-            if answer is None:
-                answer = self._answers[key] = make()
-            return answer
+        answers = self.answers(snapshot)
+        answer = answers.get(key)
+        if answer is None:
+            answer = answers[key] = make()
+        return answer
 
     def release(self, holder: object) -> None:
         with self._lock:

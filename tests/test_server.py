@@ -100,6 +100,8 @@ def test_too_many_connections_get_sys_temp() -> None:
 class Broken:
     """A fault hook with a bug: it raises on STAT."""
 
+    armed = True
+
     def on_connect(self, session: object, greeting: bytes) -> None:
         return None
 

@@ -139,7 +139,10 @@ class History:
         session.commands.append(command)
         self._commands.append(command)
         if self._listeners:
-            _call_each(list(self._listeners), command)
+            self._notify(command)
+
+    def _notify(self, command: CommandRecord) -> None:
+        _call_each(list(self._listeners), command)
 
     def close_session(self, session: SessionRecord, reason: EndReason) -> None:
         if session.ended_at is not None:

@@ -17,8 +17,10 @@ import hashlib
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from . import history as _history
@@ -68,7 +70,6 @@ CAPABILITIES = frozenset(
     }
 )
 
-_greeting_counter = itertools.count(1)
 _session_ids = itertools.count(1)
 
 MAX_LINE = 255
@@ -169,6 +170,9 @@ class Settings:
     max_line: int = MAX_LINE
     max_bad_commands: int = 10
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
+    #: What every session of these settings shares: reply builder, greeting, disabled commands
+    #: (made once, in ``__post_init__``).
+    replies: _Reply = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = {c.upper() for c in self.disabled} - CAPABILITIES
@@ -191,17 +195,10 @@ class Settings:
             )
         if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
             raise ValueError("expire must be a number of days or 'NEVER'")
+        self.replies = _Reply(self)
 
     def enabled(self, capability: str) -> bool:
         return capability not in self.disabled
-
-    @property
-    def replies(self) -> _Reply:
-        """The reply builder for these settings (made once, shared by every session)."""
-        reply = self.__dict__.get("_replies")
-        if reply is None:
-            reply = self.__dict__["_replies"] = _Reply(self)
-        return reply
 
 
 _CONTROLS = {c: "?" for c in (*range(0x20), 0x7F) if c != 0x09}
@@ -212,6 +209,17 @@ class _Reply:
 
     def __init__(self, settings: Settings) -> None:
         self.codes = settings.enabled("RESP-CODES")
+        # RFC 1939 s7: the APOP timestamp "MUST be different each time the POP3 server issues
+        # a banner greeting": <pid.session-id.start-time@host>, unique in this process (the
+        # session id) and across restarts (the time this server's settings were compiled).
+        self.stamp_head = f"<{os.getpid()}."
+        self.stamp_tail = f".{time.time_ns()}@{settings.hostname}>"
+        if settings.enabled("APOP"):
+            self.greeting_head = f"+OK {settings.greeting} {self.stamp_head}".encode()
+            self.greeting_tail = f"{self.stamp_tail}\r\n".encode()
+        else:
+            self.greeting_head = self.ok(settings.greeting)
+            self.greeting_tail = b""
         #: Commands that do not exist with these settings (their capability is switched off).
         self.disabled_commands = frozenset(
             name
@@ -243,8 +251,28 @@ _TRANSACTION = State.TRANSACTION
 _UPDATE = State.UPDATE
 _CLOSED = State.CLOSED
 _now = time.time
-#: Makes a :class:`CommandRecord` from a tuple of its fields, skipping the named tuple's
-#: Python-level ``__new__`` (one record is made per command).
+# Replies that never change, made once.
+_OK_REPLY = (b"+OK\r\n",)
+_LOGGED_IN = b"+OK Logged in.\r\n"
+_LOGGING_OUT = (b"+OK Logging out.\r\n",)
+#: Status lines of replies that are made once and sent many times (these constants, the
+#: answers shared by the sessions on a snapshot), as the history records them: decoded once.
+_CONSTANT_STATUS = {
+    reply: reply[:-2].decode() for reply in (_OK_REPLY[0], _LOGGED_IN, _LOGGING_OUT[0])
+}
+
+
+def _remember_status(status_line: bytes) -> None:
+    if len(_CONSTANT_STATUS) > 4096:  # maildrops that change for ever: start again
+        _CONSTANT_STATUS.clear()
+        _remember_status(_OK_REPLY[0])
+        _remember_status(_LOGGED_IN)
+        _remember_status(_LOGGING_OUT[0])
+    _CONSTANT_STATUS[status_line] = status_line[:-2].decode("utf-8", "replace")
+
+
+#: Makes a named tuple (a :class:`CommandRecord`, a :class:`Send`) from a tuple of its
+#: fields, skipping the named tuple's Python-level ``__new__`` (one is made per command).
 _new_record = tuple.__new__
 
 
@@ -254,6 +282,31 @@ class Session:
     ``record`` is the history entry of this session; ``clock`` returns seconds
     (``time.monotonic`` unless a test injects another).
     """
+
+    # Every other attribute starts from these class-level defaults: a session is made per
+    # connection, and setting fewer attributes makes it cheaper (an instance value replaces
+    # the default at its first assignment; none of these is mutated in place).
+    state = _AUTHORIZATION
+    user: str | None = None
+    mailbox: Mailbox | None = None
+    messages: tuple[Message, ...] = ()
+    #: Numbers of the messages marked as deleted (a new set at the first DELE).
+    deleted: AbstractSet[int] = frozenset()
+    # Answers about the snapshot (STAT, LIST, UIDL), shared with the other sessions on it;
+    # the session gets the dict of its snapshot at login (read-only before).
+    _answers: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
+    utf8 = False
+    language = "en"
+    bad_commands = 0
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+    _pending_user: str | None = None
+    _sasl: Mechanism | None = None
+    _sasl_name = ""
+    _partial = b""
+    _discarding = False
+    _starting_tls = False
+    _close_reason: str = _history.QUIT
+    _released = False  # the maildrop lock, taken at login, was given back
 
     def __init__(
         self,
@@ -271,34 +324,22 @@ class Session:
         self.store = store
         self.auth = auth or Authenticator(store, any_login=settings.any_login)
         self.history = history if history is not None else History(enabled=False)
-        self.id = next(_session_ids)
-        self.record: SessionRecord = self.history.open_session(self.id, client, tls)
+        self.id = session_id = next(_session_ids)
+        self.record: SessionRecord = self.history.open_session(session_id, client, tls)
         self.client = client
         self.tls = tls
         self.faults = faults
-        self.clock = clock
-        self.state = _AUTHORIZATION
-        self.user: str | None = None
-        self.mailbox: Mailbox | None = None
-        self.messages: tuple[Message, ...] = ()
-        self.deleted: set[int] = set()
-        # Answers about the snapshot (STAT, LIST, UIDL), shared with the other sessions on it.
-        self._answers: dict[str, tuple[bytes, ...]] = {}
-        self.utf8 = False
-        self.language = "en"
-        self.bad_commands = 0
-        self._pending_user: str | None = None
-        self._sasl: Mechanism | None = None
-        self._sasl_name = ""
+        if clock is not time.monotonic:
+            self.clock = clock
         # Complete lines waiting (None marks an overlong one); a list: an empty deque costs
         # ~600 bytes per idle session, and the queue is short (one packet's lines).
         self._lines: list[bytes | None] = []
-        self._partial = b""
-        self._discarding = False
-        self._starting_tls = False
-        self._close_reason = _history.QUIT
         self._reply = settings.replies
-        self.timestamp = f"<{_PID}.{next(_greeting_counter)}.{time.time_ns()}@{settings.hostname}>"
+
+    @property
+    def timestamp(self) -> str:
+        """The APOP timestamp of this session's greeting (RFC 1939 s7)."""
+        return f"{self._reply.stamp_head}{self.id}{self._reply.stamp_tail}"
 
     # --- input ---------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -346,19 +387,18 @@ class Session:
 
     def greeting(self) -> list[Action]:
         """The actions that open the session (normally the ``+OK`` greeting)."""
-        text = self.settings.greeting
-        if self.settings.enabled("APOP"):
-            # RFC 1939 s7: the timestamp "MUST be different each time the POP3 server
-            # issues a banner greeting".
-            text = f"{text} {self.timestamp}"
-        greeting = self._reply.ok(text)
+        reply = self._reply
+        if reply.greeting_tail:  # with the APOP timestamp
+            greeting = b"%s%d%s" % (reply.greeting_head, self.id, reply.greeting_tail)
+        else:
+            greeting = reply.greeting_head
         if self.faults is not None and self.faults.armed:
             actions = self.faults.on_connect(self, greeting)
             if actions is not None:
                 if any(isinstance(a, Close) for a in actions):
                     self._close()
                 return actions
-        return [Send((greeting,))]
+        return [_new_record(Send, ((greeting,),))]
 
     def next_actions(self) -> list[Action] | None:
         """Handle the next complete command line; None when no complete line is buffered."""
@@ -413,9 +453,10 @@ class Session:
                 return None
             line = data[: end - 1] if data[end - 1] == 13 else data[:end]  # one CR goes
             keyword, _, rest = line.partition(b" ")
-            name = _QUICK.get(keyword) or _QUICK.get(keyword.upper())
-            if name is None:
+            found = _QUICK.get(keyword) or _QUICK.get(keyword.upper())
+            if found is None:
                 return None  # not a command of the fast lane, or a line that is not plain
+            name = found
             try:
                 text = rest.decode("utf-8")
             except UnicodeDecodeError:
@@ -424,30 +465,32 @@ class Session:
         if name in self._reply.disabled_commands:
             return None
         reply = _HANDLERS[name](self, args)
-        first = reply[0]
-        if type(first) is bytes and first.endswith(b"\r\n"):
-            status = first[:-2].decode("utf-8", "replace")
-        else:
-            status = _status_line(first)
         history = self.history
         if history.enabled:
+            first = reply[0]
+            if type(first) is bytes and first.endswith(b"\r\n"):
+                status = _CONSTANT_STATUS.get(first) or first[:-2].decode("utf-8", "replace")
+            else:
+                status = _status_line(first)
             if name in _SECRET_COMMANDS:
                 args = _mask(name, args)
-            history.record(
-                self.record,
-                _new_record(
-                    CommandRecord,
-                    (self.id, self.client, self.user, name, args, status, self.tls, _now(), None),
-                ),
+            record = _new_record(
+                CommandRecord,
+                (self.id, self.client, self.user, name, args, status, self.tls, _now(), None),
             )
+            # History.record inlined (it is one call per command): both appends are atomic.
+            self.record.commands.append(record)
+            history._commands.append(record)
+            if history._listeners:
+                history._notify(record)
         return reply
 
     def connection_lost(self, reason: str = _history.DROP) -> None:
         """The connection ended.  Unless QUIT ran UPDATE, nothing is deleted (RFC 1939 s6)."""
-        if self.mailbox is not None:
+        if self.mailbox is not None and not self._released:
             self.mailbox.release(self)
-        if self.state is not _CLOSED:
-            self.state = _CLOSED
+            self._released = True
+        self.state = _CLOSED
         self.history.close_session(self.record, reason)
 
     @property
@@ -567,9 +610,7 @@ class Session:
         history.record(self.record, record)
 
     # --- helpers -------------------------------------------------------------------------
-    def _need_state(self, state: State, name: str) -> bytes | None:
-        if self.state is state:
-            return None
+    def _state_error(self, state: State, name: str) -> bytes:
         if state is _TRANSACTION:
             return self._reply.err(f"{name} is only valid after login (TRANSACTION state).")
         return self._reply.err(f"{name} is only valid before login (AUTHORIZATION state).")
@@ -622,7 +663,7 @@ class Session:
         self.user = mailbox.name
         self.record.user = mailbox.name
         self.state = _TRANSACTION
-        return self._reply.ok("Logged in.")
+        return _LOGGED_IN
 
     def _login_refused_before_tls(self) -> bytes | None:
         if self.settings.require_tls and not self.tls:
@@ -641,20 +682,20 @@ class Session:
 
     # --- commands: AUTHORIZATION --------------------------------------------------------
     def _cmd_user(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_AUTHORIZATION, "USER"):
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "USER"),)
+        if len(args) != 1 and (err := self._arity("USER", args, 1, 1, "a user name")):
             return (err,)
-        if err := self._arity("USER", args, 1, 1, "a user name"):
-            return (err,)
-        if err := self._login_refused_before_tls():
+        if self.settings.require_tls and (err := self._login_refused_before_tls()):
             return (err,)
         self._pending_user = args[0]
         # Like Dovecot: +OK for any name, so USER reveals nothing; PASS decides.
-        return (self._reply.ok(),)
+        return _OK_REPLY
 
     def _cmd_pass(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_AUTHORIZATION, "PASS"):
-            return (err,)
-        if err := self._login_refused_before_tls():
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "PASS"),)
+        if self.settings.require_tls and (err := self._login_refused_before_tls()):
             return (err,)
         if self._pending_user is None:
             return (self._reply.err("No username given; send USER first."),)
@@ -668,11 +709,11 @@ class Session:
         return (self._login(mailbox),)
 
     def _cmd_apop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_AUTHORIZATION, "APOP"):
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "APOP"),)
+        if len(args) != 2 and (err := self._arity("APOP", args, 2, 2, "a user name and a digest")):
             return (err,)
-        if err := self._arity("APOP", args, 2, 2, "a user name and a digest"):
-            return (err,)
-        if err := self._login_refused_before_tls():
+        if self.settings.require_tls and (err := self._login_refused_before_tls()):
             return (err,)
         user, digest = args
         if len(digest) != 32 or any(c not in "0123456789abcdefABCDEF" for c in digest):
@@ -689,8 +730,8 @@ class Session:
         return (self._login(mailbox),)
 
     def _cmd_auth(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_AUTHORIZATION, "AUTH"):
-            return (err,)
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "AUTH"),)
         if not args:
             # RFC 1734 behaviour that clients still use: a bare AUTH lists the mechanisms.
             return _lines(
@@ -698,7 +739,7 @@ class Session:
             )
         if err := self._arity("AUTH", args, 1, 2, "a mechanism name"):
             return (err,)
-        if err := self._login_refused_before_tls():
+        if self.settings.require_tls and (err := self._login_refused_before_tls()):
             return (err,)
         name = args[0].upper()
         if name not in self._mechanisms():
@@ -752,8 +793,8 @@ class Session:
         if self.tls:
             # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
             return (self._reply.err("TLS is already active."),)
-        if err := self._need_state(_AUTHORIZATION, "STLS"):
-            return (err,)
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "STLS"),)
         if args:
             return (self._reply.err("Too many arguments for STLS."),)
         if self.utf8:
@@ -763,8 +804,8 @@ class Session:
         return (self._reply.ok("Begin TLS negotiation now."),)
 
     def _cmd_utf8(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_AUTHORIZATION, "UTF8"):
-            return (err,)
+        if self.state is not _AUTHORIZATION:
+            return (self._state_error(_AUTHORIZATION, "UTF8"),)
         if args:
             return (self._reply.err("Too many arguments for UTF8."),)
         self.utf8 = True
@@ -828,20 +869,23 @@ class Session:
             # RFC 1939 s6: QUIT in TRANSACTION enters UPDATE: "removes all messages marked
             # as deleted from the maildrop and replies as to the status of this operation".
             self.state = _UPDATE
-            assert self.mailbox is not None
-            self.mailbox.commit_deletions([self.messages[n - 1] for n in sorted(self.deleted)])
-            self.mailbox.release(self)
+            mailbox = self.mailbox
+            assert mailbox is not None
+            if self.deleted:
+                mailbox.commit_deletions([self.messages[n - 1] for n in sorted(self.deleted)])
+            mailbox.release(self)
+            self._released = True
         self._close_reason = _history.QUIT
         self.state = _CLOSED
-        return (self._reply.ok("Logging out."),)
+        return _LOGGING_OUT
 
     # --- commands: TRANSACTION ----------------------------------------------------------
     def _live(self) -> list[tuple[int, Message]]:
         return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
 
     def _cmd_stat(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, "STAT"):
-            return (err,)
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "STAT"),)
         if args:
             return (self._reply.err("Too many arguments for STAT."),)
         if not self.deleted:
@@ -862,6 +906,7 @@ class Session:
         answer = self._answers.get(key)
         if answer is None:
             answer = self._answers[key] = make()
+            _remember_status(answer[0])
         return answer
 
     def _cmd_list(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
@@ -871,8 +916,8 @@ class Session:
         return self._listing("UIDL", args)
 
     def _listing(self, name: str, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, name):
-            return (err,)
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, name),)
         if len(args) > 1:
             return (self._reply.err(f"Too many arguments for {name}."),)
         if args:
@@ -895,19 +940,21 @@ class Session:
         return _lines(self._reply.ok(), [f"{i} {m.uid}" for i, m in self._live()])
 
     def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes | memoryview, ...]:
-        if err := self._need_state(_TRANSACTION, "RETR"):
-            return (err,)
-        if err := self._arity("RETR", args, 1, 1, "a message number"):
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "RETR"),)
+        if len(args) != 1 and (err := self._arity("RETR", args, 1, 1, "a message number")):
             return (err,)
         message = self._message_number("RETR", args[0])
         if isinstance(message, bytes):
             return (message,)
-        return (self._reply.ok(f"{message.size} octets"), message.wire, b".\r\n")
+        return (b"+OK %d octets\r\n" % message.size, message.wire, b".\r\n")
 
     def _cmd_top(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, "TOP"):
-            return (err,)
-        if err := self._arity("TOP", args, 2, 2, "a message number and a number of lines"):
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "TOP"),)
+        if len(args) != 2 and (
+            err := self._arity("TOP", args, 2, 2, "a message number and a number of lines")
+        ):
             return (err,)
         message = self._message_number("TOP", args[0])
         if isinstance(message, bytes):
@@ -917,28 +964,28 @@ class Session:
         return (self._reply.ok(), message.top(int(args[1])), b".\r\n")
 
     def _cmd_dele(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, "DELE"):
-            return (err,)
-        if err := self._arity("DELE", args, 1, 1, "a message number"):
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "DELE"),)
+        if len(args) != 1 and (err := self._arity("DELE", args, 1, 1, "a message number")):
             return (err,)
         message = self._message_number("DELE", args[0])
         if isinstance(message, bytes):
             return (message,)
-        self.deleted.add(int(args[0]))
+        self.deleted = {*self.deleted, int(args[0])}
         return (self._reply.ok("Marked to be deleted."),)
 
     def _cmd_rset(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, "RSET"):
-            return (err,)
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "RSET"),)
         if args:
             return (self._reply.err("Too many arguments for RSET."),)
-        self.deleted.clear()
+        self.deleted = frozenset()
         live = self._live()
         return (self._reply.ok(f"{len(live)} messages ({sum(m.size for _, m in live)} octets)"),)
 
     def _cmd_noop(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
-        if err := self._need_state(_TRANSACTION, "NOOP"):
-            return (err,)
+        if self.state is not _TRANSACTION:
+            return (self._state_error(_TRANSACTION, "NOOP"),)
         if args:
             return (self._reply.err("Too many arguments for NOOP."),)
         return (self._reply.ok(),)
@@ -988,7 +1035,7 @@ _HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryvi
 #: the TLS handshake (an action the fast lane cannot return).
 _QUICK = {name.encode(): name for name in _HANDLERS if name != "STLS"}
 #: The usual lines with no argument (``b"STAT\\r\\n"``...), parsed once.
-_PLAIN_LINES = {
+_PLAIN_LINES: dict[bytes, tuple[str, tuple[str, ...]]] = {
     name.encode() + end: (name, ()) for name in _QUICK.values() for end in (b"\r\n", b"\n")
 }
 
@@ -1010,7 +1057,6 @@ def _mask(name: str, args: tuple[str, ...]) -> tuple[str, ...]:
     return args
 
 
-_PID = os.getpid()
 _SECRET_COMMANDS = frozenset({"PASS", "APOP", "AUTH"})
 
 

@@ -122,7 +122,6 @@ class _Connection(asyncio.BufferedProtocol):
         # The server's loop (asking asyncio costs a getpid() system call per connection).
         self.loop = loop if loop is not None else asyncio.get_running_loop()
         server = self.server
-        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         limit = server.max_connections
         if limit is not None and len(server._connections) >= limit:
             transport.write(b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n")
@@ -134,13 +133,22 @@ class _Connection(asyncio.BufferedProtocol):
             server.store,
             server.settings,
             history=server.history,
-            client=(str(peer[0]), int(peer[1])),
+            client=peer[:2],  # (host, port): an IPv6 address has two more fields
             tls=self.implicit_tls,
             faults=server.faults,
             auth=server._auth,
         )
         self.last_activity = _monotonic()  # the server's idle sweep reads it
-        self._guard(self._run, self.session.greeting())
+        try:
+            actions = self.session.greeting()
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+            return
+        if len(actions) == 1 and type(actions[0]) is Send and len(actions[0].buffers) == 1:
+            transport.write(actions[0].buffers[0])  # the usual greeting: one line
+        else:
+            self._guard(self._run, actions)
 
     # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
     # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which
@@ -165,16 +173,26 @@ class _Connection(asyncio.BufferedProtocol):
             self.data_received(data)
             return
         self.last_activity = _monotonic()
-        if self.throttle is not None:
-            self._run([Send(reply)])
-        elif len(reply) == 1 and len(reply[0]) <= CHUNK:
-            self.transport.write(reply[0])  # type: ignore[union-attr]
+        if self.throttle is None:
+            count = len(reply)
+            if count == 1:
+                if len(reply[0]) <= CHUNK:
+                    self.transport.write(reply[0])  # type: ignore[union-attr]
+                else:
+                    self._send(reply)
+            elif count == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
+                self.transport.write(b"".join(reply))  # type: ignore[union-attr]
+            else:
+                self._send(reply)
         else:
-            self._write(reply)
-            if self.out or self.paused_writing:
-                self._go_async([])
+            self._run([Send(reply)])
         if session.state is _CLOSED:
             self._close(session.close_reason)
+
+    def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
+        self._write(reply)
+        if self.out or self.paused_writing:
+            self._go_async([])
 
     def data_received(self, data: bytes) -> None:
         session = self.session
@@ -328,6 +346,9 @@ class _Connection(asyncio.BufferedProtocol):
             if sum(map(len, buffers)) <= CHUNK:
                 transport.write(b"".join(buffers))
                 return
+        # A big reply: the transport's buffer limits are raised (once is enough, but asking
+        # each time is cheap here) so that it takes big slices, paced by pause_writing.
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         for buf in buffers:
             if self.out or len(buf) > CHUNK:
                 if self.out is None:

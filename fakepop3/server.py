@@ -458,7 +458,11 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _abort(self, message: bytes | None = None, reason: str = _history.DROP) -> None:
         """Close at once, discarding unsent output (optionally after a last line)."""
-        self.close_reason = reason
+        if not self.closing:
+            # A connection already closing keeps the reason it closed for: after QUIT, a TLS
+            # connection stays open until the client answers the server's close_notify, and
+            # a server stopping meanwhile must not turn that "quit" into "server".
+            self.close_reason = reason
         self.closing = True
         unsent = bool(self.out)
         self.out = None

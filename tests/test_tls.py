@@ -396,3 +396,23 @@ def test_ca_file_does_not_outlive_the_certificates() -> None:
     del certs
     gc.collect()
     assert not again.exists()  # removed with the object, even without cleanup()
+
+
+def test_a_session_that_quit_stays_quit_when_the_server_stops_during_the_tls_close() -> None:
+    """After QUIT the server closes TLS with close_notify and waits for the client's; a client
+    that never sends it keeps the connection open.  Stopping the server then must not record
+    the session as ended by the server: it ended with QUIT."""
+    server = POP3Server(users={"alice": PASSWORD}, tls_port=0)
+    with server:
+        raw = socket.create_connection((server.host, server.tls_port), timeout=10)
+        with context(server).wrap_socket(raw, server_hostname="localhost") as sock:
+            assert readline(sock).startswith(b"+OK")
+            for line in (b"USER alice", b"PASS secret", b"QUIT"):
+                sock.sendall(line + b"\r\n")
+                assert readline(sock).startswith(b"+OK")
+            # QUIT answered; the TLS close is pending on our side (no close_notify sent yet).
+            assert len(server._connections) == 1
+            server.stop()
+        [session] = server.history.sessions
+        assert session.end_reason == "quit"
+        assert [c.command for c in session.commands] == ["USER", "PASS", "QUIT"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import json
 import threading
 import time
@@ -80,6 +81,12 @@ class CommandRecord(NamedTuple):
         return f"#{self.session_id} {who}{tls}: {self.line} -> {self.reply}{fault}"
 
 
+#: A CommandRecord from a tuple of its fields, with no Python-level call.
+_as_record: Callable[[tuple[Any, ...]], CommandRecord] = functools.partial(
+    tuple.__new__, CommandRecord
+)
+
+
 @dataclass
 class SessionRecord:
     """One connection: who, when, how it ended, and its commands in order."""
@@ -91,7 +98,15 @@ class SessionRecord:
     tls: bool = False
     ended_at: float | None = None
     end_reason: EndReason | None = None
-    commands: list[CommandRecord] = field(default_factory=list)
+    # The commands as plain tuples of the CommandRecord fields: a plain tuple of strings and
+    # numbers leaves the garbage collector's lists after its first pass, a named tuple never
+    # does (every full collection would walk every command of a long-lived server).
+    _log: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def commands(self) -> list[CommandRecord]:
+        """This session's commands in order (a new list)."""
+        return list(map(_as_record, self._log))
 
     @property
     def ended(self) -> bool:
@@ -119,7 +134,7 @@ class History:
         self._ended_changed = threading.Condition(self._lock)
         self._blocked_waiters = 0
         self._sessions: list[SessionRecord] = []
-        self._commands: list[CommandRecord] = []
+        self._commands: list[tuple[Any, ...]] = []  # plain tuples, see SessionRecord
         self._ended = 0
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listeners: list[Callable[[CommandRecord], None]] = []
@@ -136,13 +151,14 @@ class History:
         if not self.enabled:
             return
         # list.append is atomic: no lock on this hot path (one call per command).
-        session.commands.append(command)
-        self._commands.append(command)
+        entry = tuple(command)  # kept as a plain tuple (see SessionRecord)
+        session._log.append(entry)
+        self._commands.append(entry)
         if self._listeners:
-            self._notify(command)
+            self._notify(entry)
 
-    def _notify(self, command: CommandRecord) -> None:
-        _call_each(list(self._listeners), command)
+    def _notify(self, entry: tuple[Any, ...]) -> None:
+        _call_each(list(self._listeners), _as_record(entry))
 
     def close_session(self, session: SessionRecord, reason: EndReason) -> None:
         if session.ended_at is not None:
@@ -150,7 +166,9 @@ class History:
         session.ended_at = time.time()
         session.end_reason = reason
         ready: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: a with-statement costs twice as much (once per session)
+        try:
             self._ended += 1
             ended = self._ended
             if self._blocked_waiters:
@@ -159,6 +177,8 @@ class History:
                 ready = [w for w in self._waiters if w[0] <= ended]
                 self._waiters = [w for w in self._waiters if w[0] > ended]
             listeners = self._session_listeners
+        finally:
+            lock.release()
         if not ready and not listeners:
             return
         for _, loop, future in ready:
@@ -187,7 +207,7 @@ class History:
     @property
     def commands(self) -> list[CommandRecord]:
         with self._lock:
-            return list(self._commands)
+            return list(map(_as_record, self._commands))
 
     def __iter__(self) -> Iterator[CommandRecord]:
         return iter(self.commands)

@@ -271,8 +271,8 @@ def _remember_status(status_line: bytes) -> None:
     _CONSTANT_STATUS[status_line] = status_line[:-2].decode("utf-8", "replace")
 
 
-#: Makes a named tuple (a :class:`CommandRecord`, a :class:`Send`) from a tuple of its
-#: fields, skipping the named tuple's Python-level ``__new__`` (one is made per command).
+#: Makes a named tuple (a :class:`Send`) from a tuple of its fields, skipping the named
+#: tuple's Python-level ``__new__``.
 _new_record = tuple.__new__
 
 
@@ -474,15 +474,13 @@ class Session:
                 status = _status_line(first)
             if name in _SECRET_COMMANDS:
                 args = _mask(name, args)
-            record = _new_record(
-                CommandRecord,
-                (self.id, self.client, self.user, name, args, status, self.tls, _now(), None),
-            )
-            # History.record inlined (it is one call per command): both appends are atomic.
-            self.record.commands.append(record)
-            history._commands.append(record)
+            # History.record inlined (one call per command): the fields of a CommandRecord
+            # as a plain tuple (see SessionRecord), appended twice (each append is atomic).
+            entry = (self.id, self.client, self.user, name, args, status, self.tls, _now(), None)
+            self.record._log.append(entry)
+            history._commands.append(entry)
             if history._listeners:
-                history._notify(record)
+                history._notify(entry)
         return reply
 
     def connection_lost(self, reason: str = _history.DROP) -> None:
@@ -650,16 +648,15 @@ class Session:
             return self._reply.err(
                 f"Minimum time between logins is {s.login_delay} seconds.", "LOGIN-DELAY"
             )
-        snapshot = mailbox.acquire(self)
-        if snapshot is None:
+        taken = mailbox.login(self)
+        if taken is None:
             # RFC 2449 s8.1.2: IN-USE "occurs on an -ERR response to an AUTH, APOP, or PASS
             # command. It indicates the authentication was successful, but the user's maildrop
             # is currently in use".
             return self._reply.err("Mailbox is locked by another POP3 session.", "IN-USE")
         mailbox.last_login = now
         self.mailbox = mailbox
-        self.messages = snapshot
-        self._answers = mailbox.answers(snapshot)
+        self.messages, self._answers = taken
         self.user = mailbox.name
         self.record.user = mailbox.name
         self.state = _TRANSACTION

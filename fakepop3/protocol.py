@@ -442,7 +442,7 @@ class Session:
         faults = self.faults
         if faults is not None and faults.armed:
             return None
-        quick = _PLAIN_LINES.get(data)  # the usual lines without arguments, parsed once
+        quick = _PARSED_LINES.get(data)  # the usual lines, parsed once (see _PARSED_LINES)
         if quick is not None:
             name, args = quick
         else:
@@ -462,6 +462,8 @@ class Session:
             except UnicodeDecodeError:
                 return None
             args = (text,) if name == "PASS" and text else tuple(text.split())
+            if end < MAX_LINE and name not in _SECRET_COMMANDS:
+                _remember_line(data, name, args)
         if name in self._reply.disabled_commands:
             return None
         reply = _HANDLERS[name](self, args)
@@ -1035,6 +1037,18 @@ _QUICK = {name.encode(): name for name in _HANDLERS if name != "STLS"}
 _PLAIN_LINES: dict[bytes, tuple[str, tuple[str, ...]]] = {
     name.encode() + end: (name, ()) for name in _QUICK.values() for end in (b"\r\n", b"\n")
 }
+#: Lines of the fast lane already parsed, to their command and arguments: clients send the
+#: same few lines again and again (``RETR 1``, ``USER alice``...).  Only lines valid under any
+#: settings (shorter than 255 octets) and holding no secret (no PASS, APOP, AUTH) are kept,
+#: at most 4,096 of them.
+_PARSED_LINES = dict(_PLAIN_LINES)
+
+
+def _remember_line(data: bytes, name: str, args: tuple[str, ...]) -> None:
+    if len(_PARSED_LINES) > 4096:  # a client sending ever new lines: start again
+        _PARSED_LINES.clear()
+        _PARSED_LINES.update(_PLAIN_LINES)
+    _PARSED_LINES[data] = (name, args)
 
 
 def _b64(text: str) -> bytes | None:

@@ -142,7 +142,7 @@ class History:
 
     # --- recording (used by the server) -------------------------------------------------
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
-        record = SessionRecord(session_id, client, time.time(), tls=tls)
+        record = SessionRecord(session_id, client, time.time(), None, tls)  # positional: cheaper
         if self.enabled:
             self._sessions.append(record)  # list.append is atomic: no lock (one per session)
         return record

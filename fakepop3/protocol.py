@@ -283,7 +283,7 @@ class Session:
     (``time.monotonic`` unless a test injects another).
     """
 
-    # Every other attribute starts from these class-level defaults: a session is made per
+    # Other attributes start from these class-level defaults: a session is made per
     # connection, and setting fewer attributes makes it cheaper (an instance value replaces
     # the default at its first assignment; none of these is mutated in place).
     state = _AUTHORIZATION
@@ -335,6 +335,13 @@ class Session:
         # ~600 bytes per idle session, and the queue is short (one packet's lines).
         self._lines: list[bytes | None] = []
         self._reply = settings.replies
+        # Read before every command: an attribute of the instance is read faster than a
+        # class-level default, so these are set here.
+        self.state = _AUTHORIZATION
+        self._partial = b""
+        self._discarding = False
+        self._sasl = None
+        self._starting_tls = False
 
     @property
     def timestamp(self) -> str:
@@ -384,6 +391,16 @@ class Session:
     def has_partial_line(self) -> bool:
         """True while the start of a command line has arrived but not its end (its LF)."""
         return bool(self._partial) or self._discarding
+
+    def greeting_line(self) -> bytes | None:
+        """The fast lane of :meth:`greeting`: the ``+OK`` line, or None when a fault hook is
+        armed (a connect fault may replace it: call :meth:`greeting` instead)."""
+        if self.faults is not None and self.faults.armed:
+            return None
+        reply = self._reply
+        if reply.greeting_tail:  # with the APOP timestamp
+            return b"%s%d%s" % (reply.greeting_head, self.id, reply.greeting_tail)
+        return reply.greeting_head
 
     def greeting(self) -> list[Action]:
         """The actions that open the session (normally the ``+OK`` greeting)."""

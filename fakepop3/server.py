@@ -140,15 +140,14 @@ class _Connection(asyncio.BufferedProtocol):
         )
         self.last_activity = _monotonic()  # the server's idle sweep reads it
         try:
-            actions = self.session.greeting()
+            line = self.session.greeting_line()  # the usual greeting: one line
+            if line is not None:
+                transport.write(line)
+            else:
+                self._run(self.session.greeting())
         except Exception as error:
             self.server._report(error)
             self._abort(_INTERNAL_ERROR, _history.SERVER)
-            return
-        if len(actions) == 1 and type(actions[0]) is Send and len(actions[0].buffers) == 1:
-            transport.write(actions[0].buffers[0])  # the usual greeting: one line
-        else:
-            self._guard(self._run, actions)
 
     # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
     # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which

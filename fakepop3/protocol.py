@@ -262,6 +262,18 @@ _CONSTANT_STATUS = {
 }
 
 
+#: RETR status lines by message size, made (and their text decoded) once.
+_RETR_STATUS: dict[int, bytes] = {}
+
+
+def _retr_status(size: int) -> bytes:
+    if len(_RETR_STATUS) > 4096:
+        _RETR_STATUS.clear()
+    line = _RETR_STATUS[size] = b"+OK %d octets\r\n" % size
+    _remember_status(line)
+    return line
+
+
 def _remember_status(status_line: bytes) -> None:
     if len(_CONSTANT_STATUS) > 4096:  # maildrops that change for ever: start again
         _CONSTANT_STATUS.clear()
@@ -963,7 +975,11 @@ class Session:
         message = self._message_number("RETR", args[0])
         if isinstance(message, bytes):
             return (message,)
-        return (b"+OK %d octets\r\n" % message.size, message.wire, b".\r\n")
+        size = message.size
+        status = _RETR_STATUS.get(size)
+        if status is None:
+            status = _retr_status(size)
+        return (status, message.wire, b".\r\n")
 
     def _cmd_top(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
         if self.state is not _TRANSACTION:

@@ -48,6 +48,9 @@ LOW_WATER = 128 * 1024
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 #: Size of the receive buffer (one per server; a read takes at most this many bytes).
 RECV_BUFFER = 64 * 1024
+#: Connections the kernel queues before the server accepts them (asyncio's default is 100: a
+#: burst of more clients than that would see connects dropped and retried a second later).
+BACKLOG = 1024
 #: Complete command lines a busy session may hold before the server stops reading.
 MAX_PENDING_LINES = 1024
 
@@ -666,7 +669,9 @@ class POP3Server:
         _warn_if_exposed(self.host)
         binding = self.port
         try:
-            plain = await loop.create_server(lambda: _Connection(self, False), self.host, self.port)
+            plain = await loop.create_server(
+                lambda: _Connection(self, False), self.host, self.port, backlog=BACKLOG
+            )
             self._servers.append(plain)
             self.port = plain.sockets[0].getsockname()[1]
             if self.tls_port is not None:
@@ -676,6 +681,7 @@ class POP3Server:
                     lambda: _Connection(self, True),
                     self.host,
                     self.tls_port,
+                    backlog=BACKLOG,
                     ssl=self.tls.server_context,
                     ssl_handshake_timeout=self._handshake_timeout(),
                 )

@@ -499,10 +499,16 @@ class Session:
         history = self.history
         if history.enabled:
             first = reply[0]
-            if type(first) is bytes and first.endswith(b"\r\n"):
-                status = _CONSTANT_STATUS.get(first) or first[:-2].decode("utf-8", "replace")
-            else:
+            if type(first) is not bytes:
                 status = _status_line(first)
+            else:
+                found = _CONSTANT_STATUS.get(first)  # most replies: no endswith() call
+                if found is not None:
+                    status = found
+                elif first.endswith(b"\r\n"):
+                    status = first[:-2].decode("utf-8", "replace")
+                else:
+                    status = _status_line(first)
             if name in _SECRET_COMMANDS:
                 args = _mask(name, args)
             # History.record inlined (one call per command): the fields of a CommandRecord

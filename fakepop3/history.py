@@ -102,6 +102,9 @@ class SessionRecord:
     # numbers leaves the garbage collector's lists after its first pass, a named tuple never
     # does (every full collection would walk every command of a long-lived server).
     _log: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
+    # Where the history keeps this record (-1: nowhere): an ended session is stored there as a
+    # plain tuple instead (see History.close_session).
+    _slot: int = field(default=-1, init=False, repr=False, compare=False)
 
     @property
     def commands(self) -> list[CommandRecord]:
@@ -133,7 +136,8 @@ class History:
         self._lock = threading.Lock()
         self._ended_changed = threading.Condition(self._lock)
         self._blocked_waiters = 0
-        self._sessions: list[SessionRecord] = []
+        # Open sessions as SessionRecords, ended ones as plain tuples (see close_session).
+        self._sessions: list[SessionRecord | tuple[Any, ...]] = []
         self._commands: list[tuple[Any, ...]] = []  # plain tuples, see SessionRecord
         self._ended = 0
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -144,7 +148,9 @@ class History:
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
         record = SessionRecord(session_id, client, time.time(), None, tls)  # positional: cheaper
         if self.enabled:
-            self._sessions.append(record)  # list.append is atomic: no lock (one per session)
+            sessions = self._sessions
+            record._slot = len(sessions)
+            sessions.append(record)  # list.append is atomic: no lock (one per session)
         return record
 
     def record(self, session: SessionRecord, command: CommandRecord) -> None:
@@ -165,6 +171,22 @@ class History:
             return
         session.ended_at = time.time()
         session.end_reason = reason
+        # An ended session is kept as a plain tuple of its fields and commands: the garbage
+        # collector drops it from its lists after one pass, where a SessionRecord and its list
+        # would stay for ever (a long-lived server's history would make every full collection
+        # slower).  A SessionRecord is made again when the history is read.
+        slot, sessions = session._slot, self._sessions
+        if 0 <= slot < len(sessions) and sessions[slot] is session:
+            sessions[slot] = (
+                session.id,
+                session.client,
+                session.started_at,
+                session.user,
+                session.tls,
+                session.ended_at,
+                reason,
+                tuple(session._log),
+            )
         ready: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         lock = self._lock
         lock.acquire()  # not `with`: a with-statement costs twice as much (once per session)
@@ -202,7 +224,8 @@ class History:
     @property
     def sessions(self) -> list[SessionRecord]:
         with self._lock:
-            return list(self._sessions)
+            kept = list(self._sessions)
+        return [r if isinstance(r, SessionRecord) else _ended_session(r) for r in kept]
 
     @property
     def commands(self) -> list[CommandRecord]:
@@ -372,6 +395,13 @@ class History:
                 return
             self._waiters.append((count, loop, future))
         await future
+
+
+def _ended_session(kept: tuple[Any, ...]) -> SessionRecord:
+    """The SessionRecord of an ended session kept as a plain tuple by History.close_session."""
+    record = SessionRecord(*kept[:7])
+    record._log = list(kept[7])
+    return record
 
 
 def _call_each(listeners: list[Callable[[Any], None]], item: object) -> None:

@@ -287,3 +287,25 @@ def test_server_reset_restores_mail_and_clears_history() -> None:
         assert len(server.mailbox("alice")) == 1
         assert len(server.history) == 0
     server.raise_errors()
+
+
+def test_a_session_record_is_the_same_read_before_and_after_its_end() -> None:
+    """An ended session is kept compactly and read back as an equal SessionRecord; a record
+    read while the session was open sees its end too."""
+    import poplib
+
+    with POP3Server(users=USERS) as server:
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        client.user("alice")
+        client.pass_(USERS["alice"])
+        client.stat()
+        [live] = server.history.sessions
+        assert live.end_reason is None and not live.ended
+        client.quit()
+        server.wait_for_sessions(1)
+        [ended] = server.history.sessions
+        assert live.end_reason == "quit" and live.ended  # the record read before sees the end
+        assert ended == live and ended is not live
+        assert [c.line for c in ended.commands] == ["USER alice", "PASS ***", "STAT", "QUIT"]
+        assert ended.commands == live.commands
+        assert ended.transcript() == live.transcript()

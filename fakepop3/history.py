@@ -156,8 +156,14 @@ class History:
     def record(self, session: SessionRecord, command: CommandRecord) -> None:
         if not self.enabled:
             return
-        # list.append is atomic: no lock on this hot path (one call per command).
-        entry = tuple(command)  # kept as a plain tuple (see SessionRecord)
+        self._append(session, tuple(command))  # kept as a plain tuple (see SessionRecord)
+
+    def _append(self, session: SessionRecord, entry: tuple[Any, ...]) -> None:
+        """Record a command given as the plain tuple of its CommandRecord fields.
+
+        ``Session.answer_line`` has an inlined copy (one call less per command).
+        """
+        # list.append is atomic: no lock on this hot path.
         session._log.append(entry)
         self._commands.append(entry)
         if self._listeners:

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -365,7 +365,12 @@ class Mailbox:
     def login(
         self, holder: object
     ) -> tuple[tuple[Message, ...], dict[str, tuple[bytes, ...]]] | None:
-        """:meth:`acquire`, and the cache of answers about the snapshot (see :meth:`answers`)."""
+        """:meth:`acquire`, and the cache of answers about the snapshot (STAT, LIST, UIDL...).
+
+        Sessions on the current, unchanged maildrop share one dict, so each answer is computed
+        once; a change starts a new dict.  Every dict belongs to one snapshot, so a session
+        reads and fills it with no lock.
+        """
         lock = self._lock
         lock.acquire()  # not `with`: a with-statement costs twice as much, once per login
         try:
@@ -383,29 +388,6 @@ class Mailbox:
         """The content changed (the lock is held): drop the shared snapshot and answers."""
         self._snapshot = None
         self._answers = {}
-
-    def answers(self, snapshot: tuple[Message, ...]) -> dict[str, tuple[bytes, ...]]:
-        """The cache of answers about ``snapshot`` (STAT, LIST, UIDL...), for its sessions.
-
-        Sessions on the current, unchanged maildrop share one dict, so each answer is computed
-        once; a change starts a new dict, and a stale snapshot gets a private one.  Every dict
-        belongs to one snapshot, so a session reads and fills it with no lock.
-        """
-        with self._lock:
-            return self._answers if snapshot is self._snapshot else {}
-
-    def cached_answer(
-        self,
-        snapshot: tuple[Message, ...],
-        key: str,
-        make: Callable[[], tuple[bytes, ...]],
-    ) -> tuple[bytes, ...]:
-        """``make()``, computed once per unchanged maildrop for sessions on its snapshot."""
-        answers = self.answers(snapshot)
-        answer = answers.get(key)
-        if answer is None:
-            answer = answers[key] = make()
-        return answer
 
     def release(self, holder: object) -> None:
         # No lock: only the holder clears the reference, and acquire() sees either value.

@@ -314,23 +314,23 @@ def test_sessions_share_the_snapshot_and_answers_until_the_maildrop_changes() ->
 
     mailbox = MailStore().add_user("alice", "pw")
     mailbox.add(b"Subject: 1\r\n\r\none\r\n")
-    first = mailbox.acquire("session 1")
-    assert first is not None
+    taken = mailbox.login("session 1")
+    assert taken is not None
+    first, first_answers = taken
+    first_answers["STAT"] = (b"+OK 1 22\r\n",)  # what a session computes and shares
     mailbox.release("session 1")
-    second = mailbox.acquire("session 2")
+    taken = mailbox.login("session 2")
+    assert taken is not None
+    second, second_answers = taken
     assert second is first  # unchanged: the same snapshot
-    calls: list[int] = []
-
-    def make() -> tuple[bytes, ...]:
-        calls.append(1)
-        return (b"+OK 1 22\r\n",)
-
-    assert mailbox.cached_answer(second, "STAT", make) == (b"+OK 1 22\r\n",)
-    assert mailbox.cached_answer(second, "STAT", make) == (b"+OK 1 22\r\n",)
-    assert len(calls) == 1
+    assert second_answers is first_answers and second_answers["STAT"] == (b"+OK 1 22\r\n",)
     mailbox.release("session 2")
     mailbox.add(b"Subject: 2\r\n\r\ntwo\r\n")  # a change drops the snapshot and its answers
-    third = mailbox.acquire("session 3")
-    assert third is not None and third is not first and len(third) == 2
-    assert mailbox.cached_answer(first, "STAT", make) == (b"+OK 1 22\r\n",)  # stale: computed
-    assert len(calls) == 2
+    taken = mailbox.login("session 3")
+    assert taken is not None
+    third, third_answers = taken
+    assert third is not first and len(third) == 2
+    assert third_answers == {} and third_answers is not first_answers  # nothing stale
+    assert first_answers["STAT"] == (b"+OK 1 22\r\n",)  # still right for the old snapshot
+    assert mailbox.login("session 4") is None  # locked by session 3
+    assert mailbox.acquire("session 4") is None

@@ -288,6 +288,10 @@ def _remember_status(status_line: bytes) -> None:
 _new_tuple = tuple.__new__
 
 
+_NONE_DELETED: AbstractSet[int] = frozenset()
+_NO_ANSWERS: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
+
+
 class Session:
     """One POP3 session, from greeting to close.
 
@@ -295,30 +299,30 @@ class Session:
     (``time.monotonic`` unless a test injects another).
     """
 
-    # Other attributes start from these class-level defaults: a session is made per
-    # connection, and setting fewer attributes makes it cheaper (an instance value replaces
-    # the default at its first assignment; none of these is mutated in place).
-    state = _AUTHORIZATION
-    user: str | None = None
-    mailbox: Mailbox | None = None
-    messages: tuple[Message, ...] = ()
+    # Every attribute is set in __init__, none is a class-level default: on Python 3.11 an
+    # attribute read is only specialized (several times cheaper) when the class has no
+    # attribute of that name and the instance has its own value.
+    state: State
+    user: str | None
+    mailbox: Mailbox | None
+    messages: tuple[Message, ...]
     #: Numbers of the messages marked as deleted (a new set at the first DELE).
-    deleted: AbstractSet[int] = frozenset()
+    deleted: AbstractSet[int]
     # Answers about the snapshot (STAT, LIST, UIDL), shared with the other sessions on it;
     # the session gets the dict of its snapshot at login (read-only before).
-    _answers: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
-    utf8 = False
-    language = "en"
-    bad_commands = 0
-    clock: Callable[[], float] = staticmethod(time.monotonic)
-    _pending_user: str | None = None
-    _sasl: Mechanism | None = None
-    _sasl_name = ""
-    _partial = b""
-    _discarding = False
-    _starting_tls = False
-    _close_reason: str = _history.QUIT
-    _released = False  # the maildrop lock, taken at login, was given back
+    _answers: MutableMapping[str, tuple[bytes, ...]]
+    utf8: bool
+    language: str
+    bad_commands: int
+    clock: Callable[[], float]
+    _pending_user: str | None
+    _sasl: Mechanism | None
+    _sasl_name: str
+    _partial: bytes
+    _discarding: bool
+    _starting_tls: bool
+    _close_reason: str
+    _released: bool  # the maildrop lock, taken at login, was given back
 
     def __init__(
         self,
@@ -341,19 +345,28 @@ class Session:
         self.client = client
         self.tls = tls
         self.faults = faults
-        if clock is not time.monotonic:
-            self.clock = clock
+        self.clock = clock
         # Complete lines waiting (None marks an overlong one); a list: an empty deque costs
         # ~600 bytes per idle session, and the queue is short (one packet's lines).
         self._lines: list[bytes | None] = []
         self._reply = settings.replies
-        # Read before every command: an attribute of the instance is read faster than a
-        # class-level default, so these are set here.
         self.state = _AUTHORIZATION
+        self.user = None
+        self.mailbox = None
+        self.messages = ()
+        self.deleted = _NONE_DELETED
+        self._answers = _NO_ANSWERS
+        self.utf8 = False
+        self.language = "en"
+        self.bad_commands = 0
+        self._pending_user = None
+        self._sasl = None
+        self._sasl_name = ""
         self._partial = b""
         self._discarding = False
-        self._sasl = None
         self._starting_tls = False
+        self._close_reason = _history.QUIT
+        self._released = False
 
     @property
     def timestamp(self) -> str:

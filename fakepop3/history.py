@@ -175,46 +175,50 @@ class History:
     def close_session(self, session: SessionRecord, reason: EndReason) -> None:
         if session.ended_at is not None:
             return
-        session.ended_at = time.time()
+        session.ended_at = ended_at = time.time()
         session.end_reason = reason
         # An ended session is kept as a plain tuple of its fields and commands: the garbage
         # collector drops it from its lists after one pass, where a SessionRecord and its list
         # would stay for ever (a long-lived server's history would make every full collection
         # slower).  A SessionRecord is made again when the history is read.
-        slot, sessions = session._slot, self._sessions
-        if 0 <= slot < len(sessions) and sessions[slot] is session:
-            sessions[slot] = (
-                session.id,
-                session.client,
-                session.started_at,
-                session.user,
-                session.tls,
-                session.ended_at,
-                reason,
-                tuple(session._log),
-            )
-        ready: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        slot = session._slot
+        if slot >= 0:
+            sessions = self._sessions
+            if slot < len(sessions) and sessions[slot] is session:
+                sessions[slot] = (
+                    session.id,
+                    session.client,
+                    session.started_at,
+                    session.user,
+                    session.tls,
+                    ended_at,
+                    reason,
+                    tuple(session._log),
+                )
         lock = self._lock
-        lock.acquire()  # not `with`: a with-statement costs twice as much (once per session)
-        try:
-            self._ended += 1
+        lock.acquire()  # not `with` (twice the cost), and nothing here can raise
+        self._ended += 1
+        waiting = self._blocked_waiters or self._waiters or self._session_listeners
+        lock.release()
+        if waiting:
+            self._session_ended(session)
+
+    def _session_ended(self, session: SessionRecord) -> None:
+        """Wake whoever waits for ended sessions, and call the session listeners."""
+        with self._lock:
             ended = self._ended
             if self._blocked_waiters:
                 self._ended_changed.notify_all()
-            if self._waiters:
-                ready = [w for w in self._waiters if w[0] <= ended]
+            ready = [w for w in self._waiters if w[0] <= ended]
+            if ready:
                 self._waiters = [w for w in self._waiters if w[0] > ended]
-            listeners = self._session_listeners
-        finally:
-            lock.release()
-        if not ready and not listeners:
-            return
+            listeners = list(self._session_listeners)
         for _, loop, future in ready:
             try:
                 loop.call_soon_threadsafe(_set_done, future)
             except RuntimeError:  # that loop is closed (its test gave up waiting): nobody waits
                 pass
-        _call_each(list(listeners), session)
+        _call_each(listeners, session)
 
     def add_listener(self, listener: Callable[[CommandRecord], None]) -> None:
         """Call ``listener(record)`` for every command recorded from now on."""

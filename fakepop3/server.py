@@ -22,14 +22,25 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from time import monotonic as _monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import history as _history
 from ._loopthread import LoopThread
 from .auth import Authenticator
 from .faults import Faults
 from .history import History, SessionRecord
-from .protocol import Action, Close, Pause, Send, Session, Settings, StartTLS, State, Throttle
+from .protocol import (
+    Action,
+    Close,
+    Pause,
+    Send,
+    Session,
+    Settings,
+    StartTLS,
+    State,
+    Throttle,
+    _new_session,
+)
 from .store import Mailbox, MailStore, MessageInput
 from .tls import TLSCertificates
 
@@ -118,9 +129,10 @@ class _Connection(asyncio.BufferedProtocol):
         self.drained: asyncio.Future[None] | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: uvloop's TCP transports have the methods, not the base class.
-        transport = cast("asyncio.Transport", transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # Not an isinstance check (nor a typing.cast call): uvloop's TCP transports have the
+        # methods, not the base class.
+        transport: asyncio.Transport = base  # type: ignore[assignment]
         self.transport = transport
         loop = self.server._loop
         # The server's loop (asking asyncio costs a getpid() system call per connection).
@@ -133,21 +145,21 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server._connections.add(self)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.session = Session(
+        self.session = session = _new_session(  # Session(...), made faster
             server.store,
             server.settings,
-            history=server.history,
-            client=peer[:2],  # (host, port): an IPv6 address has two more fields
-            tls=self.implicit_tls,
-            faults=server.faults,
-            auth=server._auth,
+            server.history,
+            peer[:2],  # (host, port): an IPv6 address has two more fields
+            self.implicit_tls,
+            server.faults,
+            server._auth,
         )
         # The server's idle sweep reads these: `active` says that bytes came in since its last
         # pass (a flag is cheaper to set on every read than asking the clock).
         self.last_activity = _monotonic()
         self.active = False
         try:
-            line = self.session.greeting_line()  # the usual greeting: one line
+            line = session.greeting_line()  # the usual greeting: one line
             if line is not None:
                 transport.write(line)
             else:

@@ -226,6 +226,10 @@ class _Reply:
             for name, cap in _COMMAND_CAPABILITY.items()
             if not settings.enabled(cap) or (cap == "SASL" and not settings.mechanisms)
         )
+        #: The handlers of Session.answer_line: its commands, less those switched off.
+        self.quick_handlers = {
+            name: _HANDLERS[name] for name in _QUICK.values() if name not in self.disabled_commands
+        }
 
     def ok(self, text: str = "") -> bytes:
         return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
@@ -509,7 +513,7 @@ class Session:
             return None
         quick = _PARSED_LINES.get(data)  # the usual lines, parsed once (see _PARSED_LINES)
         if quick is not None:
-            name, args = quick
+            name, args, logged = quick
         else:
             end = len(data) - 1
             if end < 1 or end >= self.settings.max_line or data.find(b"\n") != end:
@@ -527,22 +531,25 @@ class Session:
             except UnicodeDecodeError:
                 return None
             args = (text,) if name == "PASS" and text else tuple(text.split())
-            if end < MAX_LINE and name not in _SECRET_COMMANDS:
-                _remember_line(data, name, args)
-        if name in self._reply.disabled_commands:
+            if name in _SECRET_COMMANDS:
+                logged = _mask(name, args)
+            else:
+                logged = args
+                if end < MAX_LINE:
+                    _remember_line(data, name, args)
+        # The handlers of the fast lane's commands that these settings have (not switched off).
+        handler = self._reply.quick_handlers.get(name)
+        if handler is None:
             return None
-        reply = _HANDLERS[name](self, args)
+        reply = handler(self, args)
         history = self.history
         if history.enabled:
             # _status_line, then _log, inlined: this runs for nearly every command, and the
             # two calls cost ~7% of a session's instructions.
-            first = reply[0]
-            status = _CONSTANT_STATUS.get(first) if type(first) is bytes else None
+            status = _CONSTANT_STATUS.get(reply[0])  # handlers give bytes: hashed once
             if status is None:
-                status = _status_line(first)
-            if name in _SECRET_COMMANDS:
-                args = _mask(name, args)
-            entry = (self.id, self.client, self.user, name, args, status, self.tls, _now(), None)
+                status = _status_line(reply[0])
+            entry = (self.id, self.client, self.user, name, logged, status, self.tls, _now(), None)
             self.record._log.append(entry)  # History._append inlined: both appends are atomic
             history._commands.append(entry)
             if history._listeners:
@@ -1000,7 +1007,7 @@ class Session:
     def _uidl_answer(self) -> tuple[bytes, ...]:
         return _lines(self._reply.ok(), [f"{i} {m.uid}" for i, m in self._live()])
 
-    def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes | memoryview, ...]:
+    def _cmd_retr(self, args: tuple[str, ...]) -> tuple[bytes, ...]:
         if self.state is not _TRANSACTION:
             return (self._state_error(_TRANSACTION, "RETR"),)
         if len(args) != 1 and (err := self._arity("RETR", args, 1, 1, "a message number")):
@@ -1107,7 +1114,8 @@ def _new_session(
 
 _new_object = object.__new__
 
-_HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryview, ...]]] = {
+# Every handler's reply is bytes: answer_line hashes its first buffer (the status line).
+_HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes, ...]]] = {
     "USER": Session._cmd_user,
     "PASS": Session._cmd_pass,
     "APOP": Session._cmd_apop,
@@ -1133,8 +1141,8 @@ _HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes | memoryvi
 #: the TLS handshake (an action the fast lane cannot return).
 _QUICK = {name.encode(): name for name in _HANDLERS if name != "STLS"}
 #: The usual lines with no argument (``b"STAT\\r\\n"``...), parsed once.
-_PLAIN_LINES: dict[bytes, tuple[str, tuple[str, ...]]] = {
-    name.encode() + end: (name, ()) for name in _QUICK.values() for end in (b"\r\n", b"\n")
+_PLAIN_LINES: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    name.encode() + end: (name, (), ()) for name in _QUICK.values() for end in (b"\r\n", b"\n")
 }
 #: Lines of the fast lane already parsed, to their command and arguments: clients send the
 #: same few lines again and again (``RETR 1``, ``USER alice``...).  Only lines valid under any
@@ -1147,7 +1155,7 @@ def _remember_line(data: bytes, name: str, args: tuple[str, ...]) -> None:
     if len(_PARSED_LINES) > 4096:  # a client sending ever new lines: start again
         _PARSED_LINES.clear()
         _PARSED_LINES.update(_PLAIN_LINES)
-    _PARSED_LINES[data] = (name, args)
+    _PARSED_LINES[data] = (name, args, args)  # args as logged: never a secret here
 
 
 def _b64(text: str) -> bytes | None:

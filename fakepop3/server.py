@@ -177,7 +177,14 @@ class _Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         data = self.server._recv_buffer[:nbytes].tobytes()  # cheaper than bytes(view)
         session = self.session
-        if session is None or self.busy or self.closing or self.out or self.paused_writing:
+        if (
+            session is None
+            or self.busy
+            or self.closing
+            or self.out
+            or self.paused_writing
+            or self.throttle is not None
+        ):
             self.data_received(data)
             return
         # The fast lane: one whole command line answered by one reply (the usual exchange).
@@ -191,19 +198,12 @@ class _Connection(asyncio.BufferedProtocol):
             self.data_received(data)
             return
         self.active = True
-        if self.throttle is None:
-            count = len(reply)
-            if count == 1:
-                if len(reply[0]) <= CHUNK:
-                    self.transport.write(reply[0])  # type: ignore[union-attr]
-                else:
-                    self._send(reply)
-            elif count == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
-                self.transport.write(b"".join(reply))  # type: ignore[union-attr]
-            else:
-                self._send(reply)
+        if len(reply) == 1 and len(reply[0]) <= CHUNK:
+            self.transport.write(reply[0])  # type: ignore[union-attr]
+        elif len(reply) == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
+            self.transport.write(b"".join(reply))  # type: ignore[union-attr]
         else:
-            self._run([Send(reply)])
+            self._send(reply)
         if session.state is _CLOSED:
             self._close(session.close_reason)
 

@@ -54,6 +54,18 @@ def fast(session: Session, chunk: bytes) -> tuple[bytes, str | None, bool]:
     return b"".join(bytes(b) for b in reply), reason, True
 
 
+def lane_is_right(session: Session) -> bool:
+    """The session's cached flag ``_lane_open`` agrees with the state it summarises."""
+    should_be_open = not (
+        session.pending_lines
+        or session.has_partial_line()
+        or session._sasl is not None
+        or session._starting_tls
+        or session.state is State.CLOSED
+    )
+    return session._lane_open == should_be_open
+
+
 def history_of(session: Session) -> list[tuple[object, ...]]:
     return [(c.user, c.command, c.args, c.reply, c.tls, c.fault) for c in session.history.commands]
 
@@ -81,6 +93,7 @@ def test_the_fast_lane_answers_exactly_as_the_general_path(
         assert tested.state is reference.state
         assert tested.deleted == reference.deleted
         assert tested.has_partial_line() == reference.has_partial_line()
+        assert lane_is_right(tested) and lane_is_right(reference), packet
     assert history_of(tested) == history_of(reference)
 
 
@@ -102,6 +115,7 @@ def test_tricky_lines_get_the_same_answer_on_both_paths() -> None:
                 expected = general(reference, line)
                 assert fast(tested, line)[:2] == expected, line
                 assert tested.state is reference.state, line
+                assert lane_is_right(tested) and lane_is_right(reference), line
             assert history_of(tested) == history_of(reference)
 
 
@@ -174,3 +188,17 @@ def test_a_switched_off_command_is_left_to_the_general_path() -> None:
     session.answer_line(b"PASS secret\r\n")
     assert session.answer_line(b"UIDL\r\n") is None
     assert sent(feed(session, b"UIDL\r\n")) == b"-ERR Unknown command: UIDL\r\n"
+
+
+def test_a_session_keeps_few_attributes_all_of_its_own() -> None:
+    """CPython 3.11 reads an attribute at full speed only when the class has none of that name
+    and the instances share one layout of fewer than 30 attributes; a slow read costs several
+    times more, on every command (the 30th attribute once cost 7% of a session)."""
+    session = make_session(Settings())
+    for line in [b"USER alice\r\n", b"PASS secret\r\n", b"UTF8\r\n", b"LANG en\r\n"]:
+        general(session, line)
+    for line in [b"STAT\r\n", b"DELE 1\r\n", b"RETR 2\r\n", b"QUIT\r\n"]:
+        assert fast(session, line)[2], line
+    names = set(vars(session))
+    assert len(names) < 30, sorted(names)
+    assert not names & set(dir(Session)), names & set(dir(Session))

@@ -98,6 +98,7 @@ class _Connection(asyncio.BufferedProtocol):
         "close_reason",
         "closing",
         "drained",
+        "fast",
         "implicit_tls",
         "last_activity",
         "line_timer",
@@ -127,6 +128,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.throttle: float | None = None
         self.close_reason = _history.DROP
         self.drained: asyncio.Future[None] | None = None
+        # True while a command line may go straight to the session's fast lane: a session,
+        # nothing queued or paused, not busy, closing or throttled (see _refresh_fast).
+        self.fast = False
 
     # --- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, base: asyncio.BaseTransport) -> None:
@@ -158,6 +162,7 @@ class _Connection(asyncio.BufferedProtocol):
         # pass (a flag is cheaper to set on every read than asking the clock).
         self.last_activity = _monotonic()
         self.active = False
+        self.fast = True
         try:
             line = session.greeting_line()  # the usual greeting: one line
             if line is not None:
@@ -177,14 +182,7 @@ class _Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         data = self.server._recv_buffer[:nbytes].tobytes()  # cheaper than bytes(view)
         session = self.session
-        if (
-            session is None
-            or self.busy
-            or self.closing
-            or self.out
-            or self.paused_writing
-            or self.throttle is not None
-        ):
+        if not self.fast or session is None:
             self.data_received(data)
             return
         # The fast lane: one whole command line answered by one reply (the usual exchange).
@@ -211,6 +209,20 @@ class _Connection(asyncio.BufferedProtocol):
         self._write(reply)
         if self.out or self.paused_writing:
             self._go_async([])
+        else:
+            self._refresh_fast()
+
+    def _refresh_fast(self) -> None:
+        """Work out ``fast``, read once per packet by buffer_updated.  Whatever makes it false
+        clears it where it happens; it is worked out again after the general path ran."""
+        self.fast = (
+            self.session is not None
+            and not self.busy
+            and not self.closing
+            and not self.out
+            and not self.paused_writing
+            and self.throttle is None
+        )
 
     def data_received(self, data: bytes) -> None:
         session = self.session
@@ -233,6 +245,7 @@ class _Connection(asyncio.BufferedProtocol):
             except Exception as error:
                 self.server._report(error)
                 self._abort(_INTERNAL_ERROR, _history.SERVER)
+            self._refresh_fast()
         elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
             # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
             # so a pipelining flood cannot grow the line queue without bound.
@@ -243,6 +256,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.fast = False
         if self.line_timer is not None:
             self.line_timer.cancel()
         if self.task is not None and not self.task.done():
@@ -258,9 +272,11 @@ class _Connection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self.paused_writing = True
+        self.fast = False
 
     def resume_writing(self) -> None:
         self.paused_writing = False
+        self._refresh_fast()
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
 
@@ -308,12 +324,14 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             elif isinstance(action, Throttle):
                 self.throttle = action.bytes_per_second
+                self.fast = False
             else:
                 self._go_async(actions[i:])
                 return
 
     def _go_async(self, rest: list[Action]) -> None:
         self.busy = True
+        self.fast = False
         assert self.transport is not None
         self.transport.pause_reading()
         self.task = self.loop.create_task(self._run_async(rest))
@@ -334,6 +352,7 @@ class _Connection(asyncio.BufferedProtocol):
                     await self._sleep(action.seconds)
                 elif isinstance(action, Throttle):
                     self.throttle = action.bytes_per_second
+                    self.fast = False
                 elif isinstance(action, StartTLS):
                     await self._start_tls()
                 elif isinstance(action, Close):
@@ -345,6 +364,7 @@ class _Connection(asyncio.BufferedProtocol):
             assert self.transport is not None
             self.transport.resume_reading()
             self._process()
+            self._refresh_fast()
         except asyncio.CancelledError:
             raise
         except (ConnectionError, ssl.SSLError, OSError):
@@ -369,6 +389,7 @@ class _Connection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         for buf in buffers:
             if self.out or len(buf) > CHUNK:
+                self.fast = False  # output queued: the fast lane waits for it (see _refresh_fast)
                 if self.out is None:
                     self.out = collections.deque()
                 view = memoryview(buf)
@@ -474,6 +495,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _close(self, reason: str) -> None:
         self.close_reason = reason
         self.closing = True
+        self.fast = False
         if self.transport is not None:
             if self.out:
                 # Queued output would be lost by close(); hand it over first.
@@ -490,6 +512,7 @@ class _Connection(asyncio.BufferedProtocol):
             # a server stopping meanwhile must not turn that "quit" into "server".
             self.close_reason = reason
         self.closing = True
+        self.fast = False
         unsent = bool(self.out)
         self.out = None
         if self.transport is not None:

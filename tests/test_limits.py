@@ -171,6 +171,59 @@ async def test_pipelining_client_that_never_reads_is_bounded(
     srv.raise_errors()
 
 
+@pytest.mark.asyncio
+async def test_one_command_a_packet_client_that_never_reads_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lines sent one per packet go to the fast lane; once the transport asks to pause, the
+    next line must wait for the client to read, not be answered into the server's memory."""
+    paused = asyncio.Event()
+    original = server_module._Connection.pause_writing
+
+    def pause_writing(conn: server_module._Connection) -> None:
+        original(conn)
+        paused.set()
+
+    monkeypatch.setattr(server_module._Connection, "pause_writing", pause_writing)
+    big = b"Subject: big\r\n\r\n" + (b"x" * 98 + b"\r\n") * 2000  # 200 KB: one write
+    async with POP3Server(users=USERS) as srv:
+        srv.mailbox("alice").add(big)
+        reader, writer = await asyncio.open_connection(srv.host, srv.port, limit=1 << 20)
+        assert (await reader.readline()).startswith(b"+OK")
+        writer.write(b"USER alice\r\n")
+        assert await reader.readline() == b"+OK\r\n"
+        writer.write(b"PASS secret\r\n")
+        assert await reader.readline() == b"+OK Logged in.\r\n"
+
+        async def send_one() -> None:
+            writer.write(b"RETR 1\r\n")
+            await writer.drain()
+            for _ in range(5):  # loop turns (no time passes): the server reads and answers
+                await asyncio.sleep(0)
+
+        sent = 0
+        while not paused.is_set() and sent < 2000:  # until the socket buffers are full
+            await send_one()
+            sent += 1
+        assert paused.is_set()
+        for _ in range(20):
+            await send_one()
+        sent += 20
+        (conn,) = srv._connections
+        assert conn.transport is not None
+        buffered = conn.transport.get_write_buffer_size()
+        assert buffered <= 3 * len(big), buffered  # without the check: 20 replies more
+        assert len(srv.history.filter("RETR")) < sent
+        for _ in range(sent):  # now read: every reply arrives, whole and in order
+            assert (await reader.readline()).startswith(b"+OK ")
+            assert len(await reader.readuntil(b"\r\n.\r\n")) == len(big) + 3
+        writer.write(b"QUIT\r\n")
+        assert await reader.readline() == b"+OK Logging out.\r\n"
+        writer.close()
+        await srv.wait_for_sessions_async(1)
+    srv.raise_errors()
+
+
 # --- TLS handshake ------------------------------------------------------------------------------
 def test_tls_handshake_that_never_completes_is_dropped() -> None:
     with POP3Server(users=USERS, tls_port=0, command_timeout=0.2) as srv:

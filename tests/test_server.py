@@ -370,6 +370,25 @@ def test_pipelined_commands_in_one_packet_are_answered_in_order(
         assert client.read_to_eof() == b""
 
 
+def test_a_line_sent_while_a_big_reply_is_queued_waits_its_turn(thread_server: POP3Server) -> None:
+    """While a reply too big for the socket is still queued, the next line (in a packet of its
+    own, a line the fast lane would answer) waits for it: replies never interleave."""
+    body = b"x" * 76 + b"\r\n"
+    thread_server.mailbox("alice").add(b"Subject: big\r\n\r\n" + body * 300_000)  # 23 MB
+    retr_received = threading.Event()
+    thread_server.history.add_listener(lambda c: c.command == "RETR" and retr_received.set())
+    with RawClient(thread_server.host, thread_server.port) as client:
+        client.login()
+        client.send(b"RETR 1\r\n")
+        assert retr_received.wait(10)  # recorded before its reply: the reply is being written
+        client.send(b"NOOP\r\n")
+        status, text = client.read_multiline()
+        assert status.startswith(b"+OK ") and text.endswith(body + b".\r\n")
+        assert text.count(b"\r\n") == 300_000 + 3  # the whole body, nothing inside it
+        assert client.read_line() == b"+OK\r\n"
+        assert client.command(b"QUIT") == b"+OK Logging out.\r\n"
+
+
 def test_a_flood_of_pipelined_commands_is_answered_in_order(thread_server: POP3Server) -> None:
     thread_server.mailbox("alice").extend([HELLO] * 300)
     listing = b"".join(f"{n} {len(HELLO)}\r\n".encode() for n in range(1, 301)) + b".\r\n"

@@ -82,9 +82,11 @@ class Authenticator:
 
     def check_password(self, user: str, password: str) -> Mailbox | None:
         """The maildrop of ``user`` if ``password`` is right (any password with any_login)."""
-        mailbox = self._known(user)
+        mailbox = self.store.get(user)  # the usual case first: one call less than _known
         if mailbox is None:
-            return None
+            mailbox = self._known(user)
+            if mailbox is None:
+                return None
         if self.any_login:
             return mailbox
         if mailbox.password is None or not hmac.compare_digest(

@@ -203,7 +203,7 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self._send(reply)
         if session.state is _CLOSED:
-            self._close(session.close_reason)
+            self._close(session._close_reason)  # the close_reason property, without a call
 
     def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
         self._write(reply)

@@ -513,7 +513,7 @@ class Session:
             return self._sasl_response(raw)
         return self._command(raw)
 
-    def answer_line(self, data: bytes) -> tuple[bytes | memoryview, ...] | None:
+    def answer_line(self, data: bytes) -> tuple[bytes, ...] | None:
         """The fast lane: answer ``data`` at once if it is exactly one plain command line.
 
         The same as ``receive_data(data)`` then ``next_actions()`` (the same reply, state

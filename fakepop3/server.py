@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import history as _history
+from ._binding import listen
 from ._loopthread import LoopThread
 from .auth import Authenticator
 from .faults import Faults
@@ -716,15 +717,17 @@ class POP3Server:
         _warn_if_exposed(self.host)
         binding = self.port
         try:
-            plain = await loop.create_server(
-                lambda: _Connection(self, False), self.host, self.port, backlog=BACKLOG
+            # Every address of the host on one port (see _binding: port 0 and "localhost").
+            plain = await listen(
+                loop, lambda: _Connection(self, False), self.host, self.port, backlog=BACKLOG
             )
-            self._servers.append(plain)
-            self.port = plain.sockets[0].getsockname()[1]
+            self._servers.extend(plain)
+            self.port = plain[0].sockets[0].getsockname()[1]
             if self.tls_port is not None:
                 assert self.tls is not None
                 binding = self.tls_port
-                secure = await loop.create_server(
+                secure = await listen(
+                    loop,
                     lambda: _Connection(self, True),
                     self.host,
                     self.tls_port,
@@ -732,8 +735,8 @@ class POP3Server:
                     ssl=self.tls.server_context,
                     ssl_handshake_timeout=self._handshake_timeout(),
                 )
-                self._servers.append(secure)
-                self.tls_port = secure.sockets[0].getsockname()[1]
+                self._servers.extend(secure)
+                self.tls_port = secure[0].sockets[0].getsockname()[1]
         except OSError as error:
             for server in self._servers:
                 server.close()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._binding import listen
 from ._loopthread import LoopThread
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class SMTPIntake:
         self.deliveries: list[Delivery] = []
         self._listeners: list[Callable[[Delivery], None]] = []
         self._lock = threading.Lock()
-        self._listener: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.Server] = []  # one per address of the host, one port
         self._protocols: set[Any] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._host: LoopThread | None = None  # the thread host of `with intake:`
@@ -148,7 +149,7 @@ class SMTPIntake:
 
     @property
     def running(self) -> bool:
-        return self._listener is not None
+        return bool(self._servers)
 
     # --- delivery (also usable without SMTP) ------------------------------------------------
     def resolve(self, address: str) -> str | None:
@@ -198,7 +199,7 @@ class SMTPIntake:
     # --- lifecycle on a running loop --------------------------------------------------------
     async def start_async(self) -> None:
         """Bind and start serving SMTP on the running loop."""
-        if self._listener is not None:
+        if self._servers:
             raise RuntimeError("this SMTPIntake is already running")
         smtp = _aiosmtpd_smtp()
         loop = asyncio.get_running_loop()
@@ -225,26 +226,28 @@ class SMTPIntake:
             return protocol
 
         try:
-            listener = await loop.create_server(factory, self.host, self.port)
+            servers = await listen(loop, factory, self.host, self.port)
         except OSError as error:
             raise OSError(
                 error.errno,
                 f"fakepop3 SMTP intake cannot listen on {self.host}:{self.port}: {error.strerror}",
             ) from error
-        self._listener = listener
-        self.port = listener.sockets[0].getsockname()[1]
+        self._servers = servers
+        self.port = servers[0].sockets[0].getsockname()[1]
 
     async def stop_async(self) -> None:
         """Stop listening and close every SMTP connection."""
-        listener, self._listener = self._listener, None
-        if listener is None:
+        servers, self._servers = self._servers, []
+        if not servers:
             return
-        listener.close()
+        for server in servers:
+            server.close()
         for protocol in list(self._protocols):
             transport = getattr(protocol, "transport", None)
             if transport is not None:
                 transport.close()
-        await listener.wait_closed()
+        for server in servers:
+            await server.wait_closed()
         for _ in range(3):
             if not self._protocols:
                 break
@@ -265,7 +268,7 @@ class SMTPIntake:
     # --- lifecycle in a thread --------------------------------------------------------------
     def start(self) -> None:
         """Start on a loop of its own in a background thread; returns once listening."""
-        if self._listener is not None or self._host is not None:
+        if self._servers or self._host is not None:
             raise RuntimeError("this SMTPIntake is already running")
         host = LoopThread(f"fakepop3-smtp-{id(self):x}", self.start_async, self.stop_async)
         host.start()

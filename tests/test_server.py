@@ -42,6 +42,54 @@ def test_port_0_reports_the_real_port() -> None:
     assert not server.running
 
 
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_a_host_name_with_two_addresses_is_served_on_one_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``localhost`` is ``::1`` and ``127.0.0.1`` on many machines. With port 0, asyncio alone
+    binds each address with a port of its own, and the one port reported reaches only one of
+    them (aiosmtpd's Controller has this bug): every port here must answer on both."""
+    pytest.importorskip("aiosmtpd")
+    import smtplib
+
+    resolve = socket.getaddrinfo
+
+    def both_loopbacks(host: object, *args: object, **kwargs: object) -> object:
+        if host == "localhost":  # what /etc/hosts says on such machines, whatever it says here
+            return resolve("::1", *args, **kwargs) + resolve("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+        return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both_loopbacks)
+    with POP3Server(host="localhost", users=USERS, tls=True, tls_port=0, smtp=True) as server:
+        assert server.tls is not None and server.tls_port and server.smtp is not None
+        for address in ("127.0.0.1", "::1"):
+            client = poplib.POP3(address, server.port, timeout=10)
+            assert client.user("alice").startswith(b"+OK")
+            assert client.pass_("secret").startswith(b"+OK")
+            client.quit()
+            context = server.tls.client_context()
+            secure = poplib.POP3_SSL(address, server.tls_port, context=context, timeout=10)
+            assert "USER" in secure.capa()
+            secure.quit()
+            with smtplib.SMTP(address, server.smtp.port, timeout=10) as mail:
+                assert mail.noop()[0] == 250
+        assert [s.client[0] for s in server.history.sessions] == [
+            "127.0.0.1",
+            "127.0.0.1",
+            "::1",
+            "::1",
+        ]
+
+
 def test_bind_error_raises_in_the_caller() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,7 @@ async def listen(
     Returns the servers made (one per address with port 0, else one); raises ``OSError``
     as ``create_server`` does.
     """
-    if port != 0:
+    if port != 0 or _is_address(host):  # nothing to resolve (no thread-pool call)
         return [await loop.create_server(factory, host, port, **kwargs)]
     infos = await loop.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -54,3 +55,14 @@ async def listen(
             if error.errno != errno.EADDRINUSE or not servers or attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_address(host: str | None) -> bool:
+    """True for an IP address (one socket, no name to resolve)."""
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -29,8 +29,10 @@ class FakeLoop:
 
     def __init__(self, failures: list[int | None]) -> None:
         self.failures, self.made, self.next_port = failures, [], 40000
+        self.resolved: list[str] = []
 
     async def getaddrinfo(self, host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
+        self.resolved.append(host)
         return [
             (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
             (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
@@ -85,3 +87,12 @@ def test_a_host_that_never_gets_one_port_free_for_all_fails_in_the_end() -> None
         run(loop)
     assert raised.value.errno == errno.EADDRINUSE
     assert len(loop.made) == 20 and all(s.closed for s in loop.made)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])
+def test_an_address_is_bound_as_it_is_without_a_lookup(host: str) -> None:
+    """A lookup runs in asyncio's thread pool: it would double the cost of starting a server."""
+    loop = FakeLoop([])
+    servers = asyncio.run(listen(loop, asyncio.Protocol, host, 0))  # type: ignore[arg-type]
+    assert [s.getsockname() for s in servers] == [(host, 40001)]
+    assert loop.resolved == []

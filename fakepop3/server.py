@@ -40,7 +40,6 @@ from .protocol import (
     StartTLS,
     State,
     Throttle,
-    _new_session,
 )
 from .store import Mailbox, MailStore, MessageInput
 from .tls import TLSCertificates
@@ -150,13 +149,16 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server._connections.add(self)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        self.session = session = _new_session(  # Session(...), made faster
+        # Session(...) with positional arguments (see Session._setup).
+        self.session = session = Session.__new__(Session)
+        session._setup(
             server.store,
             server.settings,
             server.history,
             peer[:2],  # (host, port): an IPv6 address has two more fields
             self.implicit_tls,
             server.faults,
+            _monotonic,
             server._auth,
         )
         # The server's idle sweep reads these: `active` says that bytes came in since its last

@@ -261,9 +261,8 @@ _LOGGED_IN = b"+OK Logged in.\r\n"
 _LOGGING_OUT = (b"+OK Logging out.\r\n",)
 #: Status lines of replies that are made once and sent many times (these constants, the
 #: answers shared by the sessions on a snapshot), as the history records them: decoded once.
-_CONSTANT_STATUS = {
-    reply: reply[:-2].decode() for reply in (_OK_REPLY[0], _LOGGED_IN, _LOGGING_OUT[0])
-}
+_BASE_STATUS = {reply: reply[:-2].decode() for reply in (_OK_REPLY[0], _LOGGED_IN, _LOGGING_OUT[0])}
+_CONSTANT_STATUS = dict(_BASE_STATUS)
 
 
 #: RETR status lines by message size, made (and their text decoded) once.
@@ -281,9 +280,7 @@ def _retr_status(size: int) -> bytes:
 def _remember_status(status_line: bytes) -> None:
     if len(_CONSTANT_STATUS) > 4096:  # maildrops that change for ever: start again
         _CONSTANT_STATUS.clear()
-        _remember_status(_OK_REPLY[0])
-        _remember_status(_LOGGED_IN)
-        _remember_status(_LOGGING_OUT[0])
+        _CONSTANT_STATUS.update(_BASE_STATUS)
     _CONSTANT_STATUS[status_line] = status_line[:-2].decode("utf-8", "replace")
 
 

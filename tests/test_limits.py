@@ -125,19 +125,25 @@ def test_overlong_sasl_response_is_never_buffered(
     assert watch.largest < MAX_SASL_LINE
 
 
-@pytest.mark.asyncio
-async def test_pipelining_client_that_never_reads_is_bounded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Replies stop being produced while the transport is paused; all arrive once read."""
-    paused = asyncio.Event()
+@pytest.fixture
+def paused(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set when a server connection's transport first asks it to pause writing."""
+    event = asyncio.Event()
     original = server_module._Connection.pause_writing
 
     def pause_writing(conn: server_module._Connection) -> None:
         original(conn)
-        paused.set()
+        event.set()
 
     monkeypatch.setattr(server_module._Connection, "pause_writing", pause_writing)
+    return event
+
+
+@pytest.mark.asyncio
+async def test_pipelining_client_that_never_reads_is_bounded(
+    paused: asyncio.Event,
+) -> None:
+    """Replies stop being produced while the transport is paused; all arrive once read."""
     count = 20000
     async with POP3Server(users=USERS) as srv:
         for _ in range(40):
@@ -173,18 +179,10 @@ async def test_pipelining_client_that_never_reads_is_bounded(
 
 @pytest.mark.asyncio
 async def test_one_command_a_packet_client_that_never_reads_is_bounded(
-    monkeypatch: pytest.MonkeyPatch,
+    paused: asyncio.Event,
 ) -> None:
     """Lines sent one per packet go to the fast lane; once the transport asks to pause, the
     next line must wait for the client to read, not be answered into the server's memory."""
-    paused = asyncio.Event()
-    original = server_module._Connection.pause_writing
-
-    def pause_writing(conn: server_module._Connection) -> None:
-        original(conn)
-        paused.set()
-
-    monkeypatch.setattr(server_module._Connection, "pause_writing", pause_writing)
     big = b"Subject: big\r\n\r\n" + (b"x" * 98 + b"\r\n") * 2000  # 200 KB: one write
     async with POP3Server(users=USERS) as srv:
         srv.mailbox("alice").add(big)

@@ -709,6 +709,12 @@ class POP3Server:
         self.store.reset()
         self.history.clear()
 
+    def connection_protocol(self, implicit_tls: bool = False) -> asyncio.BufferedProtocol:
+        """A new connection protocol of this server, as its listeners make one per client
+        (``implicit_tls``: the POP3S listener's).  For hosting the server on another transport,
+        and for ``bench/instructions.py``, which feeds it bytes with no socket."""
+        return _Connection(self, implicit_tls)
+
     # --- lifecycle on a running loop ------------------------------------------------------
     async def start_async(self) -> None:
         """Bind and start serving on the running loop."""

@@ -38,6 +38,7 @@ from .store import Mailbox, MailStore, Message
 
 __all__ = [
     "CAPABILITIES",
+    "COMMAND_NAMES",
     "Action",
     "Close",
     "CommandFault",
@@ -1148,6 +1149,9 @@ _HANDLERS: dict[str, Callable[[Session, tuple[str, ...]], tuple[bytes, ...]]] = 
     "LAST": Session._cmd_obsolete,
     "RPOP": Session._cmd_obsolete,
 }
+
+#: The name of every command the core knows (faults match on these).
+COMMAND_NAMES = frozenset(_HANDLERS)
 
 #: The commands of :meth:`Session.answer_line`: all but STLS, whose reply must be followed by
 #: the TLS handshake (an action the fast lane cannot return).

@@ -985,8 +985,7 @@ def _user_of(session: Session, command: str, args: tuple[str, ...]) -> str | Non
     if command in ("USER", "APOP") and args:
         return args[0]
     if command == "PASS":
-        pending = getattr(session, "_pending_user", None)
-        return pending if isinstance(pending, str) else None
+        return session.pending_user
     return None
 
 

@@ -341,6 +341,9 @@ class Session:
         auth: Authenticator | None = None,
     ) -> None:
         settings = settings or Settings()
+        # A fakepop3.Faults gives the core its hook object (Faults.hook); any other FaultHook
+        # is used as it is.
+        faults = getattr(faults, "hook", faults)
         self._setup(
             store,
             settings,
@@ -397,6 +400,11 @@ class Session:
         self._close_reason = _history.QUIT
         self._released = False
         self._lane_open = True  # see _refresh_lane
+
+    @property
+    def pending_user(self) -> str | None:
+        """The name given by USER, while it waits for PASS (None otherwise)."""
+        return self._pending_user
 
     @property
     def timestamp(self) -> str:

@@ -98,6 +98,18 @@ Example::
 
 An unknown key, action or value raises :class:`FaultConfigError` naming the
 entry, the problem and what is allowed.
+
+The hook
+--------
+The protocol core calls one object, ``faults.hook`` (a
+:class:`fakepop3.protocol.FaultHook`: ``armed``, ``on_connect(session, greeting)``,
+``on_command(session, command, args)``); the server gives it to each session, and
+``Session(store, faults=faults)`` takes it from a :class:`Faults`.  ``on_connect(...)``
+on a :class:`Faults` only builds rules.
+
+The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and counting),
+``_effects`` (what a fired fault does), ``_dictform`` (the dict form), ``_checks`` (every
+value check and its message), ``_hook`` (the object the core calls).
 """
 
 from ._builders import MALFORMED_KINDS, Faults, OnCommand, OnConnect

@@ -10,9 +10,8 @@ import itertools
 import random
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal, overload
+from typing import Any, Literal
 
-from ..protocol import Action, CommandFault, Session
 from ._checks import (
     _MAX_STATUS,
     FaultConfigError,
@@ -41,7 +40,7 @@ from ._effects import (
     _Truncate,
     _Vanish,
 )
-from ._hook import _Hit, _user_of
+from ._hook import FaultsHook
 from ._rules import FaultRule, _label
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
@@ -222,14 +221,15 @@ class Faults:
 
     ``seed`` seeds the random generator that rules with a ``probability`` draw
     from (None: seeded from the system).  ``rules`` are dicts as described in
-    the module documentation.
+    the module documentation.  ``hook`` is the object the protocol core calls.
     """
 
     def __init__(self, rules: Iterable[Mapping[str, Any]] = (), *, seed: int | None = 0) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
-        #: False while there is no rule: the session skips the hook (read before every command).
-        self.armed = False
+        #: The object the protocol core calls (a :class:`fakepop3.protocol.FaultHook`); the
+        #: server gives it to every session.  Its ``armed`` follows the rules (see ``add``).
+        self.hook = FaultsHook(self._fire)
         self._ids = itertools.count(1)
         self.random = random.Random(seed)
         for i, entry in enumerate(rules, 1):
@@ -251,40 +251,19 @@ class Faults:
             self, command, args=args, nth=nth, times=times, user=user, probability=probability
         )
 
-    @overload
     def on_connect(
         self,
         *,
         nth: int | None = None,
         times: int | None = None,
         probability: float | None = None,
-    ) -> OnConnect: ...
+    ) -> OnConnect:
+        """Match new connections; finish the rule with an action, e.g. ``.refuse()``.
 
-    @overload
-    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
-
-    def on_connect(
-        self,
-        session: Session | None = None,
-        greeting: bytes | None = None,
-        *,
-        nth: int | None = None,
-        times: int | None = None,
-        probability: float | None = None,
-    ) -> OnConnect | list[Action] | None:
-        """``on_connect(nth=..., times=..., probability=...)`` matches new connections.
-
-        Finish the rule with ``.refuse()``, ``.delay(s)``, ``.error(text)`` or
-        ``.throttle(bytes_per_second)``.  (Called with a session and its
-        greeting, this is the hook the protocol core calls before greeting.)
+        The actions: ``.refuse()``, ``.delay(s)``, ``.error(text)``,
+        ``.throttle(bytes_per_second)``.
         """
-        if session is None:
-            return OnConnect(self, nth=nth, times=times, probability=probability)
-        assert greeting is not None
-        rule = self._fire("connect", "", (), None)
-        if rule is None:
-            return None
-        return rule.effect.apply((greeting,), "", session)
+        return OnConnect(self, nth=nth, times=times, probability=probability)
 
     def vanish(
         self,
@@ -388,7 +367,7 @@ class Faults:
             if rule not in self._rules:
                 rule.id = next(self._ids)
                 self._rules.append(rule)
-                self.armed = True
+                self.hook.armed = True
         return rule
 
     def remove(self, rule: FaultRule) -> None:
@@ -396,13 +375,13 @@ class Faults:
         with self._lock:
             if rule in self._rules:
                 self._rules.remove(rule)
-            self.armed = bool(self._rules)
+            self.hook.armed = bool(self._rules)
 
     def clear(self) -> None:
         """Remove every rule."""
         with self._lock:
             self._rules.clear()
-            self.armed = False
+            self.hook.armed = False
 
     @property
     def rules(self) -> list[FaultRule]:
@@ -417,8 +396,13 @@ class Faults:
         with self._lock:
             return len(self._rules)
 
+    @property
+    def armed(self) -> bool:
+        """True while there is at least one rule (``hook.armed``, which the core reads)."""
+        return self.hook.armed
+
     def __bool__(self) -> bool:
-        return self.armed
+        return self.hook.armed
 
     def __repr__(self) -> str:
         return f"<Faults {len(self)} rule(s)>"
@@ -440,16 +424,7 @@ class Faults:
             f"and nth; 'matched' counts the commands or connections each one saw):\n{lines}"
         )
 
-    # --- the hook the protocol core calls -------------------------------------------------
-    def on_command(
-        self, session: Session, command: str, args: tuple[str, ...]
-    ) -> CommandFault | None:
-        """Called by the session before each command; the fault to apply, or None."""
-        rule = self._fire("command", command, args, _user_of(session, command, args))
-        if rule is None:
-            return None
-        return _Hit(rule.description, rule.effect.runs_command, rule.effect, command, session)
-
+    # --- firing (the hook calls this) -------------------------------------------------------
     def _fire(
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
     ) -> FaultRule | None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from ..protocol import _HANDLERS
+from ..protocol import COMMAND_NAMES
 
 #: The command names a rule can match (besides ``"*"``).
-COMMANDS = frozenset(_HANDLERS)
+COMMANDS = COMMAND_NAMES
 _MAX_STATUS = 512  # RFC 2449 s4: a response's first line is at most 512 octets with CRLF
 # RFC 2449 s3: resp-level = 1*rchar; rchar = %x21-2E / %x30-5C / %x5E-7F
 _RESP_LEVEL = r"[\x21-\x2E\x30-\x5C\x5E-\x7E]+"

@@ -792,6 +792,50 @@ def test_from_config_names_the_bad_entry() -> None:
         Faults().on("FETCH")  # the Python API checks the same way
 
 
+def test_every_kind_of_rule_describes_itself_as_before() -> None:
+    """The descriptions are what the history and assert_all_fired show: pinned, every one."""
+    f = Faults()
+    f.on("RETR", nth=2, times=3, user="al", args="1 2", probability=0.5).error("Later", code="AUTH")
+    f.on("stat").delay(2.5)
+    f.on("RETR").disconnect(after_bytes=100)
+    f.on("QUIT").disconnect()
+    f.on("TOP", times=3).truncate()
+    f.on("LIST").malformed("wrong-size", delta=5)
+    f.on("NOOP").malformed("long-line", length=600)
+    f.on("NOOP").malformed("bare-lf")
+    f.on("*", probability=0.25).reply(b"+OK hi\r\n")
+    f.on("*").reply(b"x" * 100)
+    f.on_connect(nth=1).refuse()
+    f.on_connect().delay(1)
+    f.on_connect(times=2, probability=0.1).error("Busy", code="IN-USE")
+    f.on_connect().error()
+    f.on_connect().throttle(100)
+    f.vanish(2, user="alice", nth=1, times=2, probability=1)
+    f.size_mismatch(1, delta=-3, user="bob")
+    assert [r.description for r in f] == [
+        "error -ERR [AUTH] Later [rule 1: on RETR args='1 2' user='al' nth=2 times=3 "
+        "probability=0.5]",
+        "delay 2.5s [rule 2: on STAT]",
+        "disconnect after 100 octets of the reply [rule 3: on RETR]",
+        "disconnect before the reply [rule 4: on QUIT]",
+        "truncate the reply (no final line end), then disconnect [rule 5: on TOP times=3]",
+        "malformed reply: wrong-size (+5) [rule 6: on LIST]",
+        "malformed reply: long-line (600 octets) [rule 7: on NOOP]",
+        "malformed reply: bare-lf [rule 8: on NOOP]",
+        "reply b'+OK hi\\r\\n' [rule 9: on * probability=0.25]",
+        "reply b'" + "x" * 57 + "...' [rule 10: on *]",
+        "refuse the connection [rule 11: on connect nth=1]",
+        "delay 1s [rule 12: on connect]",
+        "error -ERR [IN-USE] Busy [rule 13: on connect times=2 probability=0.1]",
+        "error -ERR Service not available, try again later. [rule 14: on connect]",
+        "throttle to 100 bytes/s [rule 15: on connect]",
+        "message 2 vanished [rule 16: vanish message 2 user='alice' nth=1 times=2 probability=1]",
+        "size of message 1 reported -3 octets off [rule 17: size mismatch of message 1 user='bob']",
+    ]
+    # error, disconnect before the reply, reply, refuse and vanish: the command does not run
+    assert [r.id for r in f if not r.effect.runs_command] == [1, 4, 9, 10, 11, 13, 14, 16]
+
+
 # --- the hook object the core calls -----------------------------------------------------------
 def test_the_hook_is_what_the_session_gets_and_its_armed_follows_the_rules() -> None:
     faults = Faults()

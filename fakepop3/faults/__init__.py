@@ -112,9 +112,10 @@ The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and coun
 value check and its message), ``_hook`` (the object the core calls).
 """
 
-from ._builders import MALFORMED_KINDS, Faults, OnCommand, OnConnect
+from ._builders import Faults, OnCommand, OnConnect
 from ._checks import COMMANDS as COMMANDS  # a public name of fakepop3.faults, outside __all__
 from ._checks import FaultConfigError
+from ._effects import MALFORMED_KINDS
 from ._rules import FaultRule
 
 __all__ = [

@@ -2,6 +2,15 @@
 
 ``Faults.on(...)`` and ``Faults.on_connect(...)`` return a builder whose action methods add
 the rule; ``vanish`` and ``size_mismatch`` add mailbox rules directly.
+
+Rules a maintainer must keep:
+
+- Every builder goes through :class:`_RuleBuilder`: it checks the matching values (in
+  ``_checks``), makes the :class:`FaultRule` and its label, and adds it.  An action checks
+  its own parameters, then hands ``_add`` a checked effect.
+- ``Faults`` guards its rules with one lock: adding, removing, listing and firing (the
+  choice and the counting of ``seen`` and ``fired``) all happen under it, and so does every
+  write of ``hook.armed``.
 """
 
 from __future__ import annotations
@@ -17,41 +26,99 @@ from ._checks import (
     FaultConfigError,
     _args,
     _command_name,
+    _data,
     _delta,
+    _one_of,
     _optional_int,
     _positive_int,
     _probability,
+    _rate,
     _seconds,
     _status_line,
     _user,
 )
-from ._dictform import _build, _show
+from ._dictform import _add_entry
 from ._effects import (
+    _DISCONNECT,
+    _REFUSE,
+    _SIZED,
+    MALFORMED_KINDS,
     _Cut,
     _Delay,
-    _Disconnect,
     _Effect,
-    _Error,
+    _error,
     _Malformed,
-    _Refuse,
-    _Replace,
+    _replace,
     _SizeMismatch,
     _Throttle,
     _Truncate,
-    _Vanish,
+    _vanished,
 )
 from ._hook import FaultsHook
-from ._rules import FaultRule, _label
+from ._rules import FaultRule, _first_due, _label
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
-
-#: The kinds of :meth:`OnCommand.malformed`.
-MALFORMED_KINDS: tuple[str, ...] = ("no-status", "bare-lf", "long-line", "wrong-size")
-_SIZED = frozenset({"LIST", "STAT", "RETR"})
 _MESSAGE_COMMANDS = frozenset({"RETR", "TOP", "DELE", "LIST", "UIDL"})
 
 
-class OnCommand:
+class _RuleBuilder:
+    """The match part that every builder shares: its values checked, the rule made and added.
+
+    ``what`` starts the rule's label (``"on RETR"``); ``commands`` (None: any) and
+    ``message`` are already checked by the caller.
+    """
+
+    def __init__(
+        self,
+        faults: Faults,
+        kind: Literal["command", "connect"],
+        what: str,
+        *,
+        commands: frozenset[str] | None = None,
+        message: int | None = None,
+        args: object = None,
+        nth: object = None,
+        times: object = None,
+        user: object = None,
+        probability: object = None,
+    ) -> None:
+        self._faults = faults
+        self._kind: Literal["command", "connect"] = kind
+        self._what = what
+        self._commands = commands
+        self._message = message
+        self.args = _args(args)
+        self.nth = _optional_int("nth", nth)
+        self.times = _optional_int("times", times)
+        self.user = _user(user)
+        self.probability = _probability(probability)
+
+    def _add(self, effect: _Effect) -> FaultRule:
+        label = _label(
+            self._what,
+            args=self.args,
+            user=self.user,
+            nth=self.nth,
+            times=self.times,
+            probability=self.probability,
+        )
+        rule = FaultRule(
+            self._faults,
+            kind=self._kind,
+            effect=effect,
+            commands=self._commands,
+            args=self.args,
+            message=self._message,
+            user=self.user,
+            nth=self.nth,
+            times=self.times,
+            probability=self.probability,
+            label=label,
+        )
+        return self._faults.add(rule)
+
+
+class OnCommand(_RuleBuilder):
     """The match part of a command rule; call one of its actions to add the rule.
 
     Made by :meth:`Faults.on`.  Each action adds the rule and returns it.
@@ -68,36 +135,18 @@ class OnCommand:
         user: str | None = None,
         probability: float | None = None,
     ) -> None:
-        self._faults = faults
-        self.command = _command_name(command)
-        self.args = _args(args)
-        self.nth = _optional_int("nth", nth)
-        self.times = _optional_int("times", times)
-        self.user = _user(user)
-        self.probability = _probability(probability)
-
-    def _add(self, effect: _Effect) -> FaultRule:
-        label = _label(
-            f"on {self.command}",
-            args=self.args,
-            user=self.user,
-            nth=self.nth,
-            times=self.times,
-            probability=self.probability,
+        self.command = name = _command_name(command)
+        super().__init__(
+            faults,
+            "command",
+            f"on {name}",
+            commands=None if name == "*" else frozenset({name}),
+            args=args,
+            nth=nth,
+            times=times,
+            user=user,
+            probability=probability,
         )
-        rule = FaultRule(
-            self._faults,
-            kind="command",
-            effect=effect,
-            commands=None if self.command == "*" else frozenset({self.command}),
-            args=self.args,
-            user=self.user,
-            nth=self.nth,
-            times=self.times,
-            probability=self.probability,
-            label=label,
-        )
-        return self._faults.add(rule)
 
     def error(
         self, text: str = "Fault injected by fakepop3.", code: str | None = None
@@ -107,7 +156,7 @@ class OnCommand:
         ``code`` is an RFC 2449 response code without brackets: ``"SYS/TEMP"``,
         ``"SYS/PERM"``, ``"IN-USE"``, ``"LOGIN-DELAY"``, ``"AUTH"``...
         """
-        return self._add(_Error(_status_line(text, code)))
+        return self._add(_error(_status_line(text, code)))
 
     def delay(self, seconds: float) -> FaultRule:
         """Run the command, then wait ``seconds`` before replying."""
@@ -120,7 +169,7 @@ class OnCommand:
         octets of its reply are sent before the close.
         """
         if after_bytes is None:
-            return self._add(_Disconnect())
+            return self._add(_DISCONNECT)
         return self._add(_Cut(_positive_int("after_bytes", after_bytes, low=0)))
 
     def truncate(self) -> FaultRule:
@@ -133,10 +182,7 @@ class OnCommand:
         ``length`` is the status line's size for ``"long-line"`` (over 512);
         ``delta`` is how far the octet counts are off for ``"wrong-size"``.
         """
-        if kind not in MALFORMED_KINDS:
-            raise FaultConfigError(
-                f"unknown malformed kind {kind!r}; use one of {', '.join(MALFORMED_KINDS)}"
-            )
+        _one_of("malformed kind", kind, MALFORMED_KINDS)
         length = _positive_int("length", length, low=_MAX_STATUS + 1)
         delta = _delta(delta)
         if kind == "wrong-size" and self.command not in _SIZED | {"*"}:
@@ -148,14 +194,10 @@ class OnCommand:
 
     def reply(self, data: bytes | str) -> FaultRule:
         """Send ``data`` (any bytes; a str is UTF-8 encoded) instead of running the command."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        if not isinstance(data, (bytes, bytearray)):
-            raise FaultConfigError(f"data must be bytes or str, not {data!r}")
-        return self._add(_Replace(bytes(data)))
+        return self._add(_replace(_data(data)))
 
 
-class OnConnect:
+class OnConnect(_RuleBuilder):
     """The match part of a connect rule; call one of its actions to add the rule.
 
     Made by ``Faults.on_connect()``.  ``nth`` counts connections to the server
@@ -170,27 +212,13 @@ class OnConnect:
         times: int | None = None,
         probability: float | None = None,
     ) -> None:
-        self._faults = faults
-        self.nth = _optional_int("nth", nth)
-        self.times = _optional_int("times", times)
-        self.probability = _probability(probability)
-
-    def _add(self, effect: _Effect) -> FaultRule:
-        label = _label("on connect", nth=self.nth, times=self.times, probability=self.probability)
-        rule = FaultRule(
-            self._faults,
-            kind="connect",
-            effect=effect,
-            nth=self.nth,
-            times=self.times,
-            probability=self.probability,
-            label=label,
+        super().__init__(
+            faults, "connect", "on connect", nth=nth, times=times, probability=probability
         )
-        return self._faults.add(rule)
 
     def refuse(self) -> FaultRule:
         """Close the connection at once, before any greeting."""
-        return self._add(_Refuse())
+        return self._add(_REFUSE)
 
     def delay(self, seconds: float) -> FaultRule:
         """Send the greeting ``seconds`` late."""
@@ -200,19 +228,11 @@ class OnConnect:
         self, text: str = "Service not available, try again later.", code: str | None = None
     ) -> FaultRule:
         """Greet with ``-ERR [code] text`` and close."""
-        return self._add(_Error(_status_line(text, code), close=True))
+        return self._add(_error(_status_line(text, code), close=True))
 
     def throttle(self, bytes_per_second: float) -> FaultRule:
         """Send everything in this session (greeting included) at this rate."""
-        if (
-            not isinstance(bytes_per_second, (int, float))
-            or isinstance(bytes_per_second, bool)
-            or not bytes_per_second > 0
-        ):
-            raise FaultConfigError(
-                f"bytes_per_second must be a positive number, not {bytes_per_second!r}"
-            )
-        return self._add(_Throttle(float(bytes_per_second)))
+        return self._add(_Throttle(_rate("bytes_per_second", bytes_per_second)))
 
 
 # --- the rule set ----------------------------------------------------------------------------
@@ -233,7 +253,7 @@ class Faults:
         self._ids = itertools.count(1)
         self.random = random.Random(seed)
         for i, entry in enumerate(rules, 1):
-            self._add_entry(entry, f"fault #{i}")
+            _add_entry(self, entry, f"fault #{i}")
 
     # --- building rules --------------------------------------------------------------------
     def on(
@@ -279,28 +299,17 @@ class Faults:
         ``nth`` and ``times`` count the commands that name the message.
         """
         message = _positive_int("message", message)
-        user = _user(user)
-        nth, times = _optional_int("nth", nth), _optional_int("times", times)
-        probability = _probability(probability)
-        rule = FaultRule(
+        return _RuleBuilder(
             self,
-            kind="command",
-            effect=_Vanish(message),
+            "command",
+            f"vanish message {message}",
             commands=_MESSAGE_COMMANDS,
             message=message,
             user=user,
             nth=nth,
             times=times,
             probability=probability,
-            label=_label(
-                f"vanish message {message}",
-                user=user,
-                nth=nth,
-                times=times,
-                probability=probability,
-            ),
-        )
-        return self.add(rule)
+        )._add(_vanished(message))
 
     def size_mismatch(
         self,
@@ -315,27 +324,16 @@ class Faults:
         """LIST and STAT report message ``message`` ``delta`` octets off; RETR sends it whole."""
         message = _positive_int("message", message)
         delta = _delta(delta)
-        user = _user(user)
-        nth, times = _optional_int("nth", nth), _optional_int("times", times)
-        probability = _probability(probability)
-        rule = FaultRule(
+        return _RuleBuilder(
             self,
-            kind="command",
-            effect=_SizeMismatch(message, delta),
+            "command",
+            f"size mismatch of message {message}",
             commands=frozenset({"LIST", "STAT"}),
             user=user,
             nth=nth,
             times=times,
             probability=probability,
-            label=_label(
-                f"size mismatch of message {message}",
-                user=user,
-                nth=nth,
-                times=times,
-                probability=probability,
-            ),
-        )
-        return self.add(rule)
+        )._add(_SizeMismatch(message, delta))
 
     # --- the dict form ---------------------------------------------------------------------
     @classmethod
@@ -350,13 +348,7 @@ class Faults:
 
     def add_from_dict(self, entry: Mapping[str, Any]) -> FaultRule:
         """Add one rule given as a dict (see the module docs); returns it."""
-        return self._add_entry(entry, "fault")
-
-    def _add_entry(self, entry: Mapping[str, Any], where: str) -> FaultRule:
-        try:
-            return _build(self, entry)
-        except FaultConfigError as error:
-            raise FaultConfigError(f"{where} {_show(entry)}: {error}") from None
+        return _add_entry(self, entry, "fault")
 
     # --- managing rules --------------------------------------------------------------------
     def add(self, rule: FaultRule) -> FaultRule:
@@ -429,15 +421,4 @@ class Faults:
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
     ) -> FaultRule | None:
         with self._lock:
-            if not self._rules:
-                return None
-            matching = [
-                r for r in self._rules if r.kind == kind and r._matches(command, args, user)
-            ]
-            for rule in matching:
-                rule.seen += 1
-            for rule in matching:
-                if rule._due(self.random):
-                    rule.fired += 1
-                    return rule
-        return None
+            return _first_due(self._rules, kind, command, args, user, self.random)

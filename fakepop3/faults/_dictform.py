@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._checks import FaultConfigError
+from ._checks import FaultConfigError, _one_of
 
 if TYPE_CHECKING:
     from ._builders import Faults
@@ -47,6 +47,15 @@ _REQUIRED = {
 }
 
 
+def _add_entry(faults: Faults, entry: Mapping[str, Any], where: str) -> FaultRule:
+    """Add the rule ``entry`` describes; a bad entry is named (``where`` and the entry) in
+    the error."""
+    try:
+        return _build(faults, entry)
+    except FaultConfigError as error:
+        raise FaultConfigError(f"{where} {_show(entry)}: {error}") from None
+
+
 def _show(entry: object) -> str:
     text = repr(entry)
     return text if len(text) <= 200 else text[:197] + "..."
@@ -62,8 +71,7 @@ def _build(faults: Faults, entry: Mapping[str, Any]) -> FaultRule:
     every_action = sorted({a for table in _ACTION_KEYS.values() for a in table})
     if action is None:
         raise FaultConfigError(f"'action' is missing; one of {', '.join(every_action)}")
-    if not isinstance(action, str) or action not in every_action:
-        raise FaultConfigError(f"unknown action {action!r}; use one of {', '.join(every_action)}")
+    action = _one_of("action", action, every_action)
     on = entry.get("on", "mailbox" if action in _ACTION_KEYS["mailbox"] else "command")
     if on not in _ACTION_KEYS:
         raise FaultConfigError(f"unknown 'on' value {on!r}; use 'command', 'connect' or 'mailbox'")

@@ -1,8 +1,14 @@
 """What a fired fault does: the effects, each turning the real reply into transport actions.
 
-An effect is immutable (a frozen dataclass); ``runs_command`` says whether the core runs the
-command before the effect sees its reply.  Effects return only the public action types of
-:mod:`fakepop3.protocol` and read only the session's public attributes.
+Rules a maintainer must keep:
+
+- An effect is immutable (a frozen dataclass) and holds checked values only (the builders
+  check them, in ``_checks``).  ``runs_command`` says whether the core runs the command
+  before the effect sees its reply; when it is False the effect gets an empty reply.
+- ``describe()`` is the text recorded in the history (``CommandRecord.fault``) and shown by
+  ``assert_all_fired``: the tests pin it.
+- Effects return only the public action types of :mod:`fakepop3.protocol` and read only the
+  session's public attributes (``messages``, ``deleted``).
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from ..protocol import Action, Close, Pause, Send, Session, Throttle
 
 Reply = tuple[bytes | memoryview, ...]
 
+#: The kinds of ``malformed`` (see :class:`_Malformed`).
+MALFORMED_KINDS: tuple[str, ...] = ("no-status", "bare-lf", "long-line", "wrong-size")
+#: The commands whose replies carry octet counts (``malformed("wrong-size")``).
+_SIZED = frozenset({"LIST", "STAT", "RETR"})
 
-# --- what a fired fault does -----------------------------------------------------------------
+
 class _Effect:
     """One action of a rule; ``apply`` turns the real reply into the actions to carry out."""
 
@@ -30,19 +40,59 @@ class _Effect:
 
 
 @dataclass(frozen=True)
-class _Error(_Effect):
-    line: bytes
-    close: bool = False  # a -ERR greeting is followed by a close
+class _Answer(_Effect):
+    """Send ``data`` instead of running the command (then close, with ``close``).
+
+    Made by :func:`_error`, :func:`_replace` and :func:`_vanished`, which say what it is.
+    """
+
+    data: bytes
+    what: str
+    close: bool = False
     runs_command = False
 
     def describe(self) -> str:
-        return "error " + self.line.rstrip(b"\r\n").decode()
+        return self.what
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        actions: list[Action] = [Send((self.line,))]
         if self.close:
-            actions.append(Close(_history.SERVER))
-        return actions
+            return [Send((self.data,)), Close(_history.SERVER)]
+        return [Send((self.data,))]
+
+
+def _error(line: bytes, *, close: bool = False) -> _Answer:
+    """A ``-ERR`` line (a checked ``_status_line``) instead of the reply or the greeting."""
+    return _Answer(line, "error " + line.rstrip(b"\r\n").decode(), close)
+
+
+def _replace(data: bytes) -> _Answer:
+    """Any bytes instead of the reply."""
+    shown = data if len(data) <= 60 else data[:57] + b"..."
+    return _Answer(data, f"reply {shown!r}")
+
+
+def _vanished(message: int) -> _Answer:
+    """The ``-ERR`` a command on a message that is gone gets."""
+    return _Answer(b"-ERR No such message.\r\n", f"message {message} vanished")
+
+
+@dataclass(frozen=True)
+class _Close(_Effect):
+    """Close the connection, sending nothing: a refused connection, a disconnect before the
+    reply."""
+
+    what: str
+    runs_command = False
+
+    def describe(self) -> str:
+        return self.what
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Close(_history.SERVER)]
+
+
+_REFUSE = _Close("refuse the connection")
+_DISCONNECT = _Close("disconnect before the reply")
 
 
 @dataclass(frozen=True)
@@ -54,17 +104,6 @@ class _Delay(_Effect):
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         return [Pause(self.seconds), Send(reply)]
-
-
-@dataclass(frozen=True)
-class _Disconnect(_Effect):
-    runs_command = False
-
-    def describe(self) -> str:
-        return "disconnect before the reply"
-
-    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        return [Close(_history.SERVER)]
 
 
 @dataclass(frozen=True)
@@ -121,31 +160,6 @@ class _Malformed(_Effect):
 
 
 @dataclass(frozen=True)
-class _Replace(_Effect):
-    data: bytes
-    runs_command = False
-
-    def describe(self) -> str:
-        shown = self.data if len(self.data) <= 60 else self.data[:57] + b"..."
-        return f"reply {shown!r}"
-
-    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        return [Send((self.data,))]
-
-
-@dataclass(frozen=True)
-class _Vanish(_Effect):
-    message: int
-    runs_command = False
-
-    def describe(self) -> str:
-        return f"message {self.message} vanished"
-
-    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        return [Send((b"-ERR No such message.\r\n",))]
-
-
-@dataclass(frozen=True)
 class _SizeMismatch(_Effect):
     message: int
     delta: int
@@ -155,17 +169,6 @@ class _SizeMismatch(_Effect):
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         return [Send(_shift_sizes(reply, command, self.delta, self.message, session))]
-
-
-@dataclass(frozen=True)
-class _Refuse(_Effect):
-    runs_command = False
-
-    def describe(self) -> str:
-        return "refuse the connection"
-
-    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        return [Close(_history.SERVER)]
 
 
 @dataclass(frozen=True)

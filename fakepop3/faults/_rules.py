@@ -1,8 +1,17 @@
-"""One fault rule: what it matches, what it does, how often it matched and fired."""
+"""One fault rule: what it matches, what it does, how often it matched and fired.
+
+Rules a maintainer must keep:
+
+- ``seen`` and ``fired`` change only in :func:`_first_due`, which runs under the lock of the
+  rule's :class:`Faults`; so do the draws from its seeded ``random`` (one draw per due rule
+  with a ``probability``, in rule order, so that a seed gives the same run every time).
+- A rule's matching values are checked before it is made (``_builders``, ``_checks``).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from ._effects import _Effect
@@ -95,6 +104,31 @@ class FaultRule:
         if self.exhausted:
             return False
         return self.probability is None or rng.random() < self.probability
+
+
+def _first_due(
+    rules: Sequence[FaultRule],
+    kind: str,
+    command: str,
+    args: tuple[str, ...],
+    user: str | None,
+    rng: random.Random,
+) -> FaultRule | None:
+    """The first rule that matches this command (or connection) and is due, counted as fired.
+
+    Every matching rule counts the occurrence in ``seen``, fired or not.  Called under the
+    lock of the rules' :class:`Faults`.
+    """
+    if not rules:
+        return None
+    matching = [r for r in rules if r.kind == kind and r._matches(command, args, user)]
+    for rule in matching:
+        rule.seen += 1
+    for rule in matching:
+        if rule._due(rng):
+            rule.fired += 1
+            return rule
+    return None
 
 
 def _label(

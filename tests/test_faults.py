@@ -890,7 +890,7 @@ def test_on_connect_is_only_the_builder() -> None:
     faults = Faults()
     session = Session(MailStore(), faults=faults)
     with pytest.raises(TypeError):
-        faults.on_connect(session, b"+OK\r\n")  # type: ignore[call-arg]
+        faults.on_connect(session, b"+OK\r\n")  # type: ignore[call-arg, arg-type]
     assert not hasattr(faults, "on_command")  # the core calls faults.hook, nothing else
 
 

@@ -157,7 +157,7 @@ class _Connection(asyncio.BufferedProtocol):
             server.history,
             peer[:2],  # (host, port): an IPv6 address has two more fields
             self.implicit_tls,
-            server.faults,
+            server.faults.hook if isinstance(server.faults, Faults) else server.faults,
             _monotonic,
             server._auth,
         )

@@ -7,8 +7,11 @@ QUIT deletes nothing).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import inspect
+import pathlib
 import poplib
 import socket
 import threading
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import fakepop3.faults
 from fakepop3 import MailStore, POP3Server, Session
 from fakepop3.faults import FaultConfigError, FaultRule, Faults
 from fakepop3.protocol import Close, Pause, Send, Throttle
@@ -786,3 +790,127 @@ def test_from_config_names_the_bad_entry() -> None:
         Faults.from_config([["RETR", "error"]])  # type: ignore[list-item]
     with pytest.raises(FaultConfigError, match="unknown POP3 command"):
         Faults().on("FETCH")  # the Python API checks the same way
+
+
+def test_every_kind_of_rule_describes_itself_as_before() -> None:
+    """The descriptions are what the history and assert_all_fired show: pinned, every one."""
+    f = Faults()
+    f.on("RETR", nth=2, times=3, user="al", args="1 2", probability=0.5).error("Later", code="AUTH")
+    f.on("stat").delay(2.5)
+    f.on("RETR").disconnect(after_bytes=100)
+    f.on("QUIT").disconnect()
+    f.on("TOP", times=3).truncate()
+    f.on("LIST").malformed("wrong-size", delta=5)
+    f.on("NOOP").malformed("long-line", length=600)
+    f.on("NOOP").malformed("bare-lf")
+    f.on("*", probability=0.25).reply(b"+OK hi\r\n")
+    f.on("*").reply(b"x" * 100)
+    f.on_connect(nth=1).refuse()
+    f.on_connect().delay(1)
+    f.on_connect(times=2, probability=0.1).error("Busy", code="IN-USE")
+    f.on_connect().error()
+    f.on_connect().throttle(100)
+    f.vanish(2, user="alice", nth=1, times=2, probability=1)
+    f.size_mismatch(1, delta=-3, user="bob")
+    assert [r.description for r in f] == [
+        "error -ERR [AUTH] Later [rule 1: on RETR args='1 2' user='al' nth=2 times=3 "
+        "probability=0.5]",
+        "delay 2.5s [rule 2: on STAT]",
+        "disconnect after 100 octets of the reply [rule 3: on RETR]",
+        "disconnect before the reply [rule 4: on QUIT]",
+        "truncate the reply (no final line end), then disconnect [rule 5: on TOP times=3]",
+        "malformed reply: wrong-size (+5) [rule 6: on LIST]",
+        "malformed reply: long-line (600 octets) [rule 7: on NOOP]",
+        "malformed reply: bare-lf [rule 8: on NOOP]",
+        "reply b'+OK hi\\r\\n' [rule 9: on * probability=0.25]",
+        "reply b'" + "x" * 57 + "...' [rule 10: on *]",
+        "refuse the connection [rule 11: on connect nth=1]",
+        "delay 1s [rule 12: on connect]",
+        "error -ERR [IN-USE] Busy [rule 13: on connect times=2 probability=0.1]",
+        "error -ERR Service not available, try again later. [rule 14: on connect]",
+        "throttle to 100 bytes/s [rule 15: on connect]",
+        "message 2 vanished [rule 16: vanish message 2 user='alice' nth=1 times=2 probability=1]",
+        "size of message 1 reported -3 octets off [rule 17: size mismatch of message 1 user='bob']",
+    ]
+    # error, disconnect before the reply, reply, refuse and vanish: the command does not run
+    assert [r.id for r in f if not r.effect.runs_command] == [1, 4, 9, 10, 11, 13, 14, 16]
+
+
+# --- the hook object the core calls -----------------------------------------------------------
+def test_the_hook_is_what_the_session_gets_and_its_armed_follows_the_rules() -> None:
+    faults = Faults()
+    hook = faults.hook
+    assert Session(MailStore(), faults=faults).faults is hook
+    assert (hook.armed, faults.armed, bool(faults)) == (False, False, False)
+    rule = faults.on("NOOP").error("x")
+    assert (hook.armed, faults.armed, bool(faults)) == (True, True, True)
+    rule.remove()
+    assert hook.armed is False
+    faults.on("NOOP").error("x")
+    faults.on_connect().refuse()
+    faults.remove(faults.rules[0])
+    assert hook.armed is True  # one rule left
+    faults.clear()
+    assert hook.armed is False
+    faults.add_from_dict({"command": "STAT", "action": "error"})
+    assert hook.armed is True
+    assert Faults([{"command": "STAT", "action": "error"}]).hook.armed is True
+
+
+def test_armed_is_a_plain_attribute() -> None:
+    """The core reads ``armed`` before every command: an attribute, never a property."""
+    hook = Faults().hook
+    assert not isinstance(inspect.getattr_static(type(hook), "armed", None), property)
+    hook.armed = True  # the FaultHook protocol declares it settable
+    assert hook.armed is True
+
+
+def test_the_hook_called_directly() -> None:
+    faults = Faults()
+    rule = faults.on("RETR", args="1").truncate()
+    faults.on_connect(nth=2).error("Busy", code="IN-USE")
+    session = session_with(faults)
+    hook = faults.hook
+    assert hook.on_command(session, "RETR", ("2",)) is None
+    fault = hook.on_command(session, "RETR", ("1",))
+    assert fault is not None and fault.runs_command
+    assert fault.description == rule.description
+    assert fault.actions((b"+OK\r\n", b"body\r\n", b".\r\n")) == [
+        Send((b"+OK\r\n", b"body\r\n")),
+        Close("server"),
+    ]
+    assert hook.on_connect(session, b"+OK hi\r\n") is None  # the first connection
+    assert hook.on_connect(session, b"+OK hi\r\n") == [
+        Send((b"-ERR [IN-USE] Busy\r\n",)),
+        Close("server"),
+    ]
+
+
+def test_on_connect_is_only_the_builder() -> None:
+    faults = Faults()
+    session = Session(MailStore(), faults=faults)
+    with pytest.raises(TypeError):
+        faults.on_connect(session, b"+OK\r\n")  # type: ignore[call-arg, arg-type]
+    assert not hasattr(faults, "on_command")  # the core calls faults.hook, nothing else
+
+
+FAULTS_PACKAGE = pathlib.Path(fakepop3.faults.__file__).parent
+
+
+@pytest.mark.parametrize("path", sorted(FAULTS_PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_the_faults_package_uses_only_public_names_of_the_core(path: pathlib.Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("protocol"):
+            private = [alias.name for alias in node.names if alias.name.startswith("_")]
+            assert not private, f"{path.name}:{node.lineno} imports {private} from the core"
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in ("session", "protocol") and node.attr.startswith("_"):
+                raise AssertionError(f"{path.name}:{node.lineno} reads {node.value.id}.{node.attr}")
+
+
+@pytest.mark.parametrize("path", sorted(FAULTS_PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_each_faults_module_is_small_and_says_what_it_holds(path: pathlib.Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 600
+    assert ast.get_docstring(ast.parse(text)), f"{path.name} has no docstring"

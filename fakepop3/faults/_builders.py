@@ -1,0 +1,424 @@
+"""The user's API: :class:`Faults` (the rule set of a server) and the rule builders.
+
+``Faults.on(...)`` and ``Faults.on_connect(...)`` return a builder whose action methods add
+the rule; ``vanish`` and ``size_mismatch`` add mailbox rules directly.
+
+Rules a maintainer must keep:
+
+- Every builder goes through :class:`_RuleBuilder`: it checks the matching values (in
+  ``_checks``), makes the :class:`FaultRule` and its label, and adds it.  An action checks
+  its own parameters, then hands ``_add`` a checked effect.
+- ``Faults`` guards its rules with one lock: adding, removing, listing and firing (the
+  choice and the counting of ``seen`` and ``fired``) all happen under it, and so does every
+  write of ``hook.armed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+from ._checks import (
+    _MAX_STATUS,
+    FaultConfigError,
+    _args,
+    _command_name,
+    _data,
+    _delta,
+    _one_of,
+    _optional_int,
+    _positive_int,
+    _probability,
+    _rate,
+    _seconds,
+    _status_line,
+    _user,
+)
+from ._dictform import _add_entry
+from ._effects import (
+    _DISCONNECT,
+    _REFUSE,
+    _SIZED,
+    MALFORMED_KINDS,
+    _Cut,
+    _Delay,
+    _Effect,
+    _error,
+    _Malformed,
+    _replace,
+    _SizeMismatch,
+    _Throttle,
+    _Truncate,
+    _vanished,
+)
+from ._hook import FaultsHook
+from ._rules import FaultRule, _first_due, _label
+
+MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
+_MESSAGE_COMMANDS = frozenset({"RETR", "TOP", "DELE", "LIST", "UIDL"})
+
+
+class _RuleBuilder:
+    """The match part that every builder shares: its values checked, the rule made and added.
+
+    ``what`` starts the rule's label (``"on RETR"``); ``commands`` (None: any) and
+    ``message`` are already checked by the caller.
+    """
+
+    def __init__(
+        self,
+        faults: Faults,
+        kind: Literal["command", "connect"],
+        what: str,
+        *,
+        commands: frozenset[str] | None = None,
+        message: int | None = None,
+        args: object = None,
+        nth: object = None,
+        times: object = None,
+        user: object = None,
+        probability: object = None,
+    ) -> None:
+        self._faults = faults
+        self._kind: Literal["command", "connect"] = kind
+        self._what = what
+        self._commands = commands
+        self._message = message
+        self.args = _args(args)
+        self.nth = _optional_int("nth", nth)
+        self.times = _optional_int("times", times)
+        self.user = _user(user)
+        self.probability = _probability(probability)
+
+    def _add(self, effect: _Effect) -> FaultRule:
+        label = _label(
+            self._what,
+            args=self.args,
+            user=self.user,
+            nth=self.nth,
+            times=self.times,
+            probability=self.probability,
+        )
+        rule = FaultRule(
+            self._faults,
+            kind=self._kind,
+            effect=effect,
+            commands=self._commands,
+            args=self.args,
+            message=self._message,
+            user=self.user,
+            nth=self.nth,
+            times=self.times,
+            probability=self.probability,
+            label=label,
+        )
+        return self._faults.add(rule)
+
+
+class OnCommand(_RuleBuilder):
+    """The match part of a command rule; call one of its actions to add the rule.
+
+    Made by :meth:`Faults.on`.  Each action adds the rule and returns it.
+    """
+
+    def __init__(
+        self,
+        faults: Faults,
+        command: str,
+        *,
+        args: str | tuple[str, ...] | list[str] | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        user: str | None = None,
+        probability: float | None = None,
+    ) -> None:
+        self.command = name = _command_name(command)
+        super().__init__(
+            faults,
+            "command",
+            f"on {name}",
+            commands=None if name == "*" else frozenset({name}),
+            args=args,
+            nth=nth,
+            times=times,
+            user=user,
+            probability=probability,
+        )
+
+    def error(
+        self, text: str = "Fault injected by fakepop3.", code: str | None = None
+    ) -> FaultRule:
+        """Reply ``-ERR [code] text`` instead of running the command.
+
+        ``code`` is an RFC 2449 response code without brackets: ``"SYS/TEMP"``,
+        ``"SYS/PERM"``, ``"IN-USE"``, ``"LOGIN-DELAY"``, ``"AUTH"``...
+        """
+        return self._add(_error(_status_line(text, code)))
+
+    def delay(self, seconds: float) -> FaultRule:
+        """Run the command, then wait ``seconds`` before replying."""
+        return self._add(_Delay(_seconds("seconds", seconds)))
+
+    def disconnect(self, after_bytes: int | None = None) -> FaultRule:
+        """Close the connection before the reply (the command does not run).
+
+        With ``after_bytes``, the command runs and the first ``after_bytes``
+        octets of its reply are sent before the close.
+        """
+        if after_bytes is None:
+            return self._add(_DISCONNECT)
+        return self._add(_Cut(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def truncate(self) -> FaultRule:
+        """Send the reply without its last line end (a multi-line reply loses its ``.`` line), close."""
+        return self._add(_Truncate())
+
+    def malformed(self, kind: MalformedKind, *, length: int = 4096, delta: int = 100) -> FaultRule:
+        """Send a spoiled reply: ``"no-status"``, ``"bare-lf"``, ``"long-line"`` or ``"wrong-size"``.
+
+        ``length`` is the status line's size for ``"long-line"`` (over 512);
+        ``delta`` is how far the octet counts are off for ``"wrong-size"``.
+        """
+        _one_of("malformed kind", kind, MALFORMED_KINDS)
+        length = _positive_int("length", length, low=_MAX_STATUS + 1)
+        delta = _delta(delta)
+        if kind == "wrong-size" and self.command not in _SIZED | {"*"}:
+            raise FaultConfigError(
+                f"malformed('wrong-size') changes the octet counts of LIST, STAT and RETR; "
+                f"{self.command} has none"
+            )
+        return self._add(_Malformed(kind, length, delta))
+
+    def reply(self, data: bytes | str) -> FaultRule:
+        """Send ``data`` (any bytes; a str is UTF-8 encoded) instead of running the command."""
+        return self._add(_replace(_data(data)))
+
+
+class OnConnect(_RuleBuilder):
+    """The match part of a connect rule; call one of its actions to add the rule.
+
+    Made by ``Faults.on_connect()``.  ``nth`` counts connections to the server
+    since the rule was added.
+    """
+
+    def __init__(
+        self,
+        faults: Faults,
+        *,
+        nth: int | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+    ) -> None:
+        super().__init__(
+            faults, "connect", "on connect", nth=nth, times=times, probability=probability
+        )
+
+    def refuse(self) -> FaultRule:
+        """Close the connection at once, before any greeting."""
+        return self._add(_REFUSE)
+
+    def delay(self, seconds: float) -> FaultRule:
+        """Send the greeting ``seconds`` late."""
+        return self._add(_Delay(_seconds("seconds", seconds)))
+
+    def error(
+        self, text: str = "Service not available, try again later.", code: str | None = None
+    ) -> FaultRule:
+        """Greet with ``-ERR [code] text`` and close."""
+        return self._add(_error(_status_line(text, code), close=True))
+
+    def throttle(self, bytes_per_second: float) -> FaultRule:
+        """Send everything in this session (greeting included) at this rate."""
+        return self._add(_Throttle(_rate("bytes_per_second", bytes_per_second)))
+
+
+# --- the rule set ----------------------------------------------------------------------------
+class Faults:
+    """The fault rules of one server (``server.faults``); none by default.  Thread-safe.
+
+    ``seed`` seeds the random generator that rules with a ``probability`` draw
+    from (None: seeded from the system).  ``rules`` are dicts as described in
+    the module documentation.  ``hook`` is the object the protocol core calls.
+    """
+
+    def __init__(self, rules: Iterable[Mapping[str, Any]] = (), *, seed: int | None = 0) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        #: The object the protocol core calls (a :class:`fakepop3.protocol.FaultHook`); the
+        #: server gives it to every session.  Its ``armed`` follows the rules (see ``add``).
+        self.hook = FaultsHook(self._fire)
+        self._ids = itertools.count(1)
+        self.random = random.Random(seed)
+        for i, entry in enumerate(rules, 1):
+            _add_entry(self, entry, f"fault #{i}")
+
+    # --- building rules --------------------------------------------------------------------
+    def on(
+        self,
+        command: str,
+        *,
+        args: str | tuple[str, ...] | list[str] | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        user: str | None = None,
+        probability: float | None = None,
+    ) -> OnCommand:
+        """Match a command; finish the rule with an action, e.g. ``.error("Try later")``."""
+        return OnCommand(
+            self, command, args=args, nth=nth, times=times, user=user, probability=probability
+        )
+
+    def on_connect(
+        self,
+        *,
+        nth: int | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+    ) -> OnConnect:
+        """Match new connections; finish the rule with an action, e.g. ``.refuse()``.
+
+        The actions: ``.refuse()``, ``.delay(s)``, ``.error(text)``,
+        ``.throttle(bytes_per_second)``.
+        """
+        return OnConnect(self, nth=nth, times=times, probability=probability)
+
+    def vanish(
+        self,
+        message: int,
+        *,
+        user: str | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+    ) -> FaultRule:
+        """Message number ``message`` is gone after LIST: RETR, TOP, DELE, LIST n, UIDL n get -ERR.
+
+        ``nth`` and ``times`` count the commands that name the message.
+        """
+        message = _positive_int("message", message)
+        return _RuleBuilder(
+            self,
+            "command",
+            f"vanish message {message}",
+            commands=_MESSAGE_COMMANDS,
+            message=message,
+            user=user,
+            nth=nth,
+            times=times,
+            probability=probability,
+        )._add(_vanished(message))
+
+    def size_mismatch(
+        self,
+        message: int,
+        *,
+        delta: int = 100,
+        user: str | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+    ) -> FaultRule:
+        """LIST and STAT report message ``message`` ``delta`` octets off; RETR sends it whole."""
+        message = _positive_int("message", message)
+        delta = _delta(delta)
+        return _RuleBuilder(
+            self,
+            "command",
+            f"size mismatch of message {message}",
+            commands=frozenset({"LIST", "STAT"}),
+            user=user,
+            nth=nth,
+            times=times,
+            probability=probability,
+        )._add(_SizeMismatch(message, delta))
+
+    # --- the dict form ---------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, entries: Iterable[Mapping[str, Any]], *, seed: int | None = 0) -> Faults:
+        """A :class:`Faults` with these rules, each a dict as described in the module docs."""
+        if isinstance(entries, (Mapping, str, bytes)):
+            raise FaultConfigError(
+                "faults must be given as a list of dicts (one per rule), "
+                f"not {type(entries).__name__}"
+            )
+        return cls(entries, seed=seed)
+
+    def add_from_dict(self, entry: Mapping[str, Any]) -> FaultRule:
+        """Add one rule given as a dict (see the module docs); returns it."""
+        return _add_entry(self, entry, "fault")
+
+    # --- managing rules --------------------------------------------------------------------
+    def add(self, rule: FaultRule) -> FaultRule:
+        """Add a rule made for this :class:`Faults` (the builders call this); returns it."""
+        if rule.faults is not self:
+            raise ValueError("this rule belongs to another Faults; build it with this one")
+        with self._lock:
+            if rule not in self._rules:
+                rule.id = next(self._ids)
+                self._rules.append(rule)
+                self.hook.armed = True
+        return rule
+
+    def remove(self, rule: FaultRule) -> None:
+        """Take a rule off (no error if it is already gone)."""
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
+            self.hook.armed = bool(self._rules)
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules.clear()
+            self.hook.armed = False
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        """The rules, in the order they are tried."""
+        with self._lock:
+            return list(self._rules)
+
+    def __iter__(self) -> Iterator[FaultRule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rules)
+
+    @property
+    def armed(self) -> bool:
+        """True while there is at least one rule (``hook.armed``, which the core reads)."""
+        return self.hook.armed
+
+    def __bool__(self) -> bool:
+        return self.hook.armed
+
+    def __repr__(self) -> str:
+        return f"<Faults {len(self)} rule(s)>"
+
+    def unused(self) -> list[FaultRule]:
+        """The rules that never fired."""
+        return [rule for rule in self.rules if rule.fired == 0]
+
+    def assert_all_fired(self) -> None:
+        """Raise ``AssertionError`` listing the rules that never fired, if any."""
+        unused = self.unused()
+        if not unused:
+            return
+        lines = "\n".join(
+            f"  {rule.description}: matched {rule.seen} time(s), fired 0" for rule in unused
+        )
+        raise AssertionError(
+            f"{len(unused)} fault rule(s) never fired (check the command name, args, user "
+            f"and nth; 'matched' counts the commands or connections each one saw):\n{lines}"
+        )
+
+    # --- firing (the hook calls this) -------------------------------------------------------
+    def _fire(
+        self, kind: str, command: str, args: tuple[str, ...], user: str | None
+    ) -> FaultRule | None:
+        with self._lock:
+            return _first_due(self._rules, kind, command, args, user, self.random)

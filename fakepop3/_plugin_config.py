@@ -1,0 +1,353 @@
+"""The pytest plugin's configuration: run-wide options, the ``pop3`` marker, building servers.
+
+Everything the fixtures of :mod:`fakepop3.plugin` need to turn pytest's options, Faker's seed
+fixtures and the ``@pytest.mark.pop3(...)`` marker into a configured :class:`POP3Server`, and
+to check it at teardown.  ``plugin.py`` holds the hooks and fixtures only and calls in here.
+
+Rules: a bad marker or option fails the test (or the run, for ``--pop3-*``) with one line that
+names the option and says what it accepts, never a traceback; nothing here starts a server.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, NoReturn
+
+import pytest
+
+from .faults import Faults
+from .server import POP3Server, ServerError
+from .store import MessageInput
+
+__all__ = [
+    "DEFAULT_MESSAGES",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_USER",
+    "INI_OPTIONS",
+    "MARKER_OPTIONS",
+    "POP3User",
+]
+
+#: The default user of ``pop3_server`` (unless the marker gives ``users=``).
+DEFAULT_USER = "alice"
+#: The default user's password.
+DEFAULT_PASSWORD = "secret"
+#: How many generated messages the default user's maildrop holds (``--pop3-messages``).
+DEFAULT_MESSAGES = 3
+#: Faker's own default seed (``faker.contrib.pytest.plugin.DEFAULT_SEED``).
+DEFAULT_SEED = 0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_LOCALE = "en_US"
+
+#: Marker options handled by the plugin itself, with what they do.
+PLUGIN_OPTIONS: dict[str, str] = {
+    "users": "mapping of user name to password (or a list of names); the first is the default user",
+    "messages": "number of generated messages for the default user, or a list of messages to store",
+    "seed": "seed of the generated mail (default: the faker_seed fixture, else --pop3-seed)",
+    "locale": "Faker locale(s) of the generated mail (default: faker_locale, else --pop3-locale)",
+    "generate": "dict of extra keyword arguments for fakepop3.generate.generate_messages",
+    "faults": "list of fault dicts (fakepop3.faults.Faults.from_config) or a Faults object",
+    "host": "address to listen on (default: --pop3-host)",
+    "login": "False: pop3_client connects without logging in",
+    "allow_server_errors": "True: errors inside the server do not fail the test",
+}
+#: Marker options passed straight to :class:`fakepop3.POP3Server`.
+SERVER_OPTIONS: tuple[str, ...] = (
+    "tls",
+    "tls_port",
+    "timeout",
+    "disable",
+    "mechanisms",
+    "require_tls",
+    "any_login",
+    "login_delay",
+    "expire",
+    "hostname",
+    "max_connections",
+    "max_bad_commands",
+    "command_timeout",
+    "smtp",
+)
+#: Every option ``@pytest.mark.pop3(...)`` accepts.
+MARKER_OPTIONS: tuple[str, ...] = (*PLUGIN_OPTIONS, *SERVER_OPTIONS)
+
+MARKER_HELP = "pop3(**options): configure the fakepop3 servers of this test; options: " + ", ".join(
+    MARKER_OPTIONS
+)
+
+
+class POP3User(NamedTuple):
+    """The name and password of the default user of ``pop3_server``."""
+
+    name: str
+    password: str | None
+
+    def __repr__(self) -> str:
+        return f"POP3User(name={self.name!r}, password=***)"
+
+
+#: The ``--pop3-NAME`` flags (and ``pop3_NAME`` ini keys): name, help, default.
+INI_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("host", "address the POP3 fixtures listen on", DEFAULT_HOST),
+    ("seed", "seed of the generated mail when no faker_seed fixture is defined", "0"),
+    ("locale", "Faker locale(s) of the generated mail, comma-separated", DEFAULT_LOCALE),
+    ("messages", "generated messages in the default maildrop", str(DEFAULT_MESSAGES)),
+)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    host: str
+    seed: int
+    locale: tuple[str, ...]
+    messages: int
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Defaults:
+        def value(name: str) -> str:
+            given = config.getoption(f"pop3_{name}")
+            if given is not None:
+                return str(given)
+            return str(config.getini(f"pop3_{name}")).strip()
+
+        def number(name: str, minimum: int | None) -> int:
+            text = value(name)
+            try:
+                result = int(text)
+            except ValueError:
+                raise pytest.UsageError(
+                    f"--pop3-{name} (ini pop3_{name}) must be an integer, not {text!r}"
+                ) from None
+            if minimum is not None and result < minimum:
+                raise pytest.UsageError(
+                    f"--pop3-{name} (ini pop3_{name}) must be at least {minimum}, not {result}"
+                )
+            return result
+
+        locale = tuple(part.strip() for part in value("locale").split(",") if part.strip())
+        if not locale:
+            raise pytest.UsageError("--pop3-locale (ini pop3_locale) must name a Faker locale")
+        host = value("host")
+        if not host:
+            raise pytest.UsageError("--pop3-host (ini pop3_host) must not be empty")
+        return cls(host, number("seed", None), locale, number("messages", 0))
+
+
+DEFAULTS_KEY = pytest.StashKey[Defaults]()
+SERVERS_KEY = pytest.StashKey[list[POP3Server]]()
+
+
+# --- per-test configuration ---------------------------------------------------------------
+
+
+@dataclass
+class PerTestConfig:
+    """The options of one test: run-wide defaults, Faker's seed, then the marker."""
+
+    users: dict[str, str | None]
+    messages: int | Sequence[MessageInput]
+    seed: int
+    locale: tuple[str, ...]
+    generate: dict[str, Any]
+    host: str
+    login: bool
+    allow_server_errors: bool
+    faults: Any
+    server: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> POP3User:
+        name = next(iter(self.users))
+        return POP3User(name, self.users[name])
+
+
+def _marker_options(node: pytest.Item) -> dict[str, Any]:
+    """Merge every ``pop3`` marker from the farthest (module) to the closest (function)."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("pop3"))):
+        if marker.args:
+            fail(
+                node,
+                f"@pytest.mark.pop3 takes keyword arguments only, got positional {marker.args!r}; "
+                f"known options: {', '.join(MARKER_OPTIONS)}",
+            )
+        for name in marker.kwargs:
+            if name not in MARKER_OPTIONS:
+                close = difflib.get_close_matches(name, MARKER_OPTIONS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                fail(
+                    node,
+                    f"unknown option {name!r} in @pytest.mark.pop3{hint}; "
+                    f"known options: {', '.join(MARKER_OPTIONS)}",
+                )
+        merged.update(marker.kwargs)
+    return merged
+
+
+def fail(node: pytest.Item | None, message: str) -> NoReturn:
+    where = f"{node.nodeid}: " if node is not None else ""
+    pytest.fail(f"fakepop3: {where}{message}", pytrace=False)
+
+
+def _seed_as_int(value: object) -> int:
+    """Faker accepts any hashable seed; the generator wants an integer."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    digest = hashlib.sha256(repr(value).encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _locales(value: object, node: pytest.Item) -> tuple[str, ...]:
+    if isinstance(value, str):
+        result = tuple(part.strip() for part in value.split(",") if part.strip())
+    elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        result = tuple(value)
+    else:
+        result = ()
+    if not result:
+        fail(node, f"locale must be a Faker locale or a list of them, not {value!r}")
+    return result
+
+
+def _faker_fixture(request: pytest.FixtureRequest, name: str) -> tuple[bool, object]:
+    """The value of Faker's ``faker_seed``/``faker_locale`` fixture, if the project defines one."""
+    try:
+        return True, request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        return False, None
+
+
+def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
+    node = request.node
+    assert isinstance(node, pytest.Item)
+    defaults = request.config.stash[DEFAULTS_KEY]
+    options = _marker_options(node)
+
+    users_option = options.get("users", {DEFAULT_USER: DEFAULT_PASSWORD})
+    if isinstance(users_option, Mapping):
+        users: dict[str, str | None] = dict(users_option)
+    elif isinstance(users_option, Sequence) and not isinstance(users_option, (str, bytes)):
+        users = dict.fromkeys(users_option)
+    else:
+        users = {}
+    if not users or not all(isinstance(u, str) for u in users):
+        fail(
+            node,
+            "users must be a non-empty mapping of user name to password (or a list of names), "
+            f"not {users_option!r}",
+        )
+
+    if "seed" in options:
+        seed = _seed_as_int(options["seed"])
+    else:
+        found, value = _faker_fixture(request, "faker_seed")
+        seed = _seed_as_int(value) if found else defaults.seed
+
+    if "locale" in options:
+        locale = _locales(options["locale"], node)
+    else:
+        found, value = _faker_fixture(request, "faker_locale")
+        locale = _locales(value, node) if found else defaults.locale
+
+    messages = options.get("messages", defaults.messages)
+    if isinstance(messages, bool) or not (
+        (isinstance(messages, int) and messages >= 0)
+        or (isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)))
+    ):
+        fail(
+            node,
+            "messages must be a number of messages to generate (0 or more) or a list of "
+            f"messages (bytes, str or email.message.Message), not {messages!r}",
+        )
+
+    generate = options.get("generate", {})
+    if not isinstance(generate, Mapping):
+        fail(node, f"generate must be a dict of generate_messages() arguments, not {generate!r}")
+
+    return PerTestConfig(
+        users=users,
+        messages=messages,
+        seed=seed,
+        locale=locale,
+        generate=dict(generate),
+        host=str(options.get("host", defaults.host)),
+        login=bool(options.get("login", True)),
+        allow_server_errors=bool(options.get("allow_server_errors", False)),
+        faults=options.get("faults"),
+        server={name: options[name] for name in SERVER_OPTIONS if name in options},
+    )
+
+
+# --- building and checking servers --------------------------------------------------------
+
+
+def _faults(value: object, node: pytest.Item) -> Faults | None:
+    """The marker's ``faults=``: a list of fault dicts (``Faults.from_config``) or a ``Faults``."""
+    if value is None or isinstance(value, Faults):
+        return value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+        fail(
+            node, f"faults must be a list of fault dicts or a fakepop3.faults.Faults, not {value!r}"
+        )
+    try:
+        return Faults.from_config(list(value))
+    except (TypeError, ValueError) as error:  # FaultConfigError is a ValueError
+        fail(node, f"faults={value!r} is not a valid fault list: {error}")
+
+
+def build_server(request: pytest.FixtureRequest, config: PerTestConfig) -> POP3Server:
+    node = request.node
+    assert isinstance(node, pytest.Item)
+    kwargs = dict(config.server)
+    faults = _faults(config.faults, node)
+    if faults is not None:
+        kwargs["faults"] = faults
+    try:
+        server = POP3Server(config.users, host=config.host, **kwargs)
+    except (TypeError, ValueError) as error:
+        fail(node, f"@pytest.mark.pop3 options are not valid: {error}")
+    user = config.user.name
+    if isinstance(config.messages, int):
+        if config.messages:
+            try:
+                # Lazy: sizes now, bytes at the first RETR/TOP (or when the test reads them).
+                server.mailbox(user).generate(
+                    config.messages, seed=config.seed, locale=list(config.locale), **config.generate
+                )
+            except (TypeError, ValueError) as error:
+                fail(node, f"cannot generate the default maildrop: {error}")
+    else:
+        try:
+            server.mailbox(user).extend(config.messages)
+        except TypeError as error:
+            fail(node, f"messages=[...] holds something that is not a message: {error}")
+    return server
+
+
+def register(request: pytest.FixtureRequest, server: POP3Server) -> None:
+    """Remember the server for the transcript section of this test's report."""
+    request.node.stash.setdefault(SERVERS_KEY, []).append(server)
+
+
+def check_errors(servers: Sequence[POP3Server], allowed: bool) -> None:
+    """Fail the test (at teardown) with the first server-side traceback, unless allowed."""
+    if allowed:
+        return
+    for server in servers:
+        if server.errors:
+            try:
+                server.raise_errors()
+            except ServerError as error:
+                pytest.fail(
+                    f"{error}\nThe POP3 server at {server.host}:{server.port} hit an error "
+                    "while serving this test (see the traceback above). If the test provokes it "
+                    "on purpose, mark it @pytest.mark.pop3(allow_server_errors=True).",
+                    pytrace=False,
+                )

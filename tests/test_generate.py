@@ -224,6 +224,16 @@ PINNED: dict[str, tuple[dict[str, Any], str]] = {
     ),
 }
 
+#: Tiny messages full of parts: most need several rungs of the shrinking ladder.
+TINY: dict[str, Any] = {
+    "min_size": 1024,
+    "max_size": 1030,
+    "non_ascii": 1.0,
+    "threads": 0.9,
+    "html": 1.0,
+    "attachments": 1.0,
+}
+
 
 def pinned_digest(mail: GeneratedMail) -> str:
     h = hashlib.sha256()
@@ -267,16 +277,41 @@ def test_pinned_sizes_and_lone_messages() -> None:
     )
     # Two messages that fit only on the rarest rungs of the shrinking ladder: one with a
     # single recipient kept, one with its subject cut (found by instrumenting the ladder).
-    tiny: dict[str, Any] = {"min_size": 1024, "max_size": 1030, "non_ascii": 1.0}
-    tiny |= {"threads": 0.9, "html": 1.0, "attachments": 1.0}
-    one_rcpt = generate_message(1183, seed=2, locale="en_US", **tiny)
+    one_rcpt = generate_message(1183, seed=2, locale="en_US", **TINY)
     assert hashlib.sha256(one_rcpt).hexdigest() == (
         "9561e8c36fdd2def75d84b5e0eef3038a2139b5a00c2558965eb98005cfedff2"
     )
-    cut = generate_message(1015, seed=1, locale=("ja_JP", "zh_CN", "ru_RU", "el_GR"), **tiny)
+    cut = generate_message(1015, seed=1, locale=("ja_JP", "zh_CN", "ru_RU", "el_GR"), **TINY)
     assert hashlib.sha256(cut).hexdigest() == (
         "6c755ae3d1c2f173854790a469841b41f631b27c88a6b0b6434cf6e3d592533e"
     )
+
+
+def test_the_pinned_messages_land_on_every_rung_of_the_ladder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pins above cover every rung of the shrinking ladder (so each rung's output is pinned)."""
+    from fakepop3.mail._generate import _build
+
+    rendered: list[int] = []
+    fitted: list[int] = []
+    render, fill = _build.MessageGenerator._render, _build._fill
+
+    def spy_render(self: _build.MessageGenerator, *args: Any) -> Any:
+        rendered.append(_build._LADDER.index(args[-1]))
+        return render(self, *args)
+
+    def spy_fill(*args: Any) -> bytes:
+        fitted.append(rendered[-1])  # the last rung rendered is the one that fits
+        return fill(*args)
+
+    monkeypatch.setattr(_build.MessageGenerator, "_render", spy_render)
+    monkeypatch.setattr(_build, "_fill", spy_fill)
+    for name in ("seed0-mixed", "tight-squeeze"):
+        list(generate_messages(200, **PINNED[name][0]))
+    generate_message(1183, seed=2, locale="en_US", **TINY)
+    generate_message(1015, seed=1, locale=("ja_JP", "zh_CN", "ru_RU", "el_GR"), **TINY)
+    assert sorted(set(fitted)) == list(range(len(_build._LADDER)))
 
 
 # --------------------------------------------------------------------- parsing

@@ -27,12 +27,14 @@ import datetime as _dt
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from itertools import cycle
+from dataclasses import dataclass
+from itertools import count, cycle
+from typing import Literal
 
 from ._bodies import attachment, html_part, text_part
 from ._hook import HookContext, MessageHook
 from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, MIN_SIZE_FLOOR, to_epoch
-from ._locale import faker_has_locale, locale_data
+from ._locale import Locale, faker_has_locale, locale_data
 from ._mime import Multi, Part, b64_body, png
 from ._plan import Plan, Planner
 from ._random import derive, stream_key
@@ -71,6 +73,73 @@ _MAILERS = (
 #: At most this many names in a message's headers (From, 1-2 To, 0-3 Cc, Reply-To),
 #: plus the subject: each may take two random choices when RFC 2047 encoded.
 _MAX_NAMES = 9
+
+
+@dataclass(slots=True)
+class _People:
+    """Who a message is to, drawn once (every rung of the ladder shows them, or fewer)."""
+
+    recipients: list[tuple[str, str]]
+    cc: list[tuple[str, str]]
+    reply_to: tuple[str, str] | None
+    mailer: str
+    header_rolls: list[float]
+
+
+@dataclass(slots=True)
+class _Content:
+    """A message's body choices, drawn once (every rung of the ladder uses them, or fewer)."""
+
+    with_html: bool
+    with_inline: bool
+    n_att: int
+    paragraphs: list[list[str]]
+    greeting: str
+    signoff: tuple[str, str]
+    dot_line: str | None
+    charset_roll: float
+    cte_roll: float
+    html_cte_roll: float
+    boundary_token: int
+    att_seed: int
+    logo: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Rung:
+    """What one rung of the shrinking ladder keeps of a message's choices."""
+
+    paragraphs: Literal["all", "first", "two lines", "none"]
+    attachments: bool
+    extras: bool
+    """The inline image, Cc, Reply-To and every References entry (else only the parent's)."""
+    all_recipients: bool
+    html: bool
+    names: bool
+    """Display names (else bare addresses)."""
+    full_subject: bool
+
+
+#: The shrinking ladder.  A message is rendered on the first rung; while it is bigger
+#: than its planned size it is rendered again on the next one, which keeps less.  The
+#: names and the whole subject go last: ``non_ascii`` relies on them.  Rung 9 always
+#: fits ``MIN_SIZE_FLOOR``.  Changing a rung changes the output of the messages that
+#: land on it (the pinned digests in tests/test_generate.py cover every rung).
+# fmt: off
+_LADDER: tuple[_Rung, ...] = (
+    #     paragraphs   attach extras all-to html   names  subject
+    _Rung("all",       True,  True,  True,  True,  True,  True),   # 0: everything
+    _Rung("first",     True,  True,  True,  True,  True,  True),   # 1: one paragraph
+    _Rung("first",     False, True,  True,  True,  True,  True),   # 2: no attachments
+    _Rung("first",     False, False, True,  True,  True,  True),   # 3: no image, Cc, Reply-To
+    _Rung("first",     False, False, False, True,  True,  True),   # 4: one recipient
+    _Rung("first",     False, False, False, False, True,  True),   # 5: no HTML
+    _Rung("two lines", False, False, False, False, True,  True),   # 6: two lines of text
+    _Rung("none",      False, False, False, False, True,  True),   # 7: no text
+    _Rung("none",      False, False, False, False, False, True),   # 8: no display names
+    _Rung("none",      False, False, False, False, False, False),  # 9: subject cut to 20
+)
+# fmt: on
 
 
 class MessageGenerator(Planner):
@@ -180,6 +249,7 @@ class MessageGenerator(Planner):
         return result
 
     def _build(self, index: int) -> bytes:
+        """Message ``index``: its plan, its choices, then the first rung of the ladder that fits."""
         # One stream per message: the plan's draws, then the content's. (Our own
         # Random: a process-wide Faker's would race with other threads.)
         rng = self._content_rng
@@ -188,8 +258,25 @@ class MessageGenerator(Planner):
         subject = self.subject(index)
         refs = self._references(index)
         loc = locale_data(plan.locale)
+        people = self._draw_people(rng, plan, loc)
+        content = self._draw_content(rng, plan, loc)
+        for rung in _LADDER:
+            head, top, text_node, pad_at = self._render(
+                index, plan, loc, subject, refs, people, content, rung
+            )
+            chunks = [head]
+            top.chunks(chunks)
+            gap = plan.size - sum(map(len, chunks)) - len(content.signoff[0]) - 2
+            if gap >= 0:
+                out = _fill(rng, chunks, text_node.body, pad_at, gap, content.signoff)
+                assert len(out) == plan.size, (len(out), plan.size)
+                return out
+        raise AssertionError(
+            f"message {index} cannot fit in {plan.size} octets"
+        )  # pragma: no cover
 
-        # -- people
+    def _draw_people(self, rng: random.Random, plan: Plan, loc: Locale) -> _People:
+        """The recipients, Cc, Reply-To, mailer and header rolls (draws after the plan's)."""
         recipients: list[tuple[str, str]] = []
         if plan.parent is not None:
             pp = self.plan(plan.parent)
@@ -203,10 +290,12 @@ class MessageGenerator(Planner):
         if rng.random() < 0.15:
             reply_to = (plan.sender_name, "reply+" + plan.sender_addr)
         mailer = _MAILERS[int(rng.random() * len(_MAILERS))]
-        # The header encodings' choices: the same on every shrinking level.
+        # The header encodings' choices: the same on every rung of the ladder.
         header_rolls = [rng.random() for _ in range(2 * _MAX_NAMES)]
+        return _People(recipients, cc, reply_to, mailer, header_rolls)
 
-        # -- content choices
+    def _draw_content(self, rng: random.Random, plan: Plan, loc: Locale) -> _Content:
+        """The body's choices (draws after the people's), made once for every rung."""
         with_html = rng.random() < self.html
         with_inline = with_html and rng.random() < 0.3
         n_att = (1 + int(rng.random() * rng.random() * 3)) if rng.random() < self.attachments else 0
@@ -226,137 +315,176 @@ class MessageGenerator(Planner):
         html_cte_roll = rng.random()
         boundary_token = rng.getrandbits(48)
         att_seed = rng.getrandbits(64)
-        aux = self._aux_rng
         logo = b64_body(png(rng, 400)) if with_inline else b""
+        return _Content(
+            with_html,
+            with_inline,
+            n_att,
+            paragraphs,
+            greeting,
+            signoff,
+            dot_line,
+            charset_roll,
+            cte_roll,
+            html_cte_roll,
+            boundary_token,
+            att_seed,
+            logo,
+        )
 
-        # -- degradation levels, applied in turn while the message is too big
-        # (The names and the whole subject go last: non_ascii relies on them.)
-        for level in range(10):
-            if level < 1:
-                paras = paragraphs
-            elif level < 6:
-                paras = paragraphs[:1]
-            else:
-                paras = [paragraphs[0][:2]] if level < 7 else []
-            atts = n_att if level < 2 else 0
-            inline_on = with_inline if level < 3 else False
-            cc_l = cc if level < 3 else []
-            refs_l = refs if level < 3 else refs[-1:]
-            rt = reply_to if level < 3 else None
-            rcpt = recipients if level < 4 else recipients[:1]
-            html_on = with_html if level < 5 else False
-            named = level < 8
-            head = self._headers(
-                plan,
-                subject if level < 9 else subject[:20],
-                rcpt,
-                cc_l,
-                rt,
-                refs_l,
-                mailer,
-                named,
-                cycle(header_rolls),
-            )
-            text_node, pad_at = text_part(
-                paras, greeting, dot_line, plan.sender_name, charset_roll, cte_roll
-            )
-            body_node: Part | Multi = text_node
-            boundary_n = 0
-
-            def boundary() -> str:
-                nonlocal boundary_n
-                boundary_n += 1
-                return f"=_fp{boundary_token:012x}_{index}_{boundary_n}"
-
-            html_node: Part | Multi | None = None
-            if html_on:
-                cid = f"img{boundary_token:x}.{index}@fakepop3" if inline_on else None
-                html_node = html_part(
-                    paras, greeting, plan.sender_name, charset_roll, html_cte_roll, cid
-                )
-                if cid is not None:
-                    inline = Part(
-                        [
-                            "Content-Type: image/png",
-                            "Content-Transfer-Encoding: base64",
-                            f"Content-ID: <{cid}>",
-                            'Content-Disposition: inline; filename="logo.png"',
-                        ],
-                        logo,
-                    )
-                    html_node = Multi("related", boundary(), [html_node, inline])
-                body_node = Multi("alternative", boundary(), [text_node, html_node])
-            top: Part | Multi = body_node
-            att_parts: list[Part] = []
-            head_bytes = head.encode("ascii")
-            chunks = [head_bytes]
-            if atts:
-                top = Multi("mixed", boundary(), [body_node])
-                top.chunks(chunks)
-                base_len = sum(map(len, chunks))
-                del chunks[1:]
-                avail = plan.size - base_len - 150 * atts
-                att_rng = aux
-                att_rng.seed(att_seed)
-                for i in range(atts):
-                    share = avail // (atts - i) if i < atts - 1 else avail
-                    share = int(share * (0.4 + 0.5 * att_rng.random()))
-                    part = attachment(att_rng, share, loc, i)
-                    if part is None:
-                        continue
-                    att_parts.append(part)
-                    avail -= len(part.render()) + 50
-                top.parts.extend(att_parts)
-            top.chunks(chunks)
-            gap = plan.size - sum(map(len, chunks)) - len(signoff[0]) - 2
-            if gap < 0:
-                continue
-            signoff_text = signoff[0]
-            if gap == 1:
-                signoff_text = signoff[1]
-                gap = 0
-            text_node.pad = (filler().block(rng, gap) + signoff_text + CRLF).encode("ascii")
-            text_node.pad_at = pad_at
-            chunks = [head_bytes]
-            top.chunks(chunks)
-            out = b"".join(chunks)
-            assert len(out) == plan.size, (len(out), plan.size)
-            return out
-        raise AssertionError(
-            f"message {index} cannot fit in {plan.size} octets"
-        )  # pragma: no cover
-
-    def _headers(
+    def _render(
         self,
+        index: int,
         plan: Plan,
+        loc: Locale,
         subject: str,
-        rcpt: list[tuple[str, str]],
-        cc: list[tuple[str, str]],
-        reply_to: tuple[str, str] | None,
         refs: list[str],
-        mailer: str,
-        named: bool,
-        rolls: Iterator[float],
-    ) -> str:
-        def addr(pair: tuple[str, str]) -> str:
-            name, address = pair
-            dn = display_name(name, rolls) if named else ""
-            return f"{dn} <{address}>" if dn else address
+        people: _People,
+        content: _Content,
+        rung: _Rung,
+    ) -> tuple[bytes, Part | Multi, Part, int]:
+        """The header block and MIME tree of one rung; the text part and where its padding goes.
 
-        lines = [
-            f"From: {addr((plan.sender_name, plan.sender_addr))}",
-            "To: " + ("," + CRLF + "\t").join(addr(r) for r in rcpt),
-        ]
-        if cc:
-            lines.append("Cc: " + ("," + CRLF + "\t").join(addr(r) for r in cc))
-        if reply_to is not None:
-            lines.append(f"Reply-To: {addr(reply_to)}")
-        lines.append(f"Subject: {subject_value(subject, rolls)}")
-        lines.append(f"Date: {format_date(plan.date, plan.tz)}")
-        lines.append(f"Message-ID: {plan.message_id}")
-        if refs:
-            lines.append(f"In-Reply-To: {refs[-1]}")
-            lines.append("References: " + (CRLF + " ").join(refs))
-        lines.append(f"X-Mailer: {mailer}")
-        lines.append("MIME-Version: 1.0")
-        return CRLF.join(lines) + CRLF
+        Draws only from the attachment stream, reseeded here: every rung makes the
+        same choices, and the content stream is left for the filler.
+        """
+        paras = content.paragraphs
+        keep = rung.paragraphs
+        if keep != "all":
+            paras = paras[:1] if keep == "first" else [paras[0][:2]] if keep == "two lines" else []
+        extras = rung.extras
+        head = _headers(
+            plan,
+            subject if rung.full_subject else subject[:20],
+            people.recipients if rung.all_recipients else people.recipients[:1],
+            people.cc if extras else [],
+            people.reply_to if extras else None,
+            refs if extras else refs[-1:],
+            people.mailer,
+            rung.names,
+            cycle(people.header_rolls),
+        ).encode("ascii")
+        text_node, pad_at = text_part(
+            paras,
+            content.greeting,
+            content.dot_line,
+            plan.sender_name,
+            content.charset_roll,
+            content.cte_roll,
+        )
+        numbers = count(1)
+        token = content.boundary_token
+
+        def boundary() -> str:
+            return f"=_fp{token:012x}_{index}_{next(numbers)}"
+
+        body: Part | Multi = text_node
+        if content.with_html and rung.html:
+            cid = f"img{token:x}.{index}@fakepop3" if content.with_inline and extras else None
+            html_node: Part | Multi = html_part(
+                paras,
+                content.greeting,
+                plan.sender_name,
+                content.charset_roll,
+                content.html_cte_roll,
+                cid,
+            )
+            if cid is not None:
+                inline = Part(
+                    [
+                        "Content-Type: image/png",
+                        "Content-Transfer-Encoding: base64",
+                        f"Content-ID: <{cid}>",
+                        'Content-Disposition: inline; filename="logo.png"',
+                    ],
+                    content.logo,
+                )
+                html_node = Multi("related", boundary(), [html_node, inline])
+            body = Multi("alternative", boundary(), [text_node, html_node])
+        if not (content.n_att and rung.attachments):
+            return head, body, text_node, pad_at
+        top = Multi("mixed", boundary(), [body])
+        self._attach(top, len(head), plan, loc, content.n_att, content.att_seed)
+        return head, top, text_node, pad_at
+
+    def _attach(
+        self, top: Multi, head_len: int, plan: Plan, loc: Locale, atts: int, att_seed: int
+    ) -> None:
+        """Add up to ``atts`` attachments to ``top``, sharing the room the message has left."""
+        chunks: list[bytes] = []
+        top.chunks(chunks)
+        avail = plan.size - head_len - sum(map(len, chunks)) - 150 * atts
+        att_rng = self._aux_rng
+        att_rng.seed(att_seed)
+        att_parts: list[Part] = []
+        for i in range(atts):
+            share = avail // (atts - i) if i < atts - 1 else avail
+            share = int(share * (0.4 + 0.5 * att_rng.random()))
+            part = attachment(att_rng, share, loc, i)
+            if part is None:
+                continue
+            att_parts.append(part)
+            avail -= len(part.render()) + 50
+        top.parts.extend(att_parts)
+
+
+def _fill(
+    rng: random.Random,
+    chunks: list[bytes],
+    body: bytes,
+    pad_at: int,
+    gap: int,
+    signoff: tuple[str, str],
+) -> bytes:
+    """The rendered ``chunks`` joined, ``gap`` octets of filler and the sign-off spliced in.
+
+    They go into the text part's ``body`` at ``pad_at``; a 1-octet gap (which no
+    filler line can close) takes the sign-off's longer spelling.
+    """
+    signoff_text = signoff[0]
+    if gap == 1:
+        signoff_text = signoff[1]
+        gap = 0
+    pad = (filler().block(rng, gap) + signoff_text + CRLF).encode("ascii")
+    # The body is one chunk, the object itself (Part.chunks); every other chunk is a
+    # fresh bytes object of a header block or a delimiter, so identity finds it.
+    at = next(i for i, chunk in enumerate(chunks) if chunk is body)
+    chunks[at : at + 1] = (body[:pad_at], pad, body[pad_at:])
+    return b"".join(chunks)
+
+
+def _headers(
+    plan: Plan,
+    subject: str,
+    rcpt: list[tuple[str, str]],
+    cc: list[tuple[str, str]],
+    reply_to: tuple[str, str] | None,
+    refs: list[str],
+    mailer: str,
+    named: bool,
+    rolls: Iterator[float],
+) -> str:
+    """The header block (ASCII, CRLF, without the blank line); encoded words take ``rolls``."""
+
+    def addr(pair: tuple[str, str]) -> str:
+        name, address = pair
+        dn = display_name(name, rolls) if named else ""
+        return f"{dn} <{address}>" if dn else address
+
+    lines = [
+        f"From: {addr((plan.sender_name, plan.sender_addr))}",
+        "To: " + ("," + CRLF + "\t").join(addr(r) for r in rcpt),
+    ]
+    if cc:
+        lines.append("Cc: " + ("," + CRLF + "\t").join(addr(r) for r in cc))
+    if reply_to is not None:
+        lines.append(f"Reply-To: {addr(reply_to)}")
+    lines.append(f"Subject: {subject_value(subject, rolls)}")
+    lines.append(f"Date: {format_date(plan.date, plan.tz)}")
+    lines.append(f"Message-ID: {plan.message_id}")
+    if refs:
+        lines.append(f"In-Reply-To: {refs[-1]}")
+        lines.append("References: " + (CRLF + " ").join(refs))
+    lines.append(f"X-Mailer: {mailer}")
+    lines.append("MIME-Version: 1.0")
+    return CRLF.join(lines) + CRLF

@@ -2,14 +2,16 @@
 
 A message is a tree of :class:`Part` (header lines and an encoded body) and
 :class:`Multi` (a multipart container); ``chunks()`` renders a tree into a list
-of byte strings joined once.  A :class:`Part` may carry a ``pad`` that is
-inserted into its body at ``pad_at`` when rendered: that is how the builder
-makes a message exactly its planned size without re-encoding it.
+of byte strings joined once.  A leaf's body is one chunk, the very object
+:attr:`Part.body`: the builder measures the rendered chunks, then splices its
+filler into the text part's body chunk, so a message is exactly its planned
+size without being encoded or rendered again.
 
 Rules a maintainer must keep:
 
 * Rendering is exact and cheap to measure: every size the builder computes is
-  ``len`` of what ``chunks()`` gives; nothing is rewrapped after measuring.
+  ``len`` of what ``chunks()`` gives; nothing is rewrapped after measuring, and
+  ``Part.chunks`` appends ``self.body`` itself (not a copy) as one chunk.
 * Bodies use CRLF and end with CRLF; base64 lines are 76 characters; no
   quoted-printable line starts with ``.`` unless the text's own line does.
 * The payload makers (:func:`png`, :func:`jpeg`, :func:`pdf`) draw from the
@@ -23,7 +25,7 @@ import binascii
 import random
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ._text import CRLF
 
@@ -32,22 +34,15 @@ __all__ = ["Multi", "Part", "b64_body", "jpeg", "pdf", "png", "qp", "raw_for_b64
 
 @dataclass
 class Part:
-    """A leaf MIME part: its header lines and its encoded body (CRLF, ends CRLF).
-
-    ``pad`` is inserted into the body at ``pad_at`` when it is rendered.
-    """
+    """A leaf MIME part: its header lines and its encoded body (CRLF, ends CRLF)."""
 
     headers: list[str]
     body: bytes
-    pad: bytes = b""
-    pad_at: int = 0
 
     def chunks(self, out: list[bytes]) -> None:
+        """Append the rendered part: its header block, then its body as one chunk (itself)."""
         out.append((CRLF.join(self.headers) + CRLF + CRLF).encode("ascii"))
-        if self.pad:
-            out += (self.body[: self.pad_at], self.pad, self.body[self.pad_at :])
-        else:
-            out.append(self.body)
+        out.append(self.body)
 
     def render(self) -> bytes:
         out: list[bytes] = []
@@ -62,14 +57,13 @@ class Multi:
     subtype: str
     boundary: str
     parts: list[Part | Multi]
-    extra: list[str] = field(default_factory=list)
 
     def content_type(self) -> str:
         return f'multipart/{self.subtype};{CRLF} boundary="{self.boundary}"'
 
     def chunks(self, out: list[bytes]) -> None:
-        head = [f"Content-Type: {self.content_type()}", *self.extra]
-        out.append((CRLF.join(head) + CRLF + CRLF).encode("ascii"))
+        """Append the rendered container: its header block, each part after a delimiter, the end."""
+        out.append(f"Content-Type: {self.content_type()}{CRLF}{CRLF}".encode("ascii"))
         delimiter = f"--{self.boundary}\r\n".encode("ascii")
         for p in self.parts:
             out.append(delimiter)

@@ -13,6 +13,7 @@ import sys
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 import pytest
 
@@ -139,6 +140,178 @@ def test_sizes_in_one_pass_match_size_and_need_no_faker() -> None:
 def test_unknown_locale_fails_when_the_generator_is_made() -> None:
     with pytest.raises(AttributeError, match="xx_YY"):
         generate_messages(1, locale=["en_US", "xx_YY"])
+
+
+# --------------------------------------------------------------------- pinned output
+
+MIXED_LOCALES = ("de_DE", "fr_FR", "ja_JP", "en_US")
+
+#: sha256 of the first 200 messages (each prefixed by its length) per knob set, from the
+#: generator as it was before it became a package (Faker 40.63.0; the same on Python
+#: 3.11, 3.12 and 3.13).  A change of any digest is a change of the generated mail: only
+#: a deliberate one, noted in the changelog, may update them.
+PINNED: dict[str, tuple[dict[str, Any], str]] = {
+    "seed0-en": ({"seed": 0}, "5cbfaf77161fa1d41e6ae8b5cf20309854c541126c525012920b102d473dcb43"),
+    "seed1234-en": (
+        {"seed": 1234},
+        "3b7be5b1bf90409fedcf7457c062d071b3bce7b2182ea7a599e6b51ef3078efc",
+    ),
+    "seed987654321-en": (
+        {"seed": 987654321},
+        "b885217abaadb537118d6646b4b764540988e1d52d909edaa2dfc6a99ec0a77c",
+    ),
+    "seed0-mixed": (
+        {"seed": 0, "locale": MIXED_LOCALES},
+        "950c721c14bcc2548a5c8337f984f8ce1c3cc91a171a0cd5620e6f84aec3d5a6",
+    ),
+    "seed1234-mixed": (
+        {"seed": 1234, "locale": MIXED_LOCALES},
+        "ccc09a67d8fff589ee06f942cefabc70e640fd32e5c394d98e302b427b2f0570",
+    ),
+    "seed987654321-mixed": (
+        {"seed": 987654321, "locale": MIXED_LOCALES},
+        "c40d019a1799d227f4313f5c90e58566bf30f388a10489b502207d6b8b8d0003",
+    ),
+    "rich-big": (
+        {
+            "seed": 5,
+            "html": 1.0,
+            "attachments": 1.0,
+            "min_size": 8000,
+            "max_size": 40000,
+            "threads": 0.6,
+        },
+        "94974b4ca07a42ffd930c824d4c9f0da62b832d1ef0b28777d1ed7cca4e47f27",
+    ),
+    "all-non-ascii": (
+        {
+            "seed": 6,
+            "non_ascii": 1.0,
+            "dot_lines": 1.0,
+            "locale": ("ru_RU", "el_GR"),
+            "non_ascii_locales": ("pl_PL", "cs_CZ", "zh_CN"),
+        },
+        "cd67527b7839cb4e4710271dce08a7660688e523e3aeb274af3deecb61749d59",
+    ),
+    "small-plain": (
+        {
+            "seed": 7,
+            "min_size": 1024,
+            "max_size": 1500,
+            "html": 0.0,
+            "attachments": 0.0,
+            "threads": 0.0,
+            "non_ascii": 0.0,
+            "dot_lines": 0.0,
+            "start": dt.date(2001, 2, 3),
+            "end": dt.datetime(2001, 3, 4, 5, 6, 7),
+        },
+        "42a2415745db5b054bb3173a0b037d44881898e1cb84e092d0dc977f71d065a5",
+    ),
+    "tight-squeeze": (
+        {
+            "seed": 8,
+            "min_size": 1024,
+            "max_size": 1100,
+            "html": 1.0,
+            "attachments": 1.0,
+            "non_ascii": 0.7,
+            "threads": 0.9,
+            "start": 0,
+            "end": 86400 * 365,
+        },
+        "77a7789c0ce998e0b53fa843eec98de85393c9092d24be5eb3f50359e36c1120",
+    ),
+}
+
+#: Tiny messages full of parts: most need several rungs of the shrinking ladder.
+TINY: dict[str, Any] = {
+    "min_size": 1024,
+    "max_size": 1030,
+    "non_ascii": 1.0,
+    "threads": 0.9,
+    "html": 1.0,
+    "attachments": 1.0,
+}
+
+
+def pinned_digest(mail: GeneratedMail) -> str:
+    h = hashlib.sha256()
+    for raw in mail:
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_pinned_seeds_give_the_same_bytes(name: str) -> None:
+    knobs, expected = PINNED[name]
+    assert pinned_digest(generate_messages(200, **knobs)) == expected
+
+
+def test_pinned_hook_output() -> None:
+    def hook(ctx: HookContext, raw: bytes) -> bytes | str | None:
+        if ctx.index % 3 == 0:
+            return None
+        extra = f"X-Hook: {ctx.random.random()!r} {ctx.faker.name()}\r\n"
+        if ctx.index % 3 == 1:
+            return extra + raw.decode("ascii", "surrogateescape")[:200]
+        return raw.replace(b"\r\nSubject: ", ("\r\n" + extra + "Subject: ").encode(), 1)
+
+    mail = generate_messages(30, seed=9, hook=hook)
+    assert pinned_digest(mail) == "0ee384ccc7609d456fef21bd8ff6c222088cc332b159cd19c66628b4ece5428d"
+
+
+def test_pinned_sizes_and_lone_messages() -> None:
+    import json
+
+    mail = generate_messages(200_000, seed=11, min_size=1500, max_size=90000)
+    sizes = json.dumps(mail.sizes()[::997]).encode()
+    assert hashlib.sha256(sizes).hexdigest() == (
+        "933d051ae02c23975b6d60c0b85e5ace937388f0f188952410a04ff7304f285d"
+    )
+    lone = generate_message(77_777, seed=11, min_size=1500, max_size=90000)
+    assert (
+        hashlib.sha256(lone).hexdigest()
+        == "3871d4cffe7bd65a9e1daf252d74623f22ef445b04c15260e89da72d0bd4f8fa"
+    )
+    # Two messages that fit only on the rarest rungs of the shrinking ladder: one with a
+    # single recipient kept, one with its subject cut (found by instrumenting the ladder).
+    one_rcpt = generate_message(1183, seed=2, locale="en_US", **TINY)
+    assert hashlib.sha256(one_rcpt).hexdigest() == (
+        "9561e8c36fdd2def75d84b5e0eef3038a2139b5a00c2558965eb98005cfedff2"
+    )
+    cut = generate_message(1015, seed=1, locale=("ja_JP", "zh_CN", "ru_RU", "el_GR"), **TINY)
+    assert hashlib.sha256(cut).hexdigest() == (
+        "6c755ae3d1c2f173854790a469841b41f631b27c88a6b0b6434cf6e3d592533e"
+    )
+
+
+def test_the_pinned_messages_land_on_every_rung_of_the_ladder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pins above cover every rung of the shrinking ladder (so each rung's output is pinned)."""
+    from fakepop3.mail._generate import _build
+
+    rendered: list[int] = []
+    fitted: list[int] = []
+    render, fill = _build.MessageGenerator._render, _build._fill
+
+    def spy_render(self: _build.MessageGenerator, *args: Any) -> Any:
+        rendered.append(_build._LADDER.index(args[-1]))
+        return render(self, *args)
+
+    def spy_fill(*args: Any) -> bytes:
+        fitted.append(rendered[-1])  # the last rung rendered is the one that fits
+        return fill(*args)
+
+    monkeypatch.setattr(_build.MessageGenerator, "_render", spy_render)
+    monkeypatch.setattr(_build, "_fill", spy_fill)
+    for name in ("seed0-mixed", "tight-squeeze"):
+        list(generate_messages(200, **PINNED[name][0]))
+    generate_message(1183, seed=2, locale="en_US", **TINY)
+    generate_message(1015, seed=1, locale=("ja_JP", "zh_CN", "ru_RU", "el_GR"), **TINY)
+    assert sorted(set(fitted)) == list(range(len(_build._LADDER)))
 
 
 # --------------------------------------------------------------------- parsing

@@ -7,6 +7,7 @@ import hashlib
 import poplib
 import threading
 from email.mime.text import MIMEText
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -334,3 +335,69 @@ def test_sessions_share_the_snapshot_and_answers_until_the_maildrop_changes() ->
     assert first_answers["STAT"] == (b"+OK 1 22\r\n",)  # still right for the old snapshot
     assert mailbox.login("session 4") is None  # locked by session 3
     assert mailbox.acquire("session 4") is None
+
+
+# --- the mail helpers on a mailbox (generate, load, add_message) --------------------------------
+def test_generate_adds_lazy_messages_with_known_sizes_and_uids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fakepop3.generate import MessageGenerator, generate_messages
+
+    built: list[int] = []
+    build = MessageGenerator.message
+
+    def counting(self: MessageGenerator, index: int) -> bytes:
+        built.append(index)
+        return build(self, index)
+
+    monkeypatch.setattr(MessageGenerator, "message", counting)
+    mailbox = MailStore().add_user("alice")
+    mailbox.add(b"Subject: first\r\n\r\n")
+    added = mailbox.generate(4, seed=3, min_size=1500)
+    assert [m.uid for m in added] == ["2.g0", "3.g1", "4.g2", "5.g3"]
+    expected = generate_messages(4, seed=3, min_size=1500, cache_size=0)
+    assert [m.size for m in added] == expected.sizes()
+    assert mailbox.messages[1:] == added
+    assert built == []  # sizes without building a message
+    assert [m.raw for m in added] == list(expected)
+    assert built == [0, 1, 2, 3, 0, 1, 2, 3]  # each built on first use (and once for expected)
+
+
+def test_generate_with_a_hook_builds_at_once_and_uids_are_digests() -> None:
+    from fakepop3.generate import HookContext
+
+    def hook(ctx: HookContext, raw: bytes) -> bytes:
+        return raw.replace(b"\r\nSubject: ", b"\r\nSubject: hooked ", 1)
+
+    mailbox = MailStore().add_user("alice")
+    mailbox.add(b"Subject: first\r\n\r\n")
+    added = mailbox.generate(3, seed=3, hook=hook)
+    raws = [m.raw for m in added]
+    assert all(b"\r\nSubject: hooked " in raw for raw in raws)
+    assert [m.uid for m in added] == [
+        f"{n}.{hashlib.sha1(raw).hexdigest()[:12]}" for n, raw in zip((2, 3, 4), raws, strict=True)
+    ]
+    assert [m.size for m in added] == [len(raw) for raw in raws]
+
+
+def test_generate_passes_bad_knobs_errors_through() -> None:
+    mailbox = MailStore().add_user("alice")
+    with pytest.raises(ValueError, match="min_size must be at least 1024 octets, got 10"):
+        mailbox.generate(2, min_size=10)
+    with pytest.raises(TypeError, match="bogus"):
+        mailbox.generate(2, bogus=1)
+    assert len(mailbox) == 0
+
+
+def test_add_message_and_load(tmp_path: Path) -> None:
+    from fakepop3.builder import build_message
+
+    mailbox = MailStore().add_user("alice")
+    stored = mailbox.add_message(subject="Invoice 42", text="Please pay.")
+    assert stored.raw == build_message(subject="Invoice 42", text="Please pay.")
+    (tmp_path / "a.eml").write_bytes(b"Subject: a\r\n\r\nA\r\n")
+    (tmp_path / "b.eml").write_bytes(b"Subject: b\r\n\r\nB\r\n")
+    loaded = mailbox.load(tmp_path)
+    assert [m.raw for m in loaded] == [b"Subject: a\r\n\r\nA\r\n", b"Subject: b\r\n\r\nB\r\n"]
+    assert mailbox.load(tmp_path / "a.eml", format="eml")[0].raw == loaded[0].raw
+    assert len(mailbox) == 4

@@ -16,16 +16,14 @@ import asyncio
 import ipaddress
 import logging
 import poplib
-import ssl
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from time import monotonic as _monotonic
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import history as _history
 from .._binding import listen
 from .._loopthread import LoopThread
+from .._service import ServerError, Service
 from ..auth import Authenticator
 from ..faults import Faults
 from ..history import History, SessionRecord
@@ -45,10 +43,6 @@ log = logging.getLogger("fakepop3")
 BACKLOG = 1024
 
 
-class ServerError(RuntimeError):
-    """An exception raised inside the server (a bug), re-raised for the test to see."""
-
-
 def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """``uvloop.new_event_loop``, for ``POP3Server(loop_factory=...)`` (the ``speed`` extra).
 
@@ -64,7 +58,7 @@ def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return factory
 
 
-class POP3Server:
+class POP3Server(Service):
     """A fake POP3 server for tests.
 
     Configure it with keyword arguments (all have sane defaults), then start it
@@ -241,19 +235,35 @@ class POP3Server:
         self.store.reset()
         self.history.clear()
 
+    def smtp_intake(self, host: str | None = None, port: int = 0) -> SMTPIntake:
+        """A new (stopped) SMTP intake into this server's store, with its ``any_login`` and
+        ``hostname``, reporting errors to ``server.errors``: how ``smtp=...`` makes its own.
+        ``host`` defaults to the server's."""
+        from ..smtp import SMTPIntake
+
+        return SMTPIntake(
+            self.store,
+            self.host if host is None else host,
+            port,
+            any_login=self.settings.any_login,
+            hostname=self.settings.hostname,
+            errors=self.errors,
+        )
+
     def connection_protocol(self, implicit_tls: bool = False) -> asyncio.BufferedProtocol:
         """A new connection protocol of this server, as its listeners make one per client
         (``implicit_tls``: the POP3S listener's).  For hosting the server on another transport,
         and for ``bench/instructions.py``, which feeds it bytes with no socket."""
         return _Connection(self, implicit_tls)
 
-    # --- lifecycle on a running loop ------------------------------------------------------
-    async def start_async(self) -> None:
-        """Bind and start serving on the running loop."""
-        if self._running:
-            raise RuntimeError("this POP3Server is already running")
-        loop = asyncio.get_running_loop()
-        self._loop = loop
+    # --- the lifecycle (Service): start/stop, with, async with, running, errors -------------
+    _kind = "POP3Server"
+    _what = "the POP3 server"
+
+    async def _open(self) -> None:
+        """Bind the listeners (and the SMTP intake), then start the idle sweep."""
+        loop = self._loop
+        assert loop is not None
         _warn_if_exposed(self.host)
         binding = self.port
         try:
@@ -285,9 +295,7 @@ class POP3Server:
                 error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
         if self._smtp_port is not None:
-            from ..smtp import SMTPIntake
-
-            intake = SMTPIntake(self, self.host, self._smtp_port)
+            intake = self.smtp_intake(self.host, self._smtp_port)
             try:
                 await intake.start_async()
             except BaseException:
@@ -297,7 +305,6 @@ class POP3Server:
                 raise
             self.smtp = intake
         self.store.snapshot_initial()
-        self._running = True
         if self.timeout is not None:
             self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
 
@@ -319,11 +326,8 @@ class POP3Server:
             conn._check_idle(now, timeout)
         self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
-    async def stop_async(self) -> None:
+    async def _close(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
-        if not self._running:
-            return
-        self._running = False
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -342,60 +346,11 @@ class POP3Server:
             await asyncio.sleep(0)
         self._servers.clear()
 
-    async def __aenter__(self) -> POP3Server:
-        await self.start_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop_async()
-
-    # --- lifecycle in a thread ------------------------------------------------------------
-    def start(self) -> None:
-        """Start the server on its own event loop in a background thread."""
-        if self._running or self._host is not None:
-            raise RuntimeError("this POP3Server is already running")
-        host = LoopThread(
-            f"fakepop3-{id(self):x}",
-            self.start_async,
-            self.stop_async,
-            loop_factory=self._loop_factory,
-            exception_handler=self._loop_exception,
-        )
-        host.start()
-        self._host = host
-
-    def stop(self) -> None:
-        """Stop the thread-hosted server; returns once every session is closed."""
-        host, self._host = self._host, None
-        if host is None:
-            return
-        host.stop()
+    def _stopped(self) -> None:
         if self.tls is not None:
             self.tls.cleanup()
 
-    def __enter__(self) -> POP3Server:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # --- for tests ------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        """True between start and stop."""
-        return self._running
-
     @property
     def smtp_port(self) -> int | None:
         """The SMTP intake's real port while it runs (``smtp=True`` or a port), else None."""
@@ -436,32 +391,11 @@ class POP3Server:
             _login(client, self, user, password)
         return client
 
-    def raise_errors(self) -> None:
-        """Raise the first exception that happened inside the server, if any."""
-        if self.errors:
-            first = self.errors[0]
-            text = "".join(traceback.format_exception(type(first), first, first.__traceback__))
-            raise ServerError(
-                f"{len(self.errors)} error(s) inside the POP3 server; the first:\n{text}"
-            ) from first
-
     def _handshake_timeout(self) -> float:
         """Seconds a TLS handshake may take: 30, or less when ``command_timeout`` is shorter."""
         if self.command_timeout is None:
             return 30.0
         return min(30.0, self.command_timeout)
-
-    def _report(self, error: BaseException) -> None:
-        self.errors.append(error)
-        log.error("error inside the fakepop3 server", exc_info=error)
-
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        error = context.get("exception")
-        if isinstance(error, (ConnectionError, ssl.SSLError, asyncio.CancelledError)):
-            return  # a client went away mid-write or sent bad TLS: not a server bug
-        if error is None:
-            error = ServerError(str(context.get("message")))
-        self._report(error)
 
 
 def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | None) -> None:

@@ -421,9 +421,7 @@ class _App:
 
     async def _start_smtp(self) -> None:
         try:
-            from .smtp import SMTPIntake
-
-            intake = SMTPIntake(self.server, self.opts.smtp_host, self.opts.smtp_port or 0)
+            intake = self.server.smtp_intake(self.opts.smtp_host, self.opts.smtp_port or 0)
         except RuntimeError as error:  # aiosmtpd is missing
             raise ConfigError(f"--smtp-port: {error}") from None
         try:

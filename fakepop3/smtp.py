@@ -2,7 +2,7 @@
 
 A CI job or a test can then check "send, then fetch" end to end::
 
-    with POP3Server(users={"alice": "secret"}) as server, SMTPIntake(server) as smtp:
+    with POP3Server(users={"alice": "secret"}) as server, SMTPIntake(server.store) as smtp:
         with smtplib.SMTP(smtp.host, smtp.port) as client:
             client.sendmail("app@example.com", ["alice@example.com"], message_bytes)
         pop = server.client("alice")        # RETR 1 gives message_bytes back
@@ -18,6 +18,9 @@ The server is ``aiosmtpd``'s protocol on a listener bound here (port 0 picks a
 free port; :attr:`SMTPIntake.port` is the real one), either on the running loop
 (``async with``/:meth:`SMTPIntake.start_async`) or on a loop of its own in a
 background thread (``with``/:meth:`SMTPIntake.start`).
+
+This module knows the store, never the POP3 server (``POP3Server(smtp=...)`` makes its intake
+with :meth:`POP3Server.smtp_intake`, the one place that wires the two).
 """
 
 from __future__ import annotations
@@ -26,16 +29,15 @@ import asyncio
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._binding import listen
-from ._loopthread import LoopThread
-
-if TYPE_CHECKING:
-    from .server import POP3Server
+from ._loopthread import ExceptionHandler
+from ._service import Service
+from .store import MailStore
 
 __all__ = ["Delivery", "SMTPIntake"]
 
@@ -105,51 +107,73 @@ class _Handler:
         return f"250 OK: delivered to {', '.join(delivery.users)}"
 
 
-class SMTPIntake:
-    """An SMTP listener that delivers into the maildrops of a :class:`~fakepop3.POP3Server`.
+class SMTPIntake(Service):
+    """An SMTP listener that delivers into the maildrops of a :class:`~fakepop3.MailStore`.
 
-    ``host`` defaults to the POP3 server's host; ``port`` 0 picks a free port.
-    ``any_login`` (default: the POP3 server's setting) accepts mail for unknown
-    users and makes their maildrops.  Start it with ``with``/:meth:`start`
-    (a background thread) or ``async with``/:meth:`start_async` (the running loop).
+    ``SMTPIntake(store, host="127.0.0.1", port=0)``: ``port`` 0 picks a free port.
+    ``any_login`` accepts mail for unknown users and makes their maildrops;
+    ``hostname`` is the name in the greeting.  Exceptions inside the intake go to
+    ``errors`` (pass a list to share one, e.g. a server's ``errors``) and
+    :meth:`raise_errors`.  Start it with ``with``/:meth:`start` (a background
+    thread) or ``async with``/:meth:`start_async` (the running loop).
+
+    Deprecated: ``SMTPIntake(server)`` (any object with ``.store``), kept for a
+    release, takes the store, host, ``any_login``, hostname and ``errors`` of
+    that server; use ``POP3Server(smtp=...)`` or ``SMTPIntake(server.store, ...)``.
     """
+
+    _kind = "SMTPIntake"
+    _what = "the SMTP intake"
+    _thread_prefix = "fakepop3-smtp"
+    _log = log
+    _log_text = "error inside the fakepop3 SMTP intake"
 
     def __init__(
         self,
-        server: POP3Server,
+        store: MailStore,
         host: str | None = None,
         port: int = 0,
         *,
         any_login: bool | None = None,
         hostname: str | None = None,
         data_size_limit: int | None = 64 * 1024 * 1024,
+        errors: list[BaseException] | None = None,
     ) -> None:
         _aiosmtpd_smtp()  # fail here, with the install hint, when the extra is missing
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(
                 f"SMTP port must be an integer from 0 to 65535 (0 picks a free port), not {port!r}"
             )
-        self.server = server
-        self.host = host if host is not None else server.host
+        if not isinstance(store, MailStore) and hasattr(store, "store"):
+            # The old form, SMTPIntake(server): read what it offered, without knowing its type.
+            warnings.warn(
+                "SMTPIntake(server) is deprecated: use POP3Server(smtp=...) or "
+                "SMTPIntake(server.store, host, port, any_login=..., hostname=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            server: Any = store
+            store = server.store
+            host = server.host if host is None else host
+            any_login = server.settings.any_login if any_login is None else any_login
+            hostname = server.settings.hostname if hostname is None else hostname
+            errors = server.errors if errors is None else errors
+        self._init_service(errors)
+        self.store = store
+        self.host = host if host is not None else "127.0.0.1"
         self.port = port
-        self.any_login = server.settings.any_login if any_login is None else any_login
-        self.hostname = hostname if hostname is not None else server.settings.hostname
+        self.any_login = bool(any_login)
+        self.hostname = hostname if hostname is not None else "localhost"
         self.data_size_limit = data_size_limit
         self.deliveries: list[Delivery] = []
         self._listeners: list[Callable[[Delivery], None]] = []
         self._lock = threading.Lock()
         self._servers: list[asyncio.Server] = []  # one per address of the host, one port
         self._protocols: set[Any] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._host: LoopThread | None = None  # the thread host of `with intake:`
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self.running else "stopped"
         return f"<SMTPIntake {state}>"
-
-    @property
-    def running(self) -> bool:
-        return bool(self._servers)
 
     # --- delivery (also usable without SMTP) ------------------------------------------------
     def resolve(self, address: str) -> str | None:
@@ -157,7 +181,7 @@ class SMTPIntake:
         local = address.rpartition("@")[0] if "@" in address else address
         if not local or any(c in local for c in "\r\n\0"):
             return None
-        store = self.server.store
+        store = self.store
         if local in store:
             return local
         folded = [name for name in store.users if name.casefold() == local.casefold()]
@@ -178,7 +202,7 @@ class SMTPIntake:
                 users.append(user)
         for user in users:
             # add_user returns the existing maildrop; it makes one only for any_login.
-            self.server.store.add_user(user).add(content)
+            self.store.add_user(user).add(content)
         delivery = Delivery(mail_from, tuple(users), tuple(recipients), len(content), time.time())
         with self._lock:
             self.deliveries.append(delivery)
@@ -192,18 +216,15 @@ class SMTPIntake:
         with self._lock:
             self._listeners.append(listener)
 
-    def _report(self, error: BaseException) -> None:
-        self.server.errors.append(error)
-        log.error("error inside the fakepop3 SMTP intake", exc_info=error)
+    # --- the lifecycle (Service): start/stop, with, async with, running, errors -------------
+    def _exception_handler(self) -> ExceptionHandler | None:
+        return None  # asyncio's own (it logs): aiosmtpd reports a client's errors itself
 
-    # --- lifecycle on a running loop --------------------------------------------------------
-    async def start_async(self) -> None:
+    async def _open(self) -> None:
         """Bind and start serving SMTP on the running loop."""
-        if self._servers:
-            raise RuntimeError("this SMTPIntake is already running")
         smtp = _aiosmtpd_smtp()
-        loop = asyncio.get_running_loop()
-        self._loop = loop
+        loop = self._loop
+        assert loop is not None
         handler = _Handler(self)
 
         def factory() -> Any:
@@ -235,11 +256,9 @@ class SMTPIntake:
         self._servers = servers
         self.port = servers[0].sockets[0].getsockname()[1]
 
-    async def stop_async(self) -> None:
+    async def _close(self) -> None:
         """Stop listening and close every SMTP connection."""
         servers, self._servers = self._servers, []
-        if not servers:
-            return
         for server in servers:
             server.close()
         for protocol in list(self._protocols):
@@ -252,42 +271,3 @@ class SMTPIntake:
             if not self._protocols:
                 break
             await asyncio.sleep(0)
-
-    async def __aenter__(self) -> SMTPIntake:
-        await self.start_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop_async()
-
-    # --- lifecycle in a thread --------------------------------------------------------------
-    def start(self) -> None:
-        """Start on a loop of its own in a background thread; returns once listening."""
-        if self._servers or self._host is not None:
-            raise RuntimeError("this SMTPIntake is already running")
-        host = LoopThread(f"fakepop3-smtp-{id(self):x}", self.start_async, self.stop_async)
-        host.start()
-        self._host = host
-
-    def stop(self) -> None:
-        """Stop the thread-hosted intake; returns once its connections are closed."""
-        host, self._host = self._host, None
-        if host is not None:
-            host.stop()
-
-    def __enter__(self) -> SMTPIntake:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

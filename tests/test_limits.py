@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fakepop3 import POP3Server, Session
-from fakepop3 import server as server_module
 from fakepop3.protocol import MAX_LINE, MAX_SASL_LINE
+from fakepop3.server import _transport as server_module
 
 from .conftest import DEADLINE, USERS, RawClient
 

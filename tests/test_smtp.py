@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from fakepop3 import POP3Server
+from fakepop3 import MailStore, POP3Server, ServerError
 from fakepop3.smtp import Delivery, SMTPIntake
 
 DEADLINE = 10.0
@@ -30,7 +31,7 @@ def pair() -> Iterator[tuple[POP3Server, SMTPIntake]]:
     """A thread-hosted POP3 server (alice, bob) with a thread-hosted SMTP intake."""
     with (
         POP3Server(users={"alice": "secret", "bob": "hunter2"}) as server,
-        SMTPIntake(server) as intake,
+        SMTPIntake(server.store, errors=server.errors) as intake,
     ):
         yield server, intake
     server.raise_errors()
@@ -117,7 +118,7 @@ def test_listener_sees_each_delivery(pair: tuple[POP3Server, SMTPIntake]) -> Non
 
 
 def test_any_login_makes_a_maildrop_for_a_new_recipient() -> None:
-    with POP3Server(any_login=True) as server, SMTPIntake(server) as intake:
+    with POP3Server(any_login=True) as server, server.smtp_intake() as intake:
         send(intake, ["newcomer@example.org"])
         assert retr_all(server, "newcomer", "any password") == [MESSAGE]
     server.raise_errors()
@@ -125,7 +126,7 @@ def test_any_login_makes_a_maildrop_for_a_new_recipient() -> None:
 
 def test_any_login_can_be_set_on_the_intake_alone() -> None:
     with POP3Server(users={"alice": "pw"}) as server:
-        intake = SMTPIntake(server, any_login=True)
+        intake = SMTPIntake(server.store, any_login=True)
         with intake:
             send(intake, ["zed@example.org"])
         assert len(server.mailbox("zed")) == 1
@@ -133,7 +134,10 @@ def test_any_login_can_be_set_on_the_intake_alone() -> None:
 
 @pytest.mark.asyncio
 async def test_async_with_on_the_running_loop() -> None:
-    async with POP3Server(users={"alice": "secret"}) as server, SMTPIntake(server) as intake:
+    async with (
+        POP3Server(users={"alice": "secret"}) as server,
+        SMTPIntake(server.store, errors=server.errors) as intake,
+    ):
         assert intake.running
         refused = await asyncio.to_thread(send, intake, ["alice@example.org"])
         assert refused == {}
@@ -163,19 +167,19 @@ def test_port_in_use_is_raised_in_the_caller() -> None:
         port = busy.getsockname()[1]
         server = POP3Server()
         with pytest.raises(OSError, match=f"SMTP intake cannot listen on 127.0.0.1:{port}"):
-            SMTPIntake(server, port=port).start()
+            SMTPIntake(server.store, port=port).start()
 
 
 @pytest.mark.parametrize("port", [-1, 65536, "25", True])
 def test_bad_port_is_refused(port: object) -> None:
     with pytest.raises(ValueError, match="SMTP port must be an integer from 0 to 65535"):
-        SMTPIntake(POP3Server(), port=port)  # type: ignore[arg-type]
+        SMTPIntake(MailStore(), port=port)  # type: ignore[arg-type]
 
 
 def test_missing_aiosmtpd_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosmtpd", None)  # makes "import aiosmtpd" fail
     with pytest.raises(RuntimeError, match=r"pip install 'fakepop3\[smtp\]'"):
-        SMTPIntake(POP3Server())
+        SMTPIntake(MailStore())
 
 
 def test_starting_twice_is_an_error(pair: tuple[POP3Server, SMTPIntake]) -> None:
@@ -220,3 +224,49 @@ def test_pop3server_smtp_true_takes_mail_for_its_users() -> None:
         port = server.smtp_port
     with pytest.raises(ConnectionRefusedError):  # stopped together with the POP3 server
         smtplib.SMTP(server.host, port, timeout=10)
+
+
+def test_the_old_form_smtpintake_of_a_server_still_works_with_a_warning() -> None:
+    """SMTPIntake(server), deprecated for a release: the server's store, host, any_login,
+    hostname and errors list, read from the object without the intake knowing its type."""
+    server = POP3Server(host="localhost", any_login=True, hostname="mail.test")
+    with pytest.warns(DeprecationWarning, match=r"SMTPIntake\(server\) is deprecated"):
+        intake = SMTPIntake(server)  # type: ignore[arg-type]
+    assert intake.store is server.store and intake.host == "localhost"
+    assert intake.any_login and intake.hostname == "mail.test"
+    assert intake.errors is server.errors
+    with pytest.warns(DeprecationWarning):
+        assert not SMTPIntake(POP3Server(), any_login=False).any_login  # type: ignore[arg-type]
+
+
+def test_the_intake_alone_has_defaults_and_its_own_errors() -> None:
+    store = MailStore()
+    store.add_user("alice")
+    intake = SMTPIntake(store)
+    assert (intake.host, intake.port, intake.any_login, intake.hostname) == (
+        "127.0.0.1",
+        0,
+        False,
+        "localhost",
+    )
+    intake.raise_errors()  # nothing yet
+    intake._report(ValueError("boom"))
+    with pytest.raises(ServerError, match=r"1 error\(s\) inside the SMTP intake"):
+        intake.raise_errors()
+
+
+def test_the_server_makes_its_intake_one_way() -> None:
+    server = POP3Server(host="localhost", any_login=True, hostname="mail.test")
+    intake = server.smtp_intake(port=0)
+    assert intake.store is server.store and intake.host == "localhost"
+    assert intake.any_login and intake.hostname == "mail.test"
+    assert intake.errors is server.errors
+    assert server.smtp_intake("127.0.0.1").host == "127.0.0.1"
+
+
+def test_importing_the_smtp_module_does_not_import_the_server() -> None:
+    code = "import sys, fakepop3.smtp; print(sorted(m for m in sys.modules if m.startswith('fakepop3.server')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

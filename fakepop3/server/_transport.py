@@ -1,0 +1,502 @@
+"""The connection protocol: one client connection between asyncio and a protocol ``Session``.
+
+``_Connection`` is an ``asyncio.BufferedProtocol``: it reads into the server's one receive
+buffer, feeds the session, and carries out the session's actions (send, pause, throttle,
+start TLS, close).  Rules a maintainer must keep:
+
+* The session is made in one place, ``connection_made``; nothing else constructs one.
+* Output is never lost: queued output is handed over before a close, and a reply is written
+  only after every earlier one (a big reply is queued in ``CHUNK`` slices, paced by
+  ``pause_writing``/``resume_writing``).
+* While the connection waits (a fault's pause, a slow reader) it stops reading once
+  ``MAX_PENDING_LINES`` lines are queued, so that a client cannot grow memory without bound.
+* An exception inside the server is reported to the server (``server._report``) and ends the
+  session with ``-ERR [SYS/PERM]``; it never escapes into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+import ssl
+import struct
+from collections.abc import Callable
+from time import monotonic as _monotonic
+from typing import TYPE_CHECKING, Any
+
+from .. import history as _history
+from ..faults import Faults
+from ..protocol import (
+    Action,
+    Close,
+    Pause,
+    Send,
+    Session,
+    StartTLS,
+    State,
+    Throttle,
+)
+
+if TYPE_CHECKING:
+    from ._pop3server import POP3Server
+
+#: Largest piece handed to the transport at once; bigger replies are streamed with flow control.
+CHUNK = 256 * 1024
+#: Transport write buffer limits: above HIGH the session stops until the client reads.
+HIGH_WATER = 512 * 1024
+LOW_WATER = 128 * 1024
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+#: Size of the receive buffer (one per server; a read takes at most this many bytes).
+RECV_BUFFER = 64 * 1024
+#: Connections the kernel queues before the server accepts them (asyncio's default is 100: a
+#: Complete command lines a busy session may hold before the server stops reading.
+MAX_PENDING_LINES = 1024
+
+
+_CLOSED = State.CLOSED  # a module global: cheaper to read than an Enum class attribute
+_INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n"
+
+
+class _Connection(asyncio.BufferedProtocol):
+    """One client connection: feeds the session, carries out its actions."""
+
+    __slots__ = (
+        "active",
+        "busy",
+        "close_reason",
+        "closing",
+        "drained",
+        "fast",
+        "implicit_tls",
+        "last_activity",
+        "line_timer",
+        "loop",
+        "out",
+        "paused_writing",
+        "server",
+        "session",
+        "task",
+        "throttle",
+        "transport",
+    )
+
+    def __init__(self, server: POP3Server, implicit_tls: bool) -> None:
+        self.server = server
+        self.implicit_tls = implicit_tls
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.busy = False
+        self.closing = False
+        self.paused_writing = False
+        self.line_timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        # Output waiting for the transport to drain; made only when a reply is big or the
+        # client is slow (an empty deque costs ~700 bytes per idle session).
+        self.out: collections.deque[memoryview] | None = None
+        self.throttle: float | None = None
+        self.close_reason = _history.DROP
+        self.drained: asyncio.Future[None] | None = None
+        # True while a command line may go straight to the session's fast lane: a session,
+        # nothing queued or paused, not busy, closing or throttled (see _refresh_fast).
+        self.fast = False
+
+    # --- asyncio callbacks --------------------------------------------------------------
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # Not an isinstance check (nor a typing.cast call): uvloop's TCP transports have the
+        # methods, not the base class.
+        transport: asyncio.Transport = base  # type: ignore[assignment]
+        self.transport = transport
+        loop = self.server._loop
+        # The server's loop (asking asyncio costs a getpid() system call per connection).
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        server = self.server
+        limit = server.max_connections
+        if limit is not None and len(server._connections) >= limit:
+            transport.write(b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n")
+            transport.close()
+            return
+        server._connections.add(self)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        # Session(...) with positional arguments (see Session._setup).
+        self.session = session = Session.__new__(Session)
+        session._setup(
+            server.store,
+            server.settings,
+            server.history,
+            peer[:2],  # (host, port): an IPv6 address has two more fields
+            self.implicit_tls,
+            server.faults.hook if isinstance(server.faults, Faults) else server.faults,
+            _monotonic,
+            server._auth,
+        )
+        # The server's idle sweep reads these: `active` says that bytes came in since its last
+        # pass (a flag is cheaper to set on every read than asking the clock).
+        self.last_activity = _monotonic()
+        self.active = False
+        self.fast = True
+        try:
+            line = session.greeting_line()  # the usual greeting: one line
+            if line is not None:
+                transport.write(line)
+            else:
+                self._run(self.session.greeting())
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+
+    # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
+    # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which
+    # glibc serves with mmap/mremap/munmap (three system calls per command, ~30% of the CPU).
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server._recv_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self.server._recv_buffer[:nbytes].tobytes()  # cheaper than bytes(view)
+        session = self.session
+        if not self.fast or session is None:
+            self.data_received(data)
+            return
+        # The fast lane: one whole command line answered by one reply (the usual exchange).
+        try:
+            reply = session.answer_line(data)
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+            return
+        if reply is None:
+            self.data_received(data)
+            return
+        self.active = True
+        if len(reply) == 1 and len(reply[0]) <= CHUNK:
+            self.transport.write(reply[0])  # type: ignore[union-attr]
+        elif len(reply) == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
+            self.transport.write(b"".join(reply))  # type: ignore[union-attr]
+        else:
+            self._send(reply)
+        if session.state is _CLOSED:
+            self._close(session._close_reason)  # the close_reason property, without a call
+
+    def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
+        self._write(reply)
+        if self.out or self.paused_writing:
+            self._go_async([])
+        else:
+            self._refresh_fast()
+
+    def _refresh_fast(self) -> None:
+        """Work out ``fast``, read once per packet by buffer_updated.  Whatever makes it false
+        clears it where it happens; it is worked out again after the general path ran."""
+        self.fast = (
+            self.session is not None
+            and not self.busy
+            and not self.closing
+            and not self.out
+            and not self.paused_writing
+            and self.throttle is None
+        )
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None or self.closing:
+            return
+        self.active = True
+        session.receive_data(data)
+        limit = self.server.command_timeout
+        if limit is not None:
+            # The idle timer restarts on any byte, so a client sending one byte a second would
+            # hold the connection for ever: a command line must also end within the limit.
+            if self.line_timer is not None and data.find(b"\n") >= 0:
+                self.line_timer.cancel()
+                self.line_timer = None
+            if self.line_timer is None and session.has_partial_line():
+                self.line_timer = self.loop.call_later(limit, self._check_line)
+        if not self.busy:
+            try:
+                self._process()
+            except Exception as error:
+                self.server._report(error)
+                self._abort(_INTERNAL_ERROR, _history.SERVER)
+            self._refresh_fast()
+        elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
+            # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
+            # so a pipelining flood cannot grow the line queue without bound.
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.fast = False
+        if self.line_timer is not None:
+            self.line_timer.cancel()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.drained is not None and not self.drained.done():
+            self.drained.cancel()
+        self.server._connections.discard(self)
+        if self.session is not None:
+            try:
+                self.session.connection_lost(self.close_reason)
+            except Exception as error:  # pragma: no cover - a bug; surfaced to the test
+                self.server._report(error)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+        self.fast = False
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        self._refresh_fast()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # --- running the session ------------------------------------------------------------
+    def _guard(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+
+    def _process(self) -> None:
+        session = self.session
+        assert session is not None
+        transport = self.transport
+        while not self.busy and not self.closing:
+            actions = session.next_actions()
+            if actions is None:
+                return
+            # The common case inline: one small reply, nothing queued, the client reading.
+            if len(actions) == 1 and not self.out and not self.paused_writing:
+                action = actions[0]
+                if type(action) is Send and self.throttle is None:
+                    buffers = action.buffers
+                    if len(buffers) == 1 and len(buffers[0]) <= CHUNK and transport is not None:
+                        transport.write(buffers[0])
+                        continue
+            self._run(actions)
+
+    def _run(self, actions: list[Action]) -> None:
+        """Carry out actions synchronously; hand the rest to a task at the first wait."""
+        if len(actions) == 1 and type(actions[0]) is Send and self.throttle is None:
+            self._write(actions[0].buffers)  # the common case: one reply
+            if self.out or self.paused_writing:
+                self._go_async([])
+            return
+        for i, action in enumerate(actions):
+            if isinstance(action, Send) and self.throttle is None:
+                self._write(action.buffers)
+                if self.out or self.paused_writing:
+                    self._go_async(actions[i + 1 :])
+                    return
+            elif isinstance(action, Close):
+                self._close(action.reason)
+                return
+            elif isinstance(action, Throttle):
+                self.throttle = action.bytes_per_second
+                self.fast = False
+            else:
+                self._go_async(actions[i:])
+                return
+
+    def _go_async(self, rest: list[Action]) -> None:
+        self.busy = True
+        self.fast = False
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.task = self.loop.create_task(self._run_async(rest))
+
+    async def _run_async(self, actions: list[Action]) -> None:
+        try:
+            await self._flush()
+            for action in actions:
+                if self.closing:
+                    return
+                if isinstance(action, Send):
+                    if self.throttle is None:
+                        self._write(action.buffers)
+                        await self._flush()
+                    else:
+                        await self._write_slowly(action.buffers, self.throttle)
+                elif isinstance(action, Pause):
+                    await self._sleep(action.seconds)
+                elif isinstance(action, Throttle):
+                    self.throttle = action.bytes_per_second
+                    self.fast = False
+                elif isinstance(action, StartTLS):
+                    await self._start_tls()
+                elif isinstance(action, Close):
+                    self._close(action.reason)
+                    return
+            if self.closing:
+                return
+            self.busy = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._process()
+            self._refresh_fast()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, ssl.SSLError, OSError):
+            self._abort()
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+
+    def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
+        transport = self.transport
+        assert transport is not None
+        if not self.out:
+            # The common case: a small reply goes out in one write (one send() call).
+            if len(buffers) == 1 and len(buffers[0]) <= CHUNK:
+                transport.write(buffers[0])
+                return
+            if sum(map(len, buffers)) <= CHUNK:
+                transport.write(b"".join(buffers))
+                return
+        # A big reply: the transport's buffer limits are raised (once is enough, but asking
+        # each time is cheap here) so that it takes big slices, paced by pause_writing.
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        for buf in buffers:
+            if self.out or len(buf) > CHUNK:
+                self.fast = False  # output queued: the fast lane waits for it (see _refresh_fast)
+                if self.out is None:
+                    self.out = collections.deque()
+                view = memoryview(buf)
+                for start in range(0, len(view), CHUNK):
+                    self.out.append(view[start : start + CHUNK])
+            else:
+                transport.write(buf)
+        self._pump()
+
+    def _pump(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        while self.out and not self.paused_writing and not self.closing:
+            transport.write(self.out.popleft())
+
+    async def _flush(self) -> None:
+        """Wait until the queued output has been handed to the transport and it can take more.
+
+        Waiting while the transport is paused also bounds a pipelining client that never
+        reads: no further command is handled until its replies drain below HIGH_WATER.
+        """
+        while (self.out or self.paused_writing) and not self.closing:
+            if self.paused_writing:
+                self.drained = self.loop.create_future()
+                await self.drained
+            self._pump()
+
+    async def _write_slowly(self, buffers: tuple[bytes | memoryview, ...], rate: float) -> None:
+        transport = self.transport
+        assert transport is not None
+        step = max(1, int(rate / 20))
+        for buf in buffers:
+            view = memoryview(buf)
+            for start in range(0, len(view), step):
+                if self.closing:
+                    return
+                transport.write(view[start : start + step])
+                await self._sleep(step / rate)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for a fault (Pause, Throttle) while reading, so a client hanging up ends the session."""
+        transport = self.transport
+        assert transport is not None
+        transport.resume_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not self.closing:
+                transport.pause_reading()
+
+    async def _start_tls(self) -> None:
+        tls = self.server.tls
+        assert tls is not None and self.transport is not None and self.session is not None
+        await self._flush()
+        transport = self.transport
+        try:
+            new = await self.loop.start_tls(
+                transport,
+                self,
+                tls.server_context,
+                server_side=True,
+                ssl_handshake_timeout=self.server._handshake_timeout(),
+            )
+        except BaseException:
+            # A handshake that fails, times out or is cut: asyncio tells the TLS layer, never
+            # this protocol, so end the session here (or it stays open and counted for ever).
+            transport.abort()
+            self.connection_lost(None)
+            raise
+        if new is None:  # pragma: no cover - the connection went away during the handshake
+            transport.abort()
+            self.connection_lost(None)
+            return
+        self.transport = new
+        self.session.tls_started()
+
+    def _check_idle(self, now: float, timeout: float) -> None:
+        """Called by the server's sweep: end the session if it has been idle too long.
+
+        Bytes that came in since the last pass count as activity now (never earlier than
+        they came), so a session is never ended early; it ends at most two sweep intervals
+        after its idle time reached ``timeout``.
+        """
+        if self.active:
+            self.active = False
+            self.last_activity = now
+        elif not self.closing and now - self.last_activity >= timeout:
+            # RFC 1939 s3: the server "should close the TCP connection without removing
+            # any messages or sending any response to the client".
+            self._abort(reason=_history.TIMEOUT)
+
+    def _check_line(self) -> None:
+        self.line_timer = None
+        limit = self.server.command_timeout
+        if self.closing or limit is None or self.session is None:
+            return
+        if self.busy:  # still answering an earlier command: the client may be reading it
+            self.line_timer = self.loop.call_later(limit, self._check_line)
+        elif self.session.has_partial_line():
+            text = f"-ERR Command line not finished within {limit:g} seconds; closing.\r\n"
+            self._abort(text.encode(), _history.TIMEOUT)
+
+    def _close(self, reason: str) -> None:
+        self.close_reason = reason
+        self.closing = True
+        self.fast = False
+        if self.transport is not None:
+            if self.out:
+                # Queued output would be lost by close(); hand it over first.
+                for view in self.out:
+                    self.transport.write(view)
+                self.out = None
+            self.transport.close()
+
+    def _abort(self, message: bytes | None = None, reason: str = _history.DROP) -> None:
+        """Close at once, discarding unsent output (optionally after a last line)."""
+        if not self.closing:
+            # A connection already closing keeps the reason it closed for: after QUIT, a TLS
+            # connection stays open until the client answers the server's close_notify, and
+            # a server stopping meanwhile must not turn that "quit" into "server".
+            self.close_reason = reason
+        self.closing = True
+        self.fast = False
+        unsent = bool(self.out)
+        self.out = None
+        if self.transport is not None:
+            if message and not self.transport.is_closing():
+                self.transport.write(message)
+                self.transport.close()
+            else:
+                # With a reply still queued, reset rather than FIN: otherwise the kernel goes on
+                # trickling it to a client that reads slowly, long after the session was dropped.
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None and (unsent or self.transport.get_write_buffer_size()):
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                self.transport.abort()

@@ -3,6 +3,7 @@
 The public API is re-exported here; see the README for a tour.
 """
 
+from . import mail  # noqa: F401  (importing it gives Mailbox its generate, load, add_message)
 from .faults import FaultConfigError, FaultRule, Faults
 from .history import CommandRecord, History, SessionRecord
 from .protocol import Session, Settings, State

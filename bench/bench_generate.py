@@ -1,4 +1,4 @@
-"""Mailbox generation speed: fakepop3.generate against the naive EmailMessage way.
+"""Mailbox generation speed: fakepop3.mail.generate_messages against the naive EmailMessage way.
 
 Run by hand: ``python bench/bench_generate.py [--runs N] [--cold-runs N] [--quick]``.
 
@@ -19,7 +19,7 @@ Run by hand: ``python bench/bench_generate.py [--runs N] [--cold-runs N] [--quic
   ``mailbox.generate(100_000, seed=1)``, starts the server and logs in with
   poplib; the time from spawning it to the ``STAT`` reply (median of
   ``--cold-runs``), with the child's own split. Also the generator's share alone:
-  a fresh interpreter importing ``fakepop3.generate`` and computing all 100,000
+  a fresh interpreter importing ``fakepop3.mail``'s generator and computing all 100,000
   sizes.
 
 The load average (``/proc/loadavg``) is printed before and after: on a shared
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from faker import Faker
 
-from fakepop3.generate import generate_messages
+from fakepop3.mail import generate_messages
 
 COLD_COUNT = 100_000
 
@@ -73,7 +73,7 @@ server.stop()
 SIZES_CHILD = """\
 import time
 t0 = time.perf_counter()
-from fakepop3.generate import generate_messages
+from fakepop3.mail import generate_messages
 total = sum(generate_messages(%(count)d, seed=1).sizes())
 print(time.perf_counter() - t0, total, flush=True)
 """
@@ -224,7 +224,7 @@ def cold_start(runs: int) -> None:
         _, line = run_child(SIZES_CHILD % {"count": COLD_COUNT})
         gen.append(float(line.split()[0]))
     print(
-        f"  generator's share (fresh interpreter: import fakepop3.generate + sizes() of"
+        f"  generator's share (fresh interpreter: import the generator + sizes() of"
         f" {COLD_COUNT:,}): {statistics.median(gen) * 1000:,.0f} ms median of {runs}"
     )
 

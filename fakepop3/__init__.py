@@ -13,11 +13,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .builder import Attachment, Attachments, build_message
     from .faults import FaultConfigError, FaultRule, Faults
-    from .generate import GeneratedMail, HookContext, MessageGenerator, generate_messages
     from .history import CommandRecord, History, SessionRecord
-    from .loaders import MailLoadError, detect_format, load_messages
+    from .mail import (
+        Attachment,
+        Attachments,
+        GeneratedMail,
+        HookContext,
+        MailLoadError,
+        MessageGenerator,
+        build_message,
+        detect_format,
+        generate_messages,
+        load_messages,
+    )
     from .protocol import (
         Action,
         Close,
@@ -48,16 +57,16 @@ _HOMES: dict[str, str] = {
     "Mailbox": "store",
     "Message": "store",
     "UnknownUserError": "store",
-    "build_message": "builder",
-    "Attachment": "builder",
-    "Attachments": "builder",
-    "generate_messages": "generate",
-    "GeneratedMail": "generate",
-    "MessageGenerator": "generate",
-    "HookContext": "generate",
-    "load_messages": "loaders",
-    "detect_format": "loaders",
-    "MailLoadError": "loaders",
+    "build_message": "mail",
+    "Attachment": "mail",
+    "Attachments": "mail",
+    "generate_messages": "mail",
+    "GeneratedMail": "mail",
+    "MessageGenerator": "mail",
+    "HookContext": "mail",
+    "load_messages": "mail",
+    "detect_format": "mail",
+    "MailLoadError": "mail",
     # what the server records
     "History": "history",
     "CommandRecord": "history",
@@ -78,6 +87,10 @@ _HOMES: dict[str, str] = {
     "StartTLS": "protocol",
     "Close": "protocol",
 }
+
+# The mail package gives Mailbox its generate/load/add_message (the store does not import it);
+# importing it is cheap: its own names load on first use too.
+from . import mail as _mail  # noqa: E402, F401
 
 __all__ = [
     "Action",

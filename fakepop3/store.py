@@ -9,26 +9,50 @@ A message is stored as the bytes it was given.  What the server sends is
 derived once per message and cached: the bytes with every line end turned into
 CRLF (and a final CRLF added when the message has none), their size in octets
 (what LIST and STAT report) and the dot-stuffed form that RETR sends.
+
+Rules a maintainer must keep:
+
+* The store imports nothing of fakepop3 (the layers above it -- the protocol
+  core, the server, the mail package -- import the store), and nothing at
+  import time that pulls in ``socket``, ``ssl`` or ``asyncio``: ``email``'s
+  message and policy modules (``email.utils`` imports ``socket`` on Python
+  3.11) are imported only where a message object is handled.  A test reads
+  this module's imports and checks ``sys.modules`` in a fresh interpreter.
+* Mail the store does not make itself comes through small protocols it
+  defines: :class:`LazySource` (messages made on demand, with their sizes known
+  first) for :meth:`Mailbox.add_lazy`, and :class:`MailHelpers`, which
+  ``fakepop3.mail`` registers with :func:`use_mail_helpers` when imported
+  (``import fakepop3`` does), for ``Mailbox.add_message``, ``generate`` and
+  ``load``.
 """
 
 from __future__ import annotations
 
-import email.message
-import email.policy
 import hashlib
 import itertools
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
-if TYPE_CHECKING:
-    from .loaders import MailFormat
+if TYPE_CHECKING:  # imported where a message object is handled: email.utils imports socket
+    import email.message
 
-__all__ = ["MailStore", "Mailbox", "Message", "MessageInput", "UnknownUserError"]
+__all__ = [
+    "LazySource",
+    "MailHelpers",
+    "MailStore",
+    "Mailbox",
+    "Message",
+    "MessageInput",
+    "MessageSource",
+    "UnknownUserError",
+    "use_mail_helpers",
+]
 
-MessageInput = Union[bytes, bytearray, memoryview, str, email.message.Message, "Message"]
+MessageInput = Union[bytes, bytearray, memoryview, str, "email.message.Message", "Message"]
 
 _UID_ALPHABET = frozenset(range(0x21, 0x7F))
 
@@ -63,6 +87,57 @@ def dot_stuff(crlf: bytes) -> bytes:
     return stuffed
 
 
+class MessageSource(Protocol):
+    """Where a lazy :class:`Message` gets its bytes: ``source[index]``."""
+
+    def __getitem__(self, index: int, /) -> bytes: ...
+
+
+class LazySource(MessageSource, Protocol):
+    """Messages made on demand whose sizes are known first (``GeneratedMail`` is one).
+
+    ``sizes()`` gives the exact size of every message (with CRLF line ends) without
+    making them; ``source[k]`` makes message ``k`` when a session or a test first
+    reads it.  See :meth:`Mailbox.add_lazy`.
+    """
+
+    def __len__(self) -> int: ...
+
+    def sizes(self) -> list[int]: ...
+
+
+class MailHelpers(Protocol):
+    """The mail makers behind ``Mailbox.add_message``, ``generate`` and ``load``.
+
+    ``fakepop3.mail`` provides them (:func:`use_mail_helpers`); the store does not
+    import the mail package.
+    """
+
+    def build_message(self, **fields: Any) -> bytes: ...
+
+    def generate(self, mailbox: Mailbox, count: int, **knobs: Any) -> list[Message]: ...
+
+    def load_messages(self, path: str | os.PathLike[str], *, format: str | None) -> list[bytes]: ...
+
+
+_mail_helpers: MailHelpers | None = None
+
+
+def use_mail_helpers(helpers: MailHelpers) -> None:
+    """Make ``helpers`` what ``Mailbox.add_message``, ``generate`` and ``load`` call."""
+    global _mail_helpers
+    _mail_helpers = helpers
+
+
+def _mail(method: str) -> MailHelpers:
+    if _mail_helpers is None:
+        raise RuntimeError(
+            f"Mailbox.{method}() needs the mail package: import fakepop3.mail "
+            "(import fakepop3 does)"
+        )
+    return _mail_helpers
+
+
 def _coerce(message: MessageInput) -> bytes:
     if isinstance(message, Message):
         return message.raw
@@ -70,8 +145,11 @@ def _coerce(message: MessageInput) -> bytes:
         return bytes(message)
     if isinstance(message, str):
         return message.encode("utf-8", "surrogateescape")
-    if isinstance(message, email.message.Message):
-        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    # An email.message.Message exists only once its module is imported: no import here.
+    email_message = sys.modules.get("email.message")
+    if email_message is not None and isinstance(message, email_message.Message):
+        raw: bytes = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        return raw
     raise TypeError(
         f"a message must be bytes, str or email.message.Message, not {type(message).__name__}"
     )
@@ -111,7 +189,7 @@ class Message:
         raw: bytes | None,
         uid: str,
         *,
-        source: Sequence[bytes] | None = None,
+        source: MessageSource | None = None,
         index: int = 0,
         size: int | None = None,
     ) -> None:
@@ -127,7 +205,7 @@ class Message:
         self._body_offset: int | None = None
 
     @classmethod
-    def lazy(cls, source: Sequence[bytes], index: int, uid: str, size: int) -> Message:
+    def lazy(cls, source: MessageSource, index: int, uid: str, size: int) -> Message:
         """Message ``source[index]``, made on first use; ``size`` must be its CRLF size."""
         return cls(None, uid, source=source, index=index, size=size)
 
@@ -191,7 +269,9 @@ class Message:
 
     def as_email(self) -> email.message.EmailMessage:
         """Parse the message with the standard library (policy ``email.policy.default``)."""
+        import email.message
         import email.parser
+        import email.policy
 
         parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(self.raw)
         assert isinstance(parsed, email.message.EmailMessage)
@@ -252,8 +332,26 @@ class Mailbox:
             return stored
 
     def extend(self, messages: Iterable[MessageInput]) -> list[Message]:
-        """Append several messages; return them stored."""
-        return [self.add(m) for m in messages]
+        """Append several messages; return them stored (a login sees all of them or none)."""
+        with self._lock:
+            return [self.add(m) for m in messages]
+
+    def add_lazy(self, source: LazySource) -> list[Message]:
+        """Append every message of ``source``, each made on first use; return them stored.
+
+        Their sizes (what STAT and LIST report) come from ``source.sizes()`` at once;
+        ``source[k]`` is asked for when a session or the test first reads message ``k``.
+        """
+        sizes = source.sizes()
+        lazy = Message.lazy
+        with self._lock:
+            added = []
+            for k, size in enumerate(sizes):
+                n = next(self._uid_counter)
+                added.append(lazy(source, k, f"{n}.g{k}", size))
+            self._messages.extend(added)
+            self._changed()
+        return added
 
     def add_message(self, **fields: Any) -> Message:
         """Build a message in one line and add it: ``add_message(subject="Hi", text="...")``.
@@ -261,9 +359,7 @@ class Mailbox:
         Takes the keyword arguments of :func:`fakepop3.builder.build_message`
         (subject, sender, to, cc, text, html, attachments, headers, ...).
         """
-        from .builder import build_message
-
-        return self.add(build_message(**fields))
+        return self.add(_mail("add_message").build_message(**fields))
 
     def generate(self, count: int, **knobs: Any) -> list[Message]:
         """Add ``count`` realistic messages made with Faker (see :func:`fakepop3.generate.generate_messages`).
@@ -271,33 +367,15 @@ class Mailbox:
         The same ``seed`` (and knobs) gives the same bytes on every run.  Messages
         are made lazily: their sizes are known at once, their bytes on first use.
         """
-        from .generate import generate_messages
+        return _mail("generate").generate(self, count, **knobs)
 
-        mail = generate_messages(count, **knobs)
-        # Sizes in one pass, with no message built; a hook may change sizes: build those at once.
-        sizes = mail.sizes() if mail.generator.hook is None else None
-        lazy = Message.lazy
-        with self._lock:
-            added = []
-            for k in range(count):
-                n = next(self._uid_counter)
-                if sizes is not None:
-                    message = lazy(mail, k, f"{n}.g{k}", sizes[k])
-                else:
-                    raw = mail[k]
-                    message = Message(raw, f"{n}.{hashlib.sha1(raw).hexdigest()[:12]}")
-                added.append(message)
-            self._messages.extend(added)
-            self._changed()
-        return added
+    def load(self, path: str | os.PathLike[str], *, format: str | None = None) -> list[Message]:
+        """Add the messages of an ``.eml`` file, a folder of them, an mbox or a Maildir.
 
-    def load(
-        self, path: str | os.PathLike[str], *, format: MailFormat | None = None
-    ) -> list[Message]:
-        """Add the messages of an ``.eml`` file, a folder of them, an mbox or a Maildir."""
-        from .loaders import load_messages
-
-        return self.extend(load_messages(path, format=format))
+        ``format`` is one of ``"eml"``, ``"eml-dir"``, ``"mbox"``, ``"maildir"`` (see
+        :func:`fakepop3.loaders.load_messages`); by default it is detected.
+        """
+        return self.extend(_mail("load").load_messages(path, format=format))
 
     @property
     def messages(self) -> list[Message]:

@@ -629,6 +629,61 @@ def test_shares_out_of_range_are_rejected() -> None:
         generate_messages(1, locale=[])
 
 
+def test_knobs_are_checked_in_one_function_with_the_same_defaults_everywhere() -> None:
+    import inspect
+
+    from fakepop3.generate import MessageGenerator
+    from fakepop3.mail._generate import check_knobs
+
+    def defaults(fn: Any) -> dict[str, Any]:
+        params = inspect.signature(fn).parameters.values()
+        return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    knobs = defaults(check_knobs)
+    assert list(knobs) == [
+        "seed",
+        "locale",
+        "start",
+        "end",
+        "min_size",
+        "max_size",
+        "html",
+        "attachments",
+        "threads",
+        "non_ascii",
+        "dot_lines",
+        "non_ascii_locales",
+        "hook",
+        "cache_size",
+    ]
+    assert defaults(generate_messages) == knobs
+    without_cache = {k: v for k, v in knobs.items() if k != "cache_size"}
+    assert defaults(generate_message) == without_cache
+    assert defaults(MessageGenerator.__init__) == without_cache
+    checked = check_knobs(locale="fr_FR", start=dt.date(2020, 1, 1), end=1_600_000_000)
+    assert checked["locale"] == ("fr_FR",)
+    assert (checked["start"], checked["end"]) == (1_577_836_800, 1_600_000_000)
+    assert check_knobs(non_ascii_locales=())["non_ascii_locales"] == ("de_DE",)
+    assert check_knobs(html=1, min_size=1024.0)["html"] == 1.0  # type: ignore[arg-type]
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"locale": ()}, "locale: give at least one Faker locale"),
+        ({"start": 10, "end": 10}, "end (10) must be after start (10)"),
+        ({"min_size": 1000}, "min_size must be at least 1024 octets, got 1000"),
+        ({"min_size": 3000, "max_size": 2999}, "max_size (2999) must not be below min_size (3000)"),
+        ({"dot_lines": -0.1}, "dot_lines is a share between 0 and 1, got -0.1"),
+        ({"threads": 2}, "threads is a share between 0 and 1, got 2"),
+    ]
+    for knob, message in bad:
+        with pytest.raises(ValueError) as error:
+            check_knobs(**knob)
+        assert str(error.value) == message
+        with pytest.raises(ValueError) as error:
+            generate_messages(1, **knob)
+        assert str(error.value) == message
+    with pytest.raises(TypeError, match="bogus"):
+        check_knobs(bogus=1)  # type: ignore[call-arg]
+
+
 # --------------------------------------------------------------------- hook
 
 

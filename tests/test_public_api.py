@@ -34,12 +34,16 @@ def test_dir_lists_the_public_names() -> None:
     assert set(fakepop3.__all__) <= set(dir(fakepop3))
 
 
-def test_importing_the_package_loads_no_module_of_it() -> None:
-    code = "import sys, fakepop3; print(sorted(m for m in sys.modules if m.startswith('fakepop3')))"
+def test_importing_the_package_loads_only_the_store_and_the_mail_registry() -> None:
+    # The mail package registers Mailbox's generate/load/add_message with the store at import;
+    # nothing else of fakepop3 (server, core, faults, the generator itself) and nothing heavy.
+    code = "import sys, fakepop3; print('\\n'.join(sorted(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "['fakepop3']"
+    ).stdout.split()
+    ours = {m for m in out if m.startswith("fakepop3")}
+    assert ours <= {"fakepop3", "fakepop3.mail", "fakepop3.mail._mailbox", "fakepop3.store"}, ours
+    assert not {"asyncio", "ssl", "faker", "pytest", "email.policy"} & set(out)
 
 
 def test_a_public_name_loads_its_module_on_first_use() -> None:

@@ -401,3 +401,107 @@ def test_add_message_and_load(tmp_path: Path) -> None:
     assert [m.raw for m in loaded] == [b"Subject: a\r\n\r\nA\r\n", b"Subject: b\r\n\r\nB\r\n"]
     assert mailbox.load(tmp_path / "a.eml", format="eml")[0].raw == loaded[0].raw
     assert len(mailbox) == 4
+
+
+# --- what the store imports ----------------------------------------------------------------------
+#: Run in a fresh interpreter: load fakepop3/store.py under a stub package (so that
+#: fakepop3/__init__, which imports the server, does not run), then the mail package.
+STANDALONE_STORE = """
+import importlib, json, sys, types
+before = set(sys.modules)
+package = types.ModuleType("fakepop3")
+package.__path__ = [sys.argv[1]]
+sys.modules["fakepop3"] = package
+store = importlib.import_module("fakepop3.store")
+report = {"store": sorted(set(sys.modules) - before)}
+try:
+    store.MailStore().add_user("alice").generate(1)
+except RuntimeError as error:
+    report["unregistered"] = str(error)
+loaded = set(sys.modules)
+importlib.import_module("fakepop3.mail")
+report["mail"] = sorted(set(sys.modules) - loaded)
+box = store.MailStore().add_user("alice")
+box.generate(2, seed=5)
+report["sizes"] = [m.size for m in box.messages]
+report["raw"] = [len(m.raw) for m in box.messages]
+print(json.dumps(report))
+"""
+
+#: What neither the store nor ``import fakepop3.mail`` may pull in.
+HEAVY = {"socket", "_socket", "ssl", "_ssl", "asyncio", "selectors", "faker"}
+HEAVY_EMAIL = {"email.message", "email.utils", "email.policy", "email.parser"}
+
+
+def test_the_store_imports_nothing_of_fakepop3() -> None:
+    import ast
+
+    import fakepop3.store
+
+    tree = ast.parse(Path(fakepop3.store.__file__).read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+            name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            assert name not in ("__import__", "import_module"), ast.unparse(node)
+    assert not {name for name in imported if name.startswith((".", "fakepop3"))}, imported
+    assert "importlib" not in imported
+    assert imported <= {
+        "__future__",
+        "collections.abc",
+        "dataclasses",
+        "email.message",
+        "email.parser",
+        "email.policy",
+        "hashlib",
+        "itertools",
+        "os",
+        "sys",
+        "threading",
+        "typing",
+    }, imported
+
+
+def test_the_store_alone_imports_no_network_email_or_mail_modules() -> None:
+    import json
+    import subprocess
+    import sys
+
+    import fakepop3.store
+
+    here = str(Path(fakepop3.store.__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", STANDALONE_STORE, here],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    report = json.loads(out)
+    store_modules = set(report["store"])
+    assert not store_modules & (HEAVY | HEAVY_EMAIL), sorted(store_modules)
+    assert {m for m in store_modules if m.startswith("fakepop3.")} == {"fakepop3.store"}
+    assert report["unregistered"] == (
+        "Mailbox.generate() needs the mail package: import fakepop3.mail (import fakepop3 does)"
+    )
+    # The mail package is cheap to import: its modules load on first use.
+    mail_modules = set(report["mail"])
+    assert not mail_modules & (HEAVY | HEAVY_EMAIL), sorted(mail_modules)
+    assert {m for m in mail_modules if m.startswith("fakepop3.")} == {
+        "fakepop3.mail",
+        "fakepop3.mail._mailbox",
+    }
+    assert report["sizes"] == report["raw"] != []
+
+
+def test_email_messages_are_accepted_once_email_is_imported() -> None:
+    message = email.message.EmailMessage()
+    message["Subject"] = "lazy"
+    message.set_content("body")
+    stored = MailStore().add_user("alice").add(message)
+    assert stored.as_email()["Subject"] == "lazy"
+    with pytest.raises(TypeError, match="bytes, str or email.message.Message, not int"):
+        MailStore().add_user("bob").add(42)  # type: ignore[arg-type]

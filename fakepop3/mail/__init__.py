@@ -12,13 +12,18 @@ Rules a maintainer must keep:
   Faker: the names below are loaded on first use (PEP 562), since
   ``import fakepop3`` imports this package.
 * The store does not import this package; this package depends on the store,
-  never the other way round.
+  never the other way round.  Importing it registers ``_mailbox`` with the store
+  (``store.use_mail_helpers``): that is what ``Mailbox.add_message``,
+  ``Mailbox.generate`` and ``Mailbox.load`` call.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from .. import store as _store
+from . import _mailbox
 
 if TYPE_CHECKING:
     from ._builder import DEFAULT_DATE, Attachment, Attachments, build_message
@@ -105,6 +110,8 @@ __all__ = [
     "load_mbox",
     "load_messages",
 ]
+
+_store.use_mail_helpers(_mailbox)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,11 @@ True
 The result is RFC 5322 bytes with CRLF line ends. Defaults are fixed (a fixed
 ``Date``, a ``Message-ID`` derived from the content), so the same call gives
 the same bytes on every run.
+
+Rules a maintainer must keep: the defaults are fixed values (never the current
+time, the host name or a random ID), the file-type table is Python's built-in
+one (system ``mime.types`` files differ between machines), and this module is
+imported only on first use (``email.policy`` imports ``socket`` on Python 3.11).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ line ends (the standard library's :mod:`mailbox` turns them into ``\\n``; the
 store serves every message with CRLF). For mbox, the ``From `` separator line is
 not part of a message, and ``>From `` quoting is kept as stored.
 
+Rules a maintainer must keep: a loader never rewrites a message (no parsing,
+no re-encoding); errors are :class:`MailLoadError` (a ``ValueError``) or
+:class:`MailNotFoundError` (also a ``FileNotFoundError``) naming the path, and
+the CLI shows their ``expected`` text as it is.
+
 >>> load_messages("tests/data/inbox.mbox")  # doctest: +SKIP
 [b'From: ...', ...]
 """

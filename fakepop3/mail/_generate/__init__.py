@@ -68,7 +68,14 @@ from __future__ import annotations
 
 from ._build import MessageGenerator
 from ._hook import HookContext, MessageHook
-from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, MIN_SIZE_FLOOR
+from ._knobs import (
+    DEFAULT_END,
+    DEFAULT_NON_ASCII_LOCALES,
+    DEFAULT_START,
+    MIN_SIZE_FLOOR,
+    Knobs,
+    check_knobs,
+)
 from ._mail import GeneratedMail, generate_message, generate_messages
 
 __all__ = [
@@ -78,8 +85,10 @@ __all__ = [
     "MIN_SIZE_FLOOR",
     "GeneratedMail",
     "HookContext",
+    "Knobs",
     "MessageGenerator",
     "MessageHook",
+    "check_knobs",
     "generate_message",
     "generate_messages",
 ]

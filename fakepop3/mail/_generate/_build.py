@@ -33,8 +33,8 @@ from typing import Literal
 
 from ._bodies import attachment, html_part, text_part
 from ._hook import HookContext, MessageHook
-from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, MIN_SIZE_FLOOR, to_epoch
-from ._locale import Locale, faker_has_locale, locale_data
+from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, check_knobs
+from ._locale import Locale, locale_data
 from ._mime import Multi, Part, b64_body, png
 from ._plan import Plan, Planner
 from ._random import derive, stream_key
@@ -145,8 +145,8 @@ _LADDER: tuple[_Rung, ...] = (
 class MessageGenerator(Planner):
     """Builds message *k* of a generated mailbox on demand.
 
-    All knobs are validated once here; see :func:`generate_messages` for their
-    meaning. An instance may be shared between threads only if callers hold a
+    The knobs are checked by :func:`check_knobs`; see :func:`generate_messages` for
+    their meaning. An instance may be shared between threads only if callers hold a
     lock around :meth:`message` (its random generators and caches are its own;
     :class:`GeneratedMail` holds one). :meth:`size` and :meth:`sizes` need none.
     """
@@ -168,47 +168,41 @@ class MessageGenerator(Planner):
         non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
         hook: MessageHook | None = None,
     ) -> None:
-        self.seed = int(seed)
-        self.locales: tuple[str, ...] = (locale,) if isinstance(locale, str) else tuple(locale)
-        if not self.locales:
-            raise ValueError("locale: give at least one Faker locale")
-        self.non_ascii_locales = tuple(non_ascii_locales) or ("de_DE",)
-        self.start = to_epoch(start)
-        self.end = to_epoch(end)
-        if self.end <= self.start:
-            raise ValueError(f"end ({end!r}) must be after start ({start!r})")
-        if min_size < MIN_SIZE_FLOOR:
-            raise ValueError(f"min_size must be at least {MIN_SIZE_FLOOR} octets, got {min_size}")
-        if max_size < min_size:
-            raise ValueError(f"max_size ({max_size}) must not be below min_size ({min_size})")
-        self.min_size = int(min_size)
-        self.max_size = int(max_size)
-        for name, share in (
-            ("html", html),
-            ("attachments", attachments),
-            ("threads", threads),
-            ("non_ascii", non_ascii),
-            ("dot_lines", dot_lines),
-        ):
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"{name} is a share between 0 and 1, got {share!r}")
-        self.html = float(html)
-        self.attachments = float(attachments)
-        self.threads = float(threads)
-        self.non_ascii = float(non_ascii)
-        self.dot_lines = float(dot_lines)
-        self.hook = hook
+        knobs = check_knobs(
+            seed=seed,
+            locale=locale,
+            start=start,
+            end=end,
+            min_size=min_size,
+            max_size=max_size,
+            html=html,
+            attachments=attachments,
+            threads=threads,
+            non_ascii=non_ascii,
+            dot_lines=dot_lines,
+            non_ascii_locales=non_ascii_locales,
+            hook=hook,
+        )
+        self.seed = knobs["seed"]
+        self.locales = knobs["locale"]
+        self.non_ascii_locales = knobs["non_ascii_locales"]
+        self.start = knobs["start"]
+        self.end = knobs["end"]
+        self.min_size = knobs["min_size"]
+        self.max_size = knobs["max_size"]
+        self.html = knobs["html"]
+        self.attachments = knobs["attachments"]
+        self.threads = knobs["threads"]
+        self.non_ascii = knobs["non_ascii"]
+        self.dot_lines = knobs["dot_lines"]
+        self.hook = knobs["hook"]
         self._plan_rng = random.Random(0)
         self._aux_rng = random.Random(0)
         self._content_rng = random.Random(0)
-        self._plans: OrderedDict[int, Plan] = OrderedDict()
+        self._plans = OrderedDict()
         self._size_key = stream_key(self.seed, "size")
         # Message k's stream: its plan (the first draws), then its content.
         self._message_key = stream_key(self.seed, "message")
-        # Locales are loaded when a message first needs one; an unknown one fails now.
-        for code in dict.fromkeys((*self.locales, *self.non_ascii_locales)):
-            if not faker_has_locale(code):
-                locale_data(code)
 
     def size(self, index: int) -> int:
         """The exact size in octets (CRLF line ends) of message ``index``.

@@ -491,15 +491,15 @@ def _busy_port() -> tuple[socket.socket, int]:
 
 KNOWN = ", ".join(sorted(KNOWN_KEYS))
 CAPAS = ", ".join(sorted(CAPABILITIES))
-PORT_RANGE = "a port is a number from 0 to 65535 (0 picks a free port)"
+PORT_RANGE = "must be an integer from 0 to 65535 (0 picks a free port)"
 
 #: (id, arguments, config file text or None, the exact stderr line after "fakepop3: error: ").
 #: "{config}" and "{busy}" are filled in.
 BAD: list[tuple[str, list[str], str | None, str]] = [
-    ("port-too-big", ["--port", "99999"], None, f"--port 99999: {PORT_RANGE}"),
-    ("port-not-a-number", ["--port", "pop"], None, f"--port 'pop': {PORT_RANGE}"),
-    ("tls-port-negative", ["--tls-port", "-1"], None, f"--tls-port -1: {PORT_RANGE}"),
-    ("smtp-port-too-big", ["--smtp-port", "65536"], None, f"--smtp-port 65536: {PORT_RANGE}"),
+    ("port-too-big", ["--port", "99999"], None, f"--port {PORT_RANGE}, not 99999"),
+    ("port-not-a-number", ["--port", "pop"], None, f"--port {PORT_RANGE}, not 'pop'"),
+    ("tls-port-negative", ["--tls-port", "-1"], None, f"--tls-port {PORT_RANGE}, not -1"),
+    ("smtp-port-too-big", ["--smtp-port", "65536"], None, f"--smtp-port {PORT_RANGE}, not 65536"),
     (
         "user-without-colon",
         ["--user", "alice"],
@@ -545,7 +545,7 @@ BAD: list[tuple[str, list[str], str | None, str]] = [
             "or --any-login"
         ),
     ),
-    ("seed-not-a-number", ["--seed", "x"], None, "--seed 'x': the seed is a whole number"),
+    ("seed-not-a-number", ["--seed", "x"], None, "--seed must be a whole number, not 'x'"),
     (
         "unknown-locale",
         ["--any-login", "--generate", "a=1", "--locale", "xx_YY"],
@@ -587,9 +587,9 @@ BAD: list[tuple[str, list[str], str | None, str]] = [
         "config-bad-type",
         [],
         'port = "1110"\n',
-        "config {config}: port must be an integer, not '1110'",
+        f"config {{config}}: port {PORT_RANGE}, not '1110'",
     ),
-    ("config-bad-port", [], "port = 70000\n", f"config {{config}}: port 70000: {PORT_RANGE}"),
+    ("config-bad-port", [], "port = 70000\n", f"config {{config}}: port {PORT_RANGE}, not 70000"),
     (
         "config-bad-toml",
         [],

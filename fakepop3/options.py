@@ -433,6 +433,18 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "makes the event loop of the thread-hosted server", P),
 )  # fmt: skip
 
+#: fakepop3.generate.DEFAULT_NON_ASCII_LOCALES (tests/test_options.py keeps them equal).
+_NON_ASCII_LOCALES = (
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "pl_PL",
+    "cs_CZ",
+    "ru_RU",
+    "el_GR",
+    "ja_JP",
+    "zh_CN",
+)
 #: The generator's knobs (generate_messages' keywords); on the CLI only the seed and locale.
 GENERATOR_OPTIONS: tuple[Option, ...] = (
     Option("seed", "int", 0, v.whole, "seed of the generated mail (same seed, same mail)",
@@ -453,7 +465,7 @@ GENERATOR_OPTIONS: tuple[Option, ...] = (
            P | M | T),
     Option("dot_lines", "float", 0.25, v.share, "share with lines that start with a dot",
            P | M | T),
-    Option("non_ascii_locales", "Sequence[str]", ("de_DE",), _names,
+    Option("non_ascii_locales", "Sequence[str]", _NON_ASCII_LOCALES, _names,
            "locales of the non-ASCII messages", P | M | T),
     Option("hook", "Callable | None", None, _callable, "called to edit each message", P | M),
     Option("cache_size", "int", 256, v.non_negative, "built messages kept in memory",
@@ -587,12 +599,13 @@ def markdown_table() -> str:
                 spell.append(f"`{o.env_var}`")
             if Surface.TOML in o.surfaces and o.text_key != o.name:
                 spell.append(f"`{o.text_key}`")
-            default = o.text_default if o.text_default is not None else o.default
+            default = f"`{o.default!r}`"
+            if o.text_default is not None:
+                default += f" (program: `{o.text_default!r}`)"
             surfaces = ", ".join(label for s, label in _SURFACE_NAMES if s in o.surfaces)
             help_text = o.help.replace("|", "\\|")
             lines.append(
-                f"| `{o.name}` | `{default!r}` | {' '.join(spell) or '—'} | {surfaces} "
-                f"| {help_text} |"
+                f"| `{o.name}` | {default} | {' '.join(spell) or '—'} | {surfaces} | {help_text} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

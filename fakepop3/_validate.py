@@ -43,9 +43,8 @@ __all__ = [
     "port",
     "positive",
     "share",
-    "text",
     "user_name",
-    "user_names",
+    "whole",
 ]
 
 T = TypeVar("T")
@@ -120,13 +119,6 @@ def boolean(value: Any, name: str) -> bool:
     """True or false."""
     if not isinstance(value, bool):
         raise OptionError(f"{name} must be true or false, not {value!r}")
-    return value
-
-
-def text(value: Any, name: str) -> str:
-    """A string of one line (no CR, LF or NUL)."""
-    if not isinstance(value, str) or any(c in value for c in _BAD_CHARS):
-        raise OptionError(f"{name} must be a string without CR, LF or NUL, not {value!r}")
     return value
 
 
@@ -212,12 +204,6 @@ def mechanisms(value: Any, name: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def user_names(value: Any, name: str) -> list[str]:
-    """The names of a users mapping or list, each checked by :func:`user_name`."""
-    return [user_name(n, f"{name} name") for n in value]
-
-
-# --- text surfaces: text -> value, or the text itself for the check to refuse ----------------
 def parse_int(raw: str) -> int | str:
     """``"12"`` -> 12; anything else stays text (and the check refuses it)."""
     try:
@@ -227,7 +213,7 @@ def parse_int(raw: str) -> int | str:
 
 
 def parse_number(raw: str) -> float | str:
-    """``"1.5"`` -> 1.5, ``"2"`` -> 2; ``"none"``/``"off"`` -> None is :func:`parse_optional`'s."""
+    """``"1.5"`` -> 1.5, ``"2"`` -> 2; anything else stays text."""
     as_int = parse_int(raw)
     if isinstance(as_int, int):
         return as_int
@@ -235,15 +221,6 @@ def parse_number(raw: str) -> float | str:
         return float(raw)
     except ValueError:
         return raw
-
-
-def parse_optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``parse``, with ``none``/``off`` for None (the option switched off)."""
-
-    def parse_or_none(raw: str) -> Any:
-        return None if raw.strip().lower() in ("none", "off") else parse(raw)
-
-    return parse_or_none
 
 
 def parse_bool(raw: str) -> bool | str:
@@ -254,8 +231,3 @@ def parse_bool(raw: str) -> bool | str:
     if low in ("0", "false", "no", "off"):
         return False
     return raw
-
-
-def parse_expire(raw: str) -> int | str:
-    """``"30"`` -> 30, ``"never"`` -> ``"NEVER"``."""
-    return parse_int(raw)

@@ -486,14 +486,6 @@ PLUGIN_OPTIONS: tuple[Option, ...] = (
 OPTIONS: dict[str, Option] = {o.name: o for o in (*SERVER_OPTIONS, *GENERATOR_OPTIONS)}
 _BY_NAME: dict[str, Option] = {**OPTIONS, **{o.name: o for o in PLUGIN_OPTIONS}}
 
-#: The order of today's marker options (the plugin's own first, then POP3Server's).
-_MARKER_ORDER = (
-    "users", "messages", "seed", "locale", "generate", "faults", "host", "login",
-    "allow_server_errors", "tls", "tls_port", "timeout", "disable", "mechanisms",
-    "require_tls", "any_login", "login_delay", "expire", "hostname", "max_connections",
-    "max_bad_commands", "command_timeout", "smtp", "tokens",
-)  # fmt: skip
-
 
 def python_options() -> tuple[Option, ...]:
     """POP3Server's keywords, in the order of its signature's schema."""
@@ -527,13 +519,17 @@ def generator_toml_options() -> dict[str, Option]:
 
 
 def marker_options() -> tuple[str, ...]:
-    """Every key ``@pytest.mark.pop3(...)`` accepts, in the order of its help."""
-    return _MARKER_ORDER
+    """Every key ``@pytest.mark.pop3(...)`` accepts: the plugin's own, the generator's seed
+    and locale, then POP3Server's (the other generator knobs go inside ``generate=``)."""
+    names = [o.name for o in PLUGIN_OPTIONS]
+    names += [o.name for o in GENERATOR_OPTIONS if o.surfaces & Surface.CLI]
+    names += [o.name for o in SERVER_OPTIONS if Surface.MARKER in o.surfaces]
+    return tuple(names)
 
 
 def marker_server_options() -> tuple[str, ...]:
     """The marker keys passed straight to POP3Server."""
-    return tuple(name for name in _MARKER_ORDER if name not in PLUGIN_HANDLED)
+    return tuple(name for name in marker_options() if name not in PLUGIN_HANDLED)
 
 
 def check_marker(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -548,8 +548,15 @@ class POP3Server:
 
     Arguments (all keyword-only but ``users``):
 
+    Every keyword is declared once in :mod:`fakepop3.options` (type, default,
+    check, the CLI flag and TOML key of the standalone server); a bad value
+    raises :class:`fakepop3.options.OptionError` (a ``ValueError``) with one line.
+
     * ``users``: ``{name: password}`` (or a list of names, for token-only or
-      ``any_login`` users).  More with :meth:`add_user`.
+      ``any_login`` users); the password is also the APOP secret.  More with
+      :meth:`add_user`.
+    * ``tokens``: ``{name: [token, ...]}``, OAuth bearer tokens for XOAUTH2 and
+      OAUTHBEARER (a user named only here has no password).
     * ``host`` / ``port``: where to listen; ``127.0.0.1`` and 0 (a free port,
       reported in ``server.port`` once started).  A non-loopback host is logged
       as a warning.
@@ -574,7 +581,8 @@ class POP3Server:
     * ``max_connections``: past it a new connection gets ``-ERR [SYS/TEMP]``.
     * ``max_bad_commands``: unknown or malformed commands before login that
       close the session.
-    * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra).
+    * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra);
+      ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
       protocol arguments above).
     * ``loop_factory``: makes the event loop of the thread-hosted server

@@ -294,3 +294,27 @@ def test_the_options_table_in_the_docs_is_the_schema() -> None:
         "docs/server.md's options table is out of date: paste the output of "
         "python -m fakepop3.options --markdown between its markers"
     )
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("timeout", float("nan"), "timeout must be a positive number of seconds, not nan"),
+        ("command_timeout", float("inf"), "command_timeout must be a positive number of seconds"),
+        (
+            "max_connections",
+            True,
+            "max_connections must be at least 1 \\(a whole number\\), not True",
+        ),
+        ("login_delay", -1, "login_delay must be at least 0 \\(a whole number\\), not -1"),
+        ("hostname", "pop\r\n+OK", "hostname must be a host name without CR, LF or NUL"),
+        ("users", {" alice": "pw"}, "users name must be a user name with no spaces at its ends"),
+        ("tokens", {"alice": ["a\r\nb"]}, r"tokens\['alice'\] must be a list of OAuth tokens"),
+        ("users", "alice", "users must be a mapping of user name to password, or a list of names"),
+    ],
+)
+def test_python_values_that_used_to_slip_through(keyword: str, value: Any, message: str) -> None:
+    """NaN and infinite timeouts, True as a count, negative LOGIN-DELAY (advertised in CAPA
+    before), a hostname with CRLF (it split the greeting) are refused at construction."""
+    with pytest.raises(OptionError, match=f"^{message}"):
+        POP3Server(**{keyword: value})

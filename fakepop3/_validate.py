@@ -49,11 +49,13 @@ __all__ = [
 
 T = TypeVar("T")
 
-_BAD_CHARS = "\r\n\0"
-
 
 class OptionError(ValueError):
     """A bad option value; its message is one line meant for the user."""
+
+
+def _has_bad_chars(text: str) -> bool:
+    return "\r" in text or "\n" in text or "\0" in text
 
 
 def _is_int(value: object) -> bool:
@@ -124,19 +126,14 @@ def boolean(value: Any, name: str) -> bool:
 
 def host(value: Any, name: str) -> str:
     """A host name or address, without CR, LF or NUL (it goes into the greeting)."""
-    if not isinstance(value, str) or any(c in value for c in _BAD_CHARS):
+    if not isinstance(value, str) or _has_bad_chars(value):
         raise OptionError(f"{name} must be a host name without CR, LF or NUL, not {value!r}")
     return value
 
 
 def user_name(value: Any, name: str) -> str:
     """A non-empty user name with no spaces at its ends and no CR, LF or NUL."""
-    if (
-        not isinstance(value, str)
-        or not value
-        or value != value.strip()
-        or any(c in value for c in _BAD_CHARS)
-    ):
+    if not isinstance(value, str) or not value or value != value.strip() or _has_bad_chars(value):
         raise OptionError(
             f"{name} must be a user name with no spaces at its ends and no CR, LF or NUL, "
             f"not {value!r}"
@@ -183,6 +180,8 @@ def locales(value: Any, name: str) -> str | tuple[str, ...]:
 
 def capabilities(value: Any, name: str) -> tuple[str, ...]:
     """Capability names to switch off (any case), e.g. ``["UIDL"]``."""
+    if value == ():  # the default, on every POP3Server()
+        return ()
     items = [c.upper() for c in _names(value, name, "capability names")]
     unknown = set(items) - CAPABILITIES
     if unknown:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, NoReturn
 import pytest
 
 from .faults import Faults
+from .options import marker_options, marker_server_options
 from .server import POP3Server, ServerError
 from .store import MessageInput
 
@@ -42,37 +43,11 @@ DEFAULT_SEED = 0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_LOCALE = "en_US"
 
-#: Marker options handled by the plugin itself, with what they do.
-PLUGIN_OPTIONS: dict[str, str] = {
-    "users": "mapping of user name to password (or a list of names); the first is the default user",
-    "messages": "number of generated messages for the default user, or a list of messages to store",
-    "seed": "seed of the generated mail (default: the faker_seed fixture, else --pop3-seed)",
-    "locale": "Faker locale(s) of the generated mail (default: faker_locale, else --pop3-locale)",
-    "generate": "dict of extra keyword arguments for fakepop3.generate.generate_messages",
-    "faults": "list of fault dicts (fakepop3.faults.Faults.from_config) or a Faults object",
-    "host": "address to listen on (default: --pop3-host)",
-    "login": "False: pop3_client connects without logging in",
-    "allow_server_errors": "True: errors inside the server do not fail the test",
-}
-#: Marker options passed straight to :class:`fakepop3.POP3Server`.
-SERVER_OPTIONS: tuple[str, ...] = (
-    "tls",
-    "tls_port",
-    "timeout",
-    "disable",
-    "mechanisms",
-    "require_tls",
-    "any_login",
-    "login_delay",
-    "expire",
-    "hostname",
-    "max_connections",
-    "max_bad_commands",
-    "command_timeout",
-    "smtp",
-)
-#: Every option ``@pytest.mark.pop3(...)`` accepts.
-MARKER_OPTIONS: tuple[str, ...] = (*PLUGIN_OPTIONS, *SERVER_OPTIONS)
+#: Marker options passed straight to :class:`fakepop3.POP3Server`, and every option
+#: ``@pytest.mark.pop3(...)`` accepts: both derived from the options schema (fakepop3.options),
+#: where each is declared once with its check and help.
+SERVER_OPTIONS: tuple[str, ...] = marker_server_options()
+MARKER_OPTIONS: tuple[str, ...] = marker_options()
 
 MARKER_HELP = "pop3(**options): configure the fakepop3 servers of this test; options: " + ", ".join(
     MARKER_OPTIONS

@@ -19,22 +19,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from . import __version__
-from .config import (
-    ConfigError,
-    Options,
-    load_config,
-    parse_assignment,
-    parse_count,
-    parse_port,
-    parse_user,
-)
+from .config import ConfigError, Options, env_values, load_config
 from .history import CommandRecord, SessionRecord
 from .loaders import MailLoadError
+from .options import GROUPS, Option, Surface, toml_options
 from .server import POP3Server, uvloop_factory
 from .tls import TLSCertificates
 
@@ -53,6 +46,11 @@ examples:
   fakepop3 --port 0 --user alice:secret --generate alice=50 --seed 42 \\
            --ready-file ready.json --history history.jsonl
   fakepop3 --config fakepop3.toml --port 2110      (flags win over the config)
+  FAKEPOP3_USERS=alice:secret,bob:pw FAKEPOP3_PORT=0 fakepop3 --token bob=tok
+
+environment: every flag is also FAKEPOP3_<NAME> (FAKEPOP3_COMMAND_TIMEOUT=30; a repeatable
+flag takes a comma-separated list: FAKEPOP3_USERS, FAKEPOP3_TOKENS, FAKEPOP3_DISABLE, ...).
+Flags win over the environment, which wins over the config file.
   fakepop3 --user alice:secret --tls-port 0 --ca-out ca.pem --smtp-port 0
 
 ready file (written atomically once listening, removed at exit):
@@ -74,7 +72,8 @@ class _Stopped(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (every option defaults to None: "not given")."""
+    """The command-line parser, one flag per CLI option of :mod:`fakepop3.options`
+    (every option defaults to None: "not given")."""
     p = _Parser(
         prog=PROG,
         description=DESCRIPTION,
@@ -83,119 +82,53 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags")
-    net = p.add_argument_group("where it listens")
-    net.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    net.add_argument("--port", help="POP3 port (default 1110; 0 picks a free port)")
-    net.add_argument("--tls-port", metavar="PORT", help="also listen with implicit TLS (0: free)")
-    net.add_argument(
-        "--tls",
-        action=argparse.BooleanOptionalAction,
-        help="offer STLS on the plain port (on whenever another TLS option is given)",
-    )
-    net.add_argument("--cert", metavar="FILE", help="server certificate (PEM), with --key")
-    net.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
-    net.add_argument(
-        "--ca-out", metavar="FILE", help="write the generated test CA (PEM) here, for clients"
-    )
-    net.add_argument(
-        "--smtp-port", metavar="PORT", help="SMTP intake port (0: free; needs aiosmtpd)"
-    )
-    net.add_argument("--smtp-host", metavar="HOST", help="SMTP intake address (default: --host)")
-    users = p.add_argument_group("users and mail")
-    users.add_argument(
-        "--user",
-        action="append",
-        metavar="NAME:PASSWORD",
-        help="a user (repeatable; the password may contain colons)",
-    )
-    users.add_argument(
-        "--any-login",
-        action=argparse.BooleanOptionalAction,
-        help="accept any user name and password (a maildrop is made for a new name)",
-    )
-    users.add_argument(
-        "--load",
-        action="append",
-        metavar="NAME=PATH",
-        help="put mail from an .eml file, a folder of .eml files, an mbox or a Maildir "
-        "into NAME's maildrop (repeatable)",
-    )
-    users.add_argument(
-        "--generate",
-        action="append",
-        metavar="NAME=COUNT",
-        help="put COUNT generated messages into NAME's maildrop (repeatable)",
-    )
-    users.add_argument("--seed", help="seed of the generated mail (default 0: same mail every run)")
-    users.add_argument(
-        "--locale", help="Faker locale(s) of the generated mail, comma-separated (default en_US)"
-    )
-    caps = p.add_argument_group("capabilities")
-    caps.add_argument(
-        "--disable", action="append", metavar="CAPA", help="switch a capability off, e.g. UIDL"
-    )
-    caps.add_argument(
-        "--mechanisms", metavar="LIST", help="SASL mechanisms offered, comma-separated"
-    )
-    out = p.add_argument_group("for the CI script")
-    out.add_argument("--history", metavar="FILE", help="write every command here as JSON lines")
-    out.add_argument(
-        "--ready-file", metavar="FILE", help="write host, ports, CA path and pid here once ready"
-    )
     p.add_argument(
-        "--uvloop",
-        action="store_true",
-        default=None,
-        help="serve on uvloop, a faster event loop (pip install 'fakepop3[speed]')",
+        "--config",
+        metavar="FILE",
+        help="TOML file with the same keys as the flags (env: FAKEPOP3_CONFIG)",
     )
+    groups = {title: p.add_argument_group(title) for title in GROUPS}
+    for option in _cli_options():
+        group = groups[option.group]
+        if option.is_flag:
+            group.add_argument(
+                option.cli_flag, dest=option.text_key, action=argparse.BooleanOptionalAction,
+                help=option.help,
+            )  # fmt: skip
+        else:
+            group.add_argument(
+                option.cli_flag,
+                dest=option.text_key,
+                metavar=option.metavar,
+                action="append" if option.repeat else "store",
+                help=option.help,
+            )
     return p
 
 
-def options_from(argv: Sequence[str] | None) -> Options:
-    """Parse the flags, read ``--config`` if given, merge (flags win) and check."""
+def _cli_options() -> list[Option]:
+    return [o for o in toml_options().values() if Surface.CLI in o.surfaces]
+
+
+def options_from(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> Options:
+    """Parse the flags, read the config file (``--config``, else ``FAKEPOP3_CONFIG``), merge
+    (flags win over the environment, which wins over the file) and check."""
+    env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     opts = Options()
-    if args.config is not None:
-        opts.apply(load_config(args.config))
+    config = args.config if args.config is not None else env.get("FAKEPOP3_CONFIG") or None
+    if config is not None:
+        opts.apply(load_config(config))
+    opts.apply(env_values(env))
     flags: dict[str, Any] = {}
-    for name in ("host", "smtp_host", "cert", "key", "ca_out", "history", "ready_file"):
-        value = getattr(args, name)
-        if value is not None:
-            flags[name] = value
-    for name in ("tls", "any_login", "uvloop"):
-        if getattr(args, name) is not None:
-            flags[name] = getattr(args, name)
-    if args.port is not None:
-        flags["port"] = parse_port(args.port, "--port")
-    if args.tls_port is not None:
-        flags["tls_port"] = parse_port(args.tls_port, "--tls-port")
-    if args.smtp_port is not None:
-        flags["smtp_port"] = parse_port(args.smtp_port, "--smtp-port")
-    if args.seed is not None:
-        try:
-            flags["seed"] = int(args.seed, 10)
-        except ValueError:
-            raise ConfigError(f"--seed {args.seed!r}: the seed is a whole number") from None
-    if args.locale is not None:
-        flags["locale"] = args.locale
-    if args.user:
-        flags["users"] = dict(parse_user(spec) for spec in args.user)
-    if args.load:
-        flags["load"] = [
-            (name, Path(path))
-            for name, path in (parse_assignment("--load", s, "PATH") for s in args.load)
-        ]
-    if args.generate:
-        counts = []
-        for spec in args.generate:
-            name, text = parse_assignment("--generate", spec, "COUNT")
-            counts.append((name, parse_count("--generate", spec, text)))
-        flags["generate"] = counts
-    if args.disable:
-        flags["disable"] = args.disable
-    if args.mechanisms is not None:
-        flags["mechanisms"] = [m.strip() for m in args.mechanisms.split(",") if m.strip()]
+    for option in _cli_options():
+        raw = getattr(args, option.text_key)
+        if raw is None:
+            continue
+        if option.is_flag:
+            flags[option.text_key] = raw
+        else:
+            flags[option.text_key] = option.from_text(raw, Surface.CLI)
     opts.apply(flags)
     opts.check()
     return opts
@@ -216,6 +149,7 @@ def make_server(opts: Options) -> POP3Server:
     try:
         return POP3Server(
             opts.users,
+            tokens=opts.tokens,
             host=opts.host,
             port=opts.port,
             tls=tls,
@@ -227,8 +161,13 @@ def make_server(opts: Options) -> POP3Server:
             require_tls=opts.require_tls,
             hostname=opts.hostname,
             timeout=opts.timeout,
+            command_timeout=opts.command_timeout,
             login_delay=opts.login_delay,
             expire=opts.expire,
+            max_connections=opts.max_connections,
+            max_bad_commands=opts.max_bad_commands,
+            smtp=opts.smtp_port if opts.smtp_port is not None else False,
+            smtp_host=opts.smtp_host,
         )
     except (ValueError, TypeError) as error:
         raise ConfigError(str(error)) from None
@@ -283,14 +222,16 @@ def fill_mailboxes(server: POP3Server, opts: Options, progress: _Progress) -> No
                 raise ConfigError(f"--load {name}={path}: {error.expected}") from None
             except OSError as error:
                 raise ConfigError(f"--load {name}={path}: {error.strerror or error}") from None
-        locales = [loc.strip() for loc in opts.locale.split(",") if loc.strip()]
-        locale: str | list[str] = locales[0] if len(locales) == 1 else locales
+        locale = opts.locale if isinstance(opts.locale, str) else list(opts.locale)
+        shown = opts.locale if isinstance(opts.locale, str) else ",".join(opts.locale)
         for i, (name, count) in enumerate(opts.generate, 1):
             progress.step(f"generating {count} messages for {name} ({i}/{len(opts.generate)})")
             try:
-                store.add_user(name).generate(count, seed=opts.seed, locale=locale)
+                store.add_user(name).generate(
+                    count, seed=opts.seed, locale=locale, **opts.generate_options
+                )
             except (AttributeError, ValueError) as error:
-                raise ConfigError(f"--locale {opts.locale!r}: {error}") from None
+                raise ConfigError(f"--locale {shown!r}: {error}") from None
     finally:
         progress.done()
 
@@ -352,7 +293,6 @@ class _App:
         self.opts = opts
         self.server = server
         self.history: HistoryFile | None = None
-        self.smtp: Any = None
         self.resets = 0
         self.ca: Path | None = None
 
@@ -362,7 +302,7 @@ class _App:
             "host": server.host,
             "port": server.port,
             "tls_port": server.tls_port,
-            "smtp_port": self.smtp.port if self.smtp is not None else None,
+            "smtp_port": server.smtp.port if server.smtp is not None else None,
             "ca": str(self.ca) if self.ca is not None else None,
             "pid": os.getpid(),
             "resets": self.resets,
@@ -391,12 +331,15 @@ class _App:
             server.history.add_session_listener(self.history.session_end)
         try:
             try:
-                await server.start_async()
+                await server.start_async()  # and its SMTP intake (smtp=PORT)
             except OSError as error:
                 raise ConfigError(_listen_error(error)) from None
+            except RuntimeError as error:  # aiosmtpd is missing
+                raise ConfigError(f"--smtp-port: {error}") from None
             try:
-                if opts.smtp_port is not None:
-                    await self._start_smtp()
+                if server.smtp is not None and self.history is not None:
+                    history = self.history
+                    server.smtp.add_listener(lambda d: history.write("smtp", **d.to_dict()))
                 self._write_ca()
                 if self.history is not None:
                     self.history.write("start", **self.ready_data(), time=time.time())
@@ -405,8 +348,6 @@ class _App:
                     write_atomically(opts.ready_file, self.ready_data())
                 await stop.wait()
             finally:
-                if self.smtp is not None:
-                    await self.smtp.stop_async()
                 await server.stop_async()
                 if opts.ready_file is not None:
                     opts.ready_file.unlink(missing_ok=True)
@@ -418,20 +359,6 @@ class _App:
                 self.history.close()
         print(f"{PROG}: stopped", flush=True)
         return 0
-
-    async def _start_smtp(self) -> None:
-        try:
-            intake = self.server.smtp_intake(self.opts.smtp_host, self.opts.smtp_port or 0)
-        except RuntimeError as error:  # aiosmtpd is missing
-            raise ConfigError(f"--smtp-port: {error}") from None
-        try:
-            await intake.start_async()
-        except OSError as error:
-            raise ConfigError(_listen_error(error)) from None
-        if self.history is not None:
-            history = self.history
-            intake.add_listener(lambda d: history.write("smtp", **d.to_dict()))
-        self.smtp = intake
 
     def _write_ca(self) -> None:
         tls = self.server.tls
@@ -448,8 +375,8 @@ class _App:
         lines = [f"{PROG} {__version__} listening on {server.host}:{server.port} (POP3{tls})"]
         if server.tls_port is not None:
             lines.append(f"  implicit TLS on {server.host}:{server.tls_port}")
-        if self.smtp is not None:
-            lines.append(f"  SMTP intake on {self.smtp.host}:{self.smtp.port}")
+        if server.smtp is not None:
+            lines.append(f"  SMTP intake on {server.smtp.host}:{server.smtp.port}")
         if self.ca is not None:
             lines.append(f"  CA certificate: {self.ca}")
         boxes = [f"{m.name} ({_count(len(m))})" for m in server.store]

@@ -5,6 +5,10 @@ made relative to the file's folder; :class:`Options` merges it with the flags
 (flags win).  Every problem raises :class:`ConfigError` with one line that
 says what is wrong and how to fix it; the command line prints it and exits 2.
 
+Every key, flag and environment variable comes from :mod:`fakepop3.options`
+(``python -m fakepop3.options --markdown`` lists them).  Precedence: flags, then
+``FAKEPOP3_*`` environment variables, then the config file, then the defaults.
+
 A config file says the same as the flags, plus faults and capabilities::
 
     host = "127.0.0.1"
@@ -20,14 +24,24 @@ A config file says the same as the flags, plus faults and capabilities::
     disable = ["UIDL"]          # capabilities to switch off
     mechanisms = ["PLAIN", "XOAUTH2"]
 
+    command_timeout = 60        # seconds a command line may take to arrive
+    max_connections = 50
+
     [users]
-    alice = "secret"
+    alice = "secret"            # or a table: [users.alice] password = "..." tokens = [...]
+
+    [tokens]                    # OAuth bearer tokens (XOAUTH2, OAUTHBEARER)
+    alice = ["alice-token"]
 
     [load]
     alice = "fixtures/alice.mbox"   # or a list of paths
 
     [generate]
     alice = 50
+
+    [generate_options]          # knobs of fakepop3.generate.generate_messages
+    min_size = 4000
+    html = 0.0
 
     [[faults]]                  # rules of fakepop3.faults.Faults.from_config
     command = "RETR"
@@ -47,45 +61,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Options", "load_config", "parse_assignment", "parse_port", "parse_user"]
+from ._validate import OptionError
+from .options import Option, Surface, check_knobs, generator_toml_options, toml_options
 
+__all__ = [
+    "ConfigError",
+    "Options",
+    "env_values",
+    "load_config",
+    "parse_assignment",
+    "parse_port",
+    "parse_user",
+]
 
-class ConfigError(ValueError):
-    """A bad option or config value; its message is one line meant for the user."""
+#: A bad option or config value; its message is one line meant for the user.  The same
+#: class as :class:`fakepop3.options.OptionError` (a ``ValueError``).
+ConfigError = OptionError
 
-
-#: Keys a config file may have, and the type each value must have.
-_SCALARS: dict[str, type | tuple[type, ...]] = {
-    "host": str,
-    "port": int,
-    "tls_port": int,
-    "tls": bool,
-    "cert": str,
-    "key": str,
-    "ca_out": str,
-    "any_login": bool,
-    "seed": int,
-    "locale": str,
-    "history": str,
-    "ready_file": str,
-    "smtp_port": int,
-    "smtp_host": str,
-    "require_tls": bool,
-    "hostname": str,
-    "timeout": (int, float),
-    "login_delay": int,
-    "expire": (int, str),
-    "uvloop": bool,
-}
+_OPTIONS: dict[str, Option] = toml_options()
 _PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file"})
-_TABLES = ("users", "load", "generate")
-_LISTS = ("disable", "mechanisms", "faults")
-KNOWN_KEYS = frozenset((*_SCALARS, *_TABLES, *_LISTS))
+#: Keys a config file may have.
+KNOWN_KEYS = frozenset((*_OPTIONS, "generate_options"))
 
 
 @dataclass
 class Options:
-    """Everything the standalone server needs, after merging the config file and the flags."""
+    """Everything the standalone server needs, after merging defaults, file, environment, flags.
+
+    Its fields are the text keys of :mod:`fakepop3.options` (tests/test_options.py
+    keeps them equal).
+    """
 
     host: str = "127.0.0.1"
     port: int = 1110
@@ -94,12 +99,14 @@ class Options:
     cert: Path | None = None
     key: Path | None = None
     ca_out: Path | None = None
-    users: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str | None] = field(default_factory=dict)
+    tokens: dict[str, list[str]] = field(default_factory=dict)
     any_login: bool = False
     load: list[tuple[str, Path]] = field(default_factory=list)
     generate: list[tuple[str, int]] = field(default_factory=list)
+    generate_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    locale: str = "en_US"
+    locale: str | tuple[str, ...] = "en_US"
     history: Path | None = None
     ready_file: Path | None = None
     smtp_port: int | None = None
@@ -110,8 +117,11 @@ class Options:
     require_tls: bool = False
     hostname: str = "localhost"
     timeout: float | None = 600.0
+    command_timeout: float | None = 60.0
     login_delay: int | None = None
     expire: int | str | None = None
+    max_connections: int | None = None
+    max_bad_commands: int = 10
     uvloop: bool = False
 
     @property
@@ -120,16 +130,24 @@ class Options:
         return self.tls or self.tls_port is not None or self.cert is not None or self.require_tls
 
     def apply(self, values: Mapping[str, Any]) -> None:
-        """Overwrite fields with ``values`` (checked values, as :func:`load_config` returns)."""
+        """Overwrite fields with ``values`` (checked values, as :func:`load_config` returns);
+        users, tokens, mail and disabled capabilities add up instead."""
         for key, value in values.items():
             if key == "users":
                 self.users.update(value)
-            elif key in ("load", "generate"):
-                getattr(self, key).extend(value)
-            elif key == "disable":
-                self.disable.extend(value)
+            elif key == "tokens":
+                for name, tokens in value.items():
+                    self.tokens.setdefault(name, []).extend(tokens)
+            elif key in ("load", "generate", "disable"):
+                getattr(self, key).extend(
+                    [(n, Path(p)) for n, p in value] if key == "load" else value
+                )
+            elif key == "generate_options":
+                self.generate_options.update(value)
+            elif key == "mechanisms":
+                self.mechanisms = list(value) if value is not None else None
             elif key in _PATH_KEYS:
-                setattr(self, key, Path(value))
+                setattr(self, key, Path(value) if value is not None else None)
             else:
                 setattr(self, key, value)
 
@@ -157,76 +175,45 @@ class Options:
                 raise ConfigError(f"--load {name}={path}: no such file or folder")
         wanted = [name for name, _ in self.load] + [name for name, _ in self.generate]
         for name in wanted:
-            if name not in self.users and not self.any_login:
+            if name not in self.users and name not in self.tokens and not self.any_login:
                 raise ConfigError(
                     f"mail for {name!r} but no such user: add --user {name}:PASSWORD "
                     "(or [users] in the config), or --any-login"
                 )
-        for name, port in (
-            ("port", self.port),
-            ("tls_port", self.tls_port),
-            ("smtp_port", self.smtp_port),
-        ):
-            if port is not None:
-                _check_port(f"--{name.replace('_', '-')}", port)
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout}")
-
-
-def _check_port(what: str, port: int) -> int:
-    if not 0 <= port <= 65535:
-        raise ConfigError(
-            f"{what} {port}: a port is a number from 0 to 65535 (0 picks a free port)"
-        )
-    return port
 
 
 def parse_port(text: str, what: str = "--port") -> int:
     """``"1110"`` -> 1110; :class:`ConfigError` for anything but 0..65535."""
-    try:
-        port = int(text, 10)
-    except ValueError:
-        raise ConfigError(
-            f"{what} {text!r}: a port is a number from 0 to 65535 (0 picks a free port)"
-        ) from None
-    return _check_port(what, port)
+    option = _OPTIONS["port"]
+    value: Any = option.from_text(text, Surface.CLI)
+    if what != "--port":
+        from ._validate import port
+
+        value = port(value, what)
+    return int(value)
 
 
 def parse_user(spec: str) -> tuple[str, str]:
     """``"alice:se:cret"`` -> ``("alice", "se:cret")``: the password may contain colons."""
-    name, colon, password = spec.partition(":")
-    if not colon or not name or not password:
-        raise ConfigError(
-            f"--user {spec!r}: expected NAME:PASSWORD with both parts non-empty, e.g. alice:secret"
-        )
-    _check_name(f"--user {spec!r}", name)
+    [(name, password)] = _OPTIONS["users"].from_text([spec], Surface.CLI).items()
+    assert password is not None
     return name, password
 
 
 def parse_assignment(option: str, spec: str, value_name: str) -> tuple[str, str]:
     """``"alice=x"`` -> ``("alice", "x")`` for ``--load``/``--generate``."""
-    name, eq, value = spec.partition("=")
-    if not eq or not name or not value:
-        raise ConfigError(
-            f"{option} {spec!r}: expected NAME={value_name} with both parts non-empty"
-        )
-    _check_name(f"{option} {spec!r}", name)
-    return name, value
+    from .options import _assignment
+
+    return _assignment(value_name)(spec, option)
 
 
-def parse_count(option: str, spec: str, text: str) -> int:
-    try:
-        count = int(text, 10)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise ConfigError(f"{option} {spec!r}: COUNT must be a whole number, 0 or more")
-    return count
-
-
-def _check_name(what: str, name: str) -> None:
-    if any(c in name for c in "\r\n\0") or name != name.strip():
-        raise ConfigError(f"{what}: a user name has no spaces at its ends and no CR, LF or NUL")
+def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The checked values of the ``FAKEPOP3_*`` variables set (non-empty) in ``environ``."""
+    out: dict[str, Any] = {}
+    for key, option in _OPTIONS.items():
+        if Surface.ENV in option.surfaces and environ.get(option.env_var, ""):
+            out[key] = option.from_text(environ[option.env_var], Surface.ENV)
+    return out
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -257,7 +244,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def check_config(data: Mapping[str, Any], *, base: Path, where: str) -> dict[str, Any]:
-    """Check the keys and value types of a parsed config; return the values to apply."""
+    """Check the keys and values of a parsed config; return the values to apply."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in KNOWN_KEYS:
@@ -265,17 +252,15 @@ def check_config(data: Mapping[str, Any], *, base: Path, where: str) -> dict[str
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = ", ".join(sorted(KNOWN_KEYS))
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; known keys: {known}")
-        if key in _SCALARS:
-            out[key] = _scalar(where, key, value, base)
-        elif key == "users":
-            table = _table(where, key, value)
-            users = {}
-            for name, password in table.items():
-                if not isinstance(password, str) or not password:
-                    raise ConfigError(f"{where}: users.{name} must be a non-empty password string")
-                _check_name(f"{where}: users", name)
-                users[name] = password
-            out[key] = users
+        if key == "users":
+            users, tokens = _users(where, _table(where, key, value))
+            out["users"] = users
+            if tokens:
+                out.setdefault("tokens", {}).update(tokens)
+        elif key == "tokens":
+            checked = _OPTIONS[key].validate(_table(where, key, value), Surface.TOML, f"{where}: ")
+            for name, items in checked.items():
+                out.setdefault("tokens", {}).setdefault(name, []).extend(items)
         elif key == "load":
             loads: list[tuple[str, Path]] = []
             for name, paths in _table(where, key, value).items():
@@ -283,45 +268,67 @@ def check_config(data: Mapping[str, Any], *, base: Path, where: str) -> dict[str
                 if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
                     raise ConfigError(f"{where}: load.{name} must be a path or a list of paths")
                 loads += [(name, base / p) for p in items]
-            out[key] = loads
+            out[key] = _OPTIONS[key].validate(loads, Surface.TOML, f"{where}: ")
         elif key == "generate":
             counts: list[tuple[str, int]] = []
             for name, count in _table(where, key, value).items():
                 if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                     raise ConfigError(f"{where}: generate.{name} must be a whole number, 0 or more")
                 counts.append((name, count))
-            out[key] = counts
-        elif key in ("disable", "mechanisms"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f'{where}: {key} must be a list of strings, e.g. ["UIDL"]')
-            out[key] = list(value)
+            out[key] = _OPTIONS[key].validate(counts, Surface.TOML, f"{where}: ")
+        elif key == "generate_options":
+            knobs = _table(where, key, value)
+            known_knobs = generator_toml_options()
+            for name in knobs:
+                if name not in known_knobs:
+                    close = difflib.get_close_matches(name, list(known_knobs), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(
+                        f"{where}: unknown key 'generate_options.{name}'{hint}; "
+                        f"known keys: {', '.join(known_knobs)}"
+                    )
+            out[key] = check_knobs(knobs, f"{where}: generate_options.")
         elif key == "faults":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError(f"{where}: faults must be an array of tables ([[faults]])")
             out[key] = list(value)
+        else:
+            if key in ("disable", "mechanisms") and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
+                raise ConfigError(f'{where}: {key} must be a list of strings, e.g. ["UIDL"]')
+            checked = _OPTIONS[key].validate(value, Surface.TOML, f"{where}: ")
+            if key in ("disable", "mechanisms"):
+                checked = list(checked)
+            out[key] = str(base / checked) if key in _PATH_KEYS else checked
     return out
 
 
-def _scalar(where: str, key: str, value: Any, base: Path) -> Any:
-    wanted = _SCALARS[key]
-    types = wanted if isinstance(wanted, tuple) else (wanted,)
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if not ok:
-        names = " or ".join(_TYPE_NAMES[t] for t in types)
-        raise ConfigError(f"{where}: {key} must be {names}, not {value!r}")
-    if key.endswith("port"):
-        _check_port(f"{where}: {key}", value)
-    if key in _PATH_KEYS:
-        return str(base / value)
-    return value
-
-
-_TYPE_NAMES: dict[type, str] = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-}
+def _users(where: str, table: dict[str, Any]) -> tuple[dict[str, str | None], dict[str, list[str]]]:
+    """``[users]``: ``alice = "secret"``, or a table ``[users.bob] password = .. tokens = [..]``."""
+    users: dict[str, str | None] = {}
+    tokens: dict[str, list[str]] = {}
+    for name, entry in table.items():
+        if isinstance(entry, dict):
+            extra = set(entry) - {"password", "tokens"}
+            if extra:
+                raise ConfigError(
+                    f"{where}: users.{name} has unknown key {sorted(extra)[0]!r}; "
+                    "known keys: password, tokens"
+                )
+            password = entry.get("password")
+            if "tokens" in entry:
+                checked = _OPTIONS["tokens"].validate(
+                    {name: entry["tokens"]}, Surface.TOML, f"{where}: users.{name}."
+                )
+                tokens[name] = list(checked[name])
+        else:
+            password = entry
+        if password is not None and (not isinstance(password, str) or not password):
+            raise ConfigError(f"{where}: users.{name} must be a non-empty password string")
+        users[name] = password
+    checked_users = _OPTIONS["users"].validate(users, Surface.TOML, f"{where}: ")
+    return checked_users, tokens
 
 
 def _table(where: str, key: str, value: Any) -> dict[str, Any]:

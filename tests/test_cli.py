@@ -491,15 +491,15 @@ def _busy_port() -> tuple[socket.socket, int]:
 
 KNOWN = ", ".join(sorted(KNOWN_KEYS))
 CAPAS = ", ".join(sorted(CAPABILITIES))
-PORT_RANGE = "a port is a number from 0 to 65535 (0 picks a free port)"
+PORT_RANGE = "must be an integer from 0 to 65535 (0 picks a free port)"
 
 #: (id, arguments, config file text or None, the exact stderr line after "fakepop3: error: ").
 #: "{config}" and "{busy}" are filled in.
 BAD: list[tuple[str, list[str], str | None, str]] = [
-    ("port-too-big", ["--port", "99999"], None, f"--port 99999: {PORT_RANGE}"),
-    ("port-not-a-number", ["--port", "pop"], None, f"--port 'pop': {PORT_RANGE}"),
-    ("tls-port-negative", ["--tls-port", "-1"], None, f"--tls-port -1: {PORT_RANGE}"),
-    ("smtp-port-too-big", ["--smtp-port", "65536"], None, f"--smtp-port 65536: {PORT_RANGE}"),
+    ("port-too-big", ["--port", "99999"], None, f"--port {PORT_RANGE}, not 99999"),
+    ("port-not-a-number", ["--port", "pop"], None, f"--port {PORT_RANGE}, not 'pop'"),
+    ("tls-port-negative", ["--tls-port", "-1"], None, f"--tls-port {PORT_RANGE}, not -1"),
+    ("smtp-port-too-big", ["--smtp-port", "65536"], None, f"--smtp-port {PORT_RANGE}, not 65536"),
     (
         "user-without-colon",
         ["--user", "alice"],
@@ -545,7 +545,7 @@ BAD: list[tuple[str, list[str], str | None, str]] = [
             "or --any-login"
         ),
     ),
-    ("seed-not-a-number", ["--seed", "x"], None, "--seed 'x': the seed is a whole number"),
+    ("seed-not-a-number", ["--seed", "x"], None, "--seed must be a whole number, not 'x'"),
     (
         "unknown-locale",
         ["--any-login", "--generate", "a=1", "--locale", "xx_YY"],
@@ -587,9 +587,9 @@ BAD: list[tuple[str, list[str], str | None, str]] = [
         "config-bad-type",
         [],
         'port = "1110"\n',
-        "config {config}: port must be an integer, not '1110'",
+        f"config {{config}}: port {PORT_RANGE}, not '1110'",
     ),
-    ("config-bad-port", [], "port = 70000\n", f"config {{config}}: port 70000: {PORT_RANGE}"),
+    ("config-bad-port", [], "port = 70000\n", f"config {{config}}: port {PORT_RANGE}, not 70000"),
     (
         "config-bad-toml",
         [],
@@ -839,3 +839,63 @@ def test_the_config_example_in_the_docs_is_valid(tmp_path: Path) -> None:
     assert server.settings.disabled == {"UIDL"}
     assert server.settings.mechanisms == ("PLAIN", "XOAUTH2")
     assert server.tls is not None and server.tls_port == 1995
+
+
+# --- options the schema brought to the program (issue 16) ------------------------------------
+def test_token_flag_serves_an_xoauth2_login_over_a_real_socket(
+    launch: Callable[..., Standalone],
+) -> None:
+    """``--token NAME=TOKEN`` gives a user an OAuth token: XOAUTH2 logs in with it; a token-only
+    user (no ``--user``) exists too, and the new limits reach the server."""
+    import base64
+
+    app = launch(
+        "--user", "alice:secret",
+        "--token", "alice=tok-a",
+        "--token", "bob=tok-b",
+        "--generate", "bob=2",
+        "--command-timeout", "30",
+        "--max-connections", "5",
+        "--max-bad-commands", "3",
+    )  # fmt: skip
+    for user, token in (("alice", "tok-a"), ("bob", "tok-b")):
+        client = poplib.POP3(app.host, app.port, timeout=DEADLINE)
+        try:
+            sasl = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+            reply = client._shortcmd("AUTH XOAUTH2 " + base64.b64encode(sasl).decode())
+            assert reply.startswith(b"+OK"), reply
+            assert client.stat()[0] == (2 if user == "bob" else 0)
+            client.quit()
+        finally:
+            client.close()
+    client = poplib.POP3(app.host, app.port, timeout=DEADLINE)
+    try:
+        sasl = b"user=alice\x01auth=Bearer wrong\x01\x01"
+        # A wrong token: an error challenge ("+ " and base64 JSON), then -ERR to the empty reply.
+        reply = client._shortcmd("AUTH XOAUTH2 " + base64.b64encode(sasl).decode())
+        assert reply.startswith(b"+ "), reply
+        with pytest.raises(poplib.error_proto, match=r"-ERR"):
+            client._shortcmd("")
+    finally:
+        client.close()
+
+
+def test_environment_sets_options_and_flags_win(tmp_path: Path) -> None:
+    """``FAKEPOP3_*`` variables, between the config file and the flags."""
+    from fakepop3.cli import options_from
+
+    config = tmp_path / "fakepop3.toml"
+    config.write_text("port = 1\ncommand_timeout = 5\n[users.bob]\ntokens = ['t']\n", "utf-8")
+    env = {
+        "FAKEPOP3_CONFIG": str(config),
+        "FAKEPOP3_PORT": "2",
+        "FAKEPOP3_USERS": "alice:secret,carol:pw",
+        "FAKEPOP3_TOKENS": "alice=tok",
+    }
+    opts = options_from(["--port", "3"], environ=env)
+    assert opts.port == 3 and opts.command_timeout == 5
+    assert opts.users == {"bob": None, "alice": "secret", "carol": "pw"}
+    assert opts.tokens == {"bob": ["t"], "alice": ["tok"]}
+    assert options_from([], environ=env).port == 2
+    with pytest.raises(ValueError, match=r"^FAKEPOP3_PORT must be an integer from 0 to 65535"):
+        options_from([], environ={"FAKEPOP3_PORT": "x"})

@@ -349,7 +349,7 @@ def test_unknown_marker_argument_is_a_clear_error(run: Runner) -> None:
         [
             (
                 "*unknown option 'mesages' in @pytest.mark.pop3 (did you mean 'messages'?);"
-                " known options: users, messages, seed, locale*"
+                " known options: users, messages, generate, login, allow_server_errors, seed, locale*"
             ),
             "*@pytest.mark.pop3 takes keyword arguments only, got positional (3,)*",
         ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 # helpers tests use.
 from ._pop3server import BACKLOG as BACKLOG
 from ._pop3server import POP3Server, ServerError, uvloop_factory
-from ._pop3server import _check_port as _check_port
 from ._pop3server import _warn_if_exposed as _warn_if_exposed
 from ._transport import CHUNK as CHUNK
 from ._transport import HIGH_WATER as HIGH_WATER

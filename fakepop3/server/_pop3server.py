@@ -27,6 +27,7 @@ from .._service import ServerError, Service
 from ..auth import Authenticator
 from ..faults import Faults
 from ..history import History, SessionRecord
+from ..options import check_python_options as _check_python_options
 from ..protocol import Settings
 from ..store import Mailbox, MailStore, MessageInput
 from ..tls import TLSCertificates
@@ -73,8 +74,15 @@ class POP3Server(Service):
 
     Arguments (all keyword-only but ``users``):
 
+    Every keyword is declared once in :mod:`fakepop3.options` (type, default,
+    check, the CLI flag and TOML key of the standalone server); a bad value
+    raises :class:`fakepop3.options.OptionError` (a ``ValueError``) with one line.
+
     * ``users``: ``{name: password}`` (or a list of names, for token-only or
-      ``any_login`` users).  More with :meth:`add_user`.
+      ``any_login`` users); the password is also the APOP secret.  More with
+      :meth:`add_user`.
+    * ``tokens``: ``{name: [token, ...]}``, OAuth bearer tokens for XOAUTH2 and
+      OAUTHBEARER (a user named only here has no password).
     * ``host`` / ``port``: where to listen; ``127.0.0.1`` and 0 (a free port,
       reported in ``server.port`` once started).  A non-loopback host is logged
       as a warning.
@@ -99,7 +107,8 @@ class POP3Server(Service):
     * ``max_connections``: past it a new connection gets ``-ERR [SYS/TEMP]``.
     * ``max_bad_commands``: unknown or malformed commands before login that
       close the session.
-    * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra).
+    * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra);
+      ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
       protocol arguments above).
     * ``loop_factory``: makes the event loop of the thread-hosted server
@@ -134,35 +143,25 @@ class POP3Server(Service):
         settings: Settings | None = None,
         smtp: bool | int = False,
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        tokens: Mapping[str, Iterable[str]] | None = None,
+        smtp_host: str | None = None,
     ) -> None:
-        _check_port("port", port)
-        if smtp is not False and smtp is not True:
-            _check_port("smtp", smtp)
-        if tls_port is not None:
-            _check_port("tls_port", tls_port)
-        if timeout is not None and timeout <= 0:
-            raise ValueError(
-                f"timeout must be a positive number of seconds or None, not {timeout!r}"
-            )
-        if command_timeout is not None and command_timeout <= 0:
-            raise ValueError(
-                "command_timeout must be a positive number of seconds or None, "
-                f"not {command_timeout!r}"
-            )
-        if max_connections is not None and max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
+        # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
+        # exactly the parameters, so the one list of options is the signature itself.
+        checked = _check_python_options(locals())
+        port, tls_port, smtp = checked["port"], checked["tls_port"], checked["smtp"]
+        host = checked["host"]
+        user_passwords: dict[str, str | None] = checked["users"] or {}
+        user_tokens: dict[str, tuple[str, ...]] = checked["tokens"] or {}
+        disable, mechanisms = checked["disable"], checked["mechanisms"]
         self.host = host
         self.port = port
         self.tls_port = tls_port
         self.store = store if store is not None else MailStore()
-        if isinstance(users, Mapping):
-            for name, password in users.items():
-                self.store.add_user(name, password)
-        elif users is not None:
-            if isinstance(users, str):
-                raise TypeError("users must be a mapping of name to password, or a list of names")
-            for name in users:
-                self.store.add_user(name)
+        for name, password in user_passwords.items():
+            self.store.add_user(name, password)
+        for name, tokens_of_name in user_tokens.items():
+            self.store.add_user(name, tokens=tokens_of_name)
         self.history = history if isinstance(history, History) else History(enabled=history)
         if on_session_end is not None:
             self.history.add_session_listener(on_session_end)
@@ -209,6 +208,8 @@ class POP3Server(Service):
         #: that user's maildrop.  Needs the ``smtp`` extra (aiosmtpd).
         self.smtp: SMTPIntake | None = None
         self._smtp_port: int | None = None if smtp is False else (0 if smtp is True else smtp)
+        #: Where the SMTP intake listens (None: ``host``).
+        self.smtp_host = smtp_host
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self._running else "stopped"
@@ -295,7 +296,9 @@ class POP3Server(Service):
                 error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
         if self._smtp_port is not None:
-            intake = self.smtp_intake(self.host, self._smtp_port)
+            intake = self.smtp_intake(
+                self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
+            )
             try:
                 await intake.start_async()
             except BaseException:
@@ -408,13 +411,6 @@ def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | N
     except BaseException:
         client.close()  # a failed login must not leak the socket
         raise
-
-
-def _check_port(name: str, port: object) -> None:
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(
-            f"{name} must be an integer from 0 to 65535 (0 picks a free port), not {port!r}"
-        )
 
 
 def _warn_if_exposed(host: str) -> None:

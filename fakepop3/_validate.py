@@ -1,0 +1,232 @@
+"""The checks of option values, written once for every surface.
+
+Each check is a function ``check(value, name) -> normalised value``.  ``name`` is
+how the option is spelled where the value came from (``port`` in Python,
+``--port`` on the command line, ``config FILE: port`` in a TOML file,
+``FAKEPOP3_PORT`` in the environment), so the same bad value gives the same
+one-line message on every surface, modulo that spelling.
+
+Rules a maintainer must keep:
+
+* A check raises :class:`OptionError` only, with one line of the form
+  ``"{name} must be <what is allowed>, not {value!r}"`` that says how to fix it.
+* A check never reads a file, the network or the environment: it is pure, and
+  cheap enough to run on every ``POP3Server(...)``.
+* Text surfaces (CLI, environment) turn text into a value with a ``parse_*``
+  function first; when the text does not parse, the check is given the text
+  itself, so that the message is the check's own.
+* This module imports nothing from fakepop3 but the name lists it checks against
+  (capabilities, SASL mechanisms).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from .auth import ALL_MECHANISMS
+from .protocol import CAPABILITIES
+
+__all__ = [
+    "OptionError",
+    "boolean",
+    "capabilities",
+    "count",
+    "duration",
+    "expire",
+    "host",
+    "locales",
+    "mechanisms",
+    "non_negative",
+    "optional",
+    "port",
+    "positive",
+    "share",
+    "user_name",
+    "whole",
+]
+
+T = TypeVar("T")
+
+
+class OptionError(ValueError):
+    """A bad option value; its message is one line meant for the user."""
+
+
+def _has_bad_chars(text: str) -> bool:
+    return "\r" in text or "\n" in text or "\0" in text
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def optional(check: Callable[[Any, str], T]) -> Callable[[Any, str], T | None]:
+    """``check``, letting ``None`` through (the option is off)."""
+
+    def check_or_none(value: Any, name: str) -> T | None:
+        return None if value is None else check(value, name)
+
+    check_or_none.__name__ = f"optional_{check.__name__}"
+    check_or_none.__doc__ = f"None, or {check.__doc__}"
+    return check_or_none
+
+
+def port(value: Any, name: str) -> int:
+    """An integer from 0 to 65535 (0 picks a free port)."""
+    if not _is_int(value) or not 0 <= value <= 65535:
+        raise OptionError(
+            f"{name} must be an integer from 0 to 65535 (0 picks a free port), not {value!r}"
+        )
+    return int(value)
+
+
+def count(minimum: int) -> Callable[[Any, str], int]:
+    """A check for a whole number of at least ``minimum`` (``True`` is not a number)."""
+
+    def check(value: Any, name: str) -> int:
+        if not _is_int(value) or value < minimum:
+            raise OptionError(f"{name} must be at least {minimum} (a whole number), not {value!r}")
+        return int(value)
+
+    check.__name__ = "non_negative" if minimum == 0 else f"at_least_{minimum}"
+    check.__doc__ = f"A whole number, at least {minimum}."
+    return check
+
+
+non_negative = count(0)
+positive = count(1)
+
+
+def whole(value: Any, name: str) -> int:
+    """A whole number (a seed)."""
+    if not _is_int(value):
+        raise OptionError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def duration(value: Any, name: str) -> float:
+    """A positive, finite number of seconds."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise OptionError(f"{name} must be a positive number of seconds, not {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def boolean(value: Any, name: str) -> bool:
+    """True or false."""
+    if not isinstance(value, bool):
+        raise OptionError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def host(value: Any, name: str) -> str:
+    """A host name or address, without CR, LF or NUL (it goes into the greeting)."""
+    if not isinstance(value, str) or _has_bad_chars(value):
+        raise OptionError(f"{name} must be a host name without CR, LF or NUL, not {value!r}")
+    return value
+
+
+def user_name(value: Any, name: str) -> str:
+    """A non-empty user name with no spaces at its ends and no CR, LF or NUL."""
+    if not isinstance(value, str) or not value or value != value.strip() or _has_bad_chars(value):
+        raise OptionError(
+            f"{name} must be a user name with no spaces at its ends and no CR, LF or NUL, "
+            f"not {value!r}"
+        )
+    return value
+
+
+def share(value: Any, name: str) -> float:
+    """A share between 0 and 1 (the generator's ``html=`` and the like)."""
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise OptionError(f"{name} is a share between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def expire(value: Any, name: str) -> int | str:
+    """A number of days (0 or more), or ``"NEVER"``."""
+    if isinstance(value, str) and value.upper() == "NEVER":
+        return value
+    if not _is_int(value) or value < 0:
+        raise OptionError(
+            f"{name} must be a number of days or 'NEVER' (days: 0 or more), not {value!r}"
+        )
+    return int(value)
+
+
+def _names(value: Any, name: str, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise OptionError(f"{name} must be a list of {what}, not {value!r}")
+    items = list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise OptionError(f"{name} must be a list of {what}, not {value!r}")
+    return items
+
+
+def locales(value: Any, name: str) -> str | tuple[str, ...]:
+    """A Faker locale, or several (a list, or comma-separated text); one is a str."""
+    items = _names(value, name, "Faker locales")
+    if not items or not all(items):
+        raise OptionError(f"{name} must be at least one Faker locale, e.g. en_US, not {value!r}")
+    return items[0] if len(items) == 1 else tuple(items)
+
+
+def capabilities(value: Any, name: str) -> tuple[str, ...]:
+    """Capability names to switch off (any case), e.g. ``["UIDL"]``."""
+    if value == ():  # the default, on every POP3Server()
+        return ()
+    items = [c.upper() for c in _names(value, name, "capability names")]
+    unknown = set(items) - CAPABILITIES
+    if unknown:
+        raise OptionError(
+            f"unknown capability to disable: {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(CAPABILITIES))}"
+        )
+    return tuple(items)
+
+
+def mechanisms(value: Any, name: str) -> tuple[str, ...]:
+    """SASL mechanism names (any case), e.g. ``["PLAIN", "XOAUTH2"]``."""
+    items = [m.upper() for m in _names(value, name, "SASL mechanism names")]
+    bad = [m for m in items if m not in ALL_MECHANISMS]
+    if bad:
+        raise OptionError(
+            f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
+        )
+    return tuple(items)
+
+
+def parse_int(raw: str) -> int | str:
+    """``"12"`` -> 12; anything else stays text (and the check refuses it)."""
+    try:
+        return int(raw.strip(), 10)
+    except ValueError:
+        return raw
+
+
+def parse_number(raw: str) -> float | str:
+    """``"1.5"`` -> 1.5, ``"2"`` -> 2; anything else stays text."""
+    as_int = parse_int(raw)
+    if isinstance(as_int, int):
+        return as_int
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
+
+
+def parse_bool(raw: str) -> bool | str:
+    """``1/true/yes/on`` -> True, ``0/false/no/off`` -> False (environment variables)."""
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    return raw

@@ -59,22 +59,36 @@ _CLOSED = State.CLOSED  # a module global: cheaper to read than an Enum class at
 _INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n"
 
 
+# The connection's mode: one small int (see _Connection.mode).  0 is READING so that the fast
+# lane's test is the truth of one attribute; a module global int is cheap to read.
+_READING = 0  # nothing queued, writing not paused, not throttled: a packet may take the fast lane
+_DRAINING = 1  # reading, but output is queued, writing is paused or the session is throttled
+_ANSWERING = 2  # a task carries out the session's actions; reading is paused
+_WAITING = 3  # that task waits on a fault (Pause, Throttle) while reading, to see a hang-up
+_CLOSING = 4  # closed or closing (also before connection_made, and a refused connection)
+
+
 class _Connection(asyncio.BufferedProtocol):
-    """One client connection: feeds the session, carries out its actions."""
+    """One client connection: feeds the session, carries out its actions.
+
+    ``mode`` is its state (the module's ``_READING`` ... ``_CLOSING``).  ``_READING`` and
+    ``_DRAINING`` are worked out from the facts (``out``, ``drained``, ``throttle``) by
+    :meth:`_settle` whenever the connection is not answering; ``_go_async`` enters
+    ``_ANSWERING``, ``_sleep`` ``_WAITING``, ``_close``/``_abort``/``connection_lost``
+    ``_CLOSING``, which is never left.  A reply is written by :meth:`_write`; only the fast
+    lane in :meth:`buffer_updated` (and the greeting) repeat its small case inline, for speed.
+    """
 
     __slots__ = (
         "active",
-        "busy",
         "close_reason",
-        "closing",
         "drained",
-        "fast",
         "implicit_tls",
         "last_activity",
         "line_timer",
         "loop",
+        "mode",
         "out",
-        "paused_writing",
         "server",
         "session",
         "task",
@@ -87,20 +101,17 @@ class _Connection(asyncio.BufferedProtocol):
         self.implicit_tls = implicit_tls
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self.busy = False
-        self.closing = False
-        self.paused_writing = False
+        self.mode = _CLOSING  # no session yet
         self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         # Output waiting for the transport to drain; made only when a reply is big or the
         # client is slow (an empty deque costs ~700 bytes per idle session).
         self.out: collections.deque[memoryview] | None = None
+        #: The rate of a Throttle fault (bytes a second): replies go out slowly from then on.
         self.throttle: float | None = None
         self.close_reason = _history.DROP
+        #: Not None while the transport has paused writing; done when it resumes.
         self.drained: asyncio.Future[None] | None = None
-        # True while a command line may go straight to the session's fast lane: a session,
-        # nothing queued or paused, not busy, closing or throttled (see _refresh_fast).
-        self.fast = False
 
     # --- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, base: asyncio.BaseTransport) -> None:
@@ -119,32 +130,38 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server._connections.add(self)
         peer = transport.get_extra_info("peername") or ("?", 0)
+        self.session = session = self._make_session(peer[:2])  # an IPv6 peer has 4 fields
+        # The server's idle sweep reads these: `active` says that bytes came in since its last
+        # pass (a flag is cheaper to set on every read than asking the clock).
+        self.last_activity = _monotonic()
+        self.active = False
+        self.mode = _READING
+        try:
+            line = session.greeting_line()  # the usual greeting: one line
+            if line is not None:
+                transport.write(line)  # written directly (bench/README.md, Speed notes)
+            else:
+                self._run(session.greeting())
+        except Exception as error:
+            self.server._report(error)
+            self._abort(_INTERNAL_ERROR, _history.SERVER)
+
+    def _make_session(self, peer: tuple[str, int]) -> Session:
+        """The session of this connection: the one place a transport makes one."""
+        server = self.server
         # Session(...) with positional arguments (see Session._setup).
-        self.session = session = Session.__new__(Session)
+        session = Session.__new__(Session)
         session._setup(
             server.store,
             server.settings,
             server.history,
-            peer[:2],  # (host, port): an IPv6 address has two more fields
+            peer,
             self.implicit_tls,
             server.faults.hook if isinstance(server.faults, Faults) else server.faults,
             _monotonic,
             server._auth,
         )
-        # The server's idle sweep reads these: `active` says that bytes came in since its last
-        # pass (a flag is cheaper to set on every read than asking the clock).
-        self.last_activity = _monotonic()
-        self.active = False
-        self.fast = True
-        try:
-            line = session.greeting_line()  # the usual greeting: one line
-            if line is not None:
-                transport.write(line)
-            else:
-                self._run(self.session.greeting())
-        except Exception as error:
-            self.server._report(error)
-            self._abort(_INTERNAL_ERROR, _history.SERVER)
+        return session
 
     # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
     # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which
@@ -154,11 +171,11 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         data = self.server._recv_buffer[:nbytes].tobytes()  # cheaper than bytes(view)
-        session = self.session
-        if not self.fast or session is None:
+        if self.mode:  # not _READING: the general path
             self.data_received(data)
             return
         # The fast lane: one whole command line answered by one reply (the usual exchange).
+        session: Session = self.session  # type: ignore[assignment]  # set in _READING
         try:
             reply = session.answer_line(data)
         except Exception as error:
@@ -169,37 +186,36 @@ class _Connection(asyncio.BufferedProtocol):
             self.data_received(data)
             return
         self.active = True
+        # _write's small case inline: a call costs 9% of a session (bench/README.md, Speed notes)
+        transport: asyncio.Transport = self.transport  # type: ignore[assignment]
         if len(reply) == 1 and len(reply[0]) <= CHUNK:
-            self.transport.write(reply[0])  # type: ignore[union-attr]
+            transport.write(reply[0])
         elif len(reply) == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
-            self.transport.write(b"".join(reply))  # type: ignore[union-attr]
+            transport.write(b"".join(reply))
         else:
             self._send(reply)
         if session.state is _CLOSED:
             self._close(session._close_reason)  # the close_reason property, without a call
 
     def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
+        """Send one reply while not answering (a big fast-lane reply, a one-reply command):
+        written at once when it is small and the client reads, else answered by a task that
+        waits for the output to drain."""
         self._write(reply)
-        if self.out or self.paused_writing:
+        if self.out or self.drained is not None:
             self._go_async([])
-        else:
-            self._refresh_fast()
 
-    def _refresh_fast(self) -> None:
-        """Work out ``fast``, read once per packet by buffer_updated.  Whatever makes it false
-        clears it where it happens; it is worked out again after the general path ran."""
-        self.fast = (
-            self.session is not None
-            and not self.busy
-            and not self.closing
-            and not self.out
-            and not self.paused_writing
-            and self.throttle is None
-        )
+    def _settle(self) -> None:
+        """Work out ``_READING`` or ``_DRAINING`` from the facts, when not answering or closing."""
+        if self.mode < _ANSWERING:
+            if self.out or self.drained is not None or self.throttle is not None:
+                self.mode = _DRAINING
+            else:
+                self.mode = _READING
 
     def data_received(self, data: bytes) -> None:
         session = self.session
-        if session is None or self.closing:
+        if self.mode == _CLOSING or session is None:
             return
         self.active = True
         session.receive_data(data)
@@ -212,13 +228,13 @@ class _Connection(asyncio.BufferedProtocol):
                 self.line_timer = None
             if self.line_timer is None and session.has_partial_line():
                 self.line_timer = self.loop.call_later(limit, self._check_line)
-        if not self.busy:
+        if self.mode < _ANSWERING:
             try:
                 self._process()
             except Exception as error:
                 self.server._report(error)
                 self._abort(_INTERNAL_ERROR, _history.SERVER)
-            self._refresh_fast()
+            self._settle()
         elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
             # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
             # so a pipelining flood cannot grow the line queue without bound.
@@ -228,8 +244,7 @@ class _Connection(asyncio.BufferedProtocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self.fast = False
+        self.mode = _CLOSING
         if self.line_timer is not None:
             self.line_timer.cancel()
         if self.task is not None and not self.task.done():
@@ -244,14 +259,16 @@ class _Connection(asyncio.BufferedProtocol):
                 self.server._report(error)
 
     def pause_writing(self) -> None:
-        self.paused_writing = True
-        self.fast = False
+        if self.drained is None:
+            self.drained = self.loop.create_future()
+        if self.mode == _READING:
+            self.mode = _DRAINING
 
     def resume_writing(self) -> None:
-        self.paused_writing = False
-        self._refresh_fast()
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+        self._settle()
 
     # --- running the session ------------------------------------------------------------
     def _guard(self, func: Callable[..., None], *args: Any) -> None:
@@ -264,32 +281,22 @@ class _Connection(asyncio.BufferedProtocol):
     def _process(self) -> None:
         session = self.session
         assert session is not None
-        transport = self.transport
-        while not self.busy and not self.closing:
+        while self.mode < _ANSWERING:
             actions = session.next_actions()
             if actions is None:
                 return
-            # The common case inline: one small reply, nothing queued, the client reading.
-            if len(actions) == 1 and not self.out and not self.paused_writing:
-                action = actions[0]
-                if type(action) is Send and self.throttle is None:
-                    buffers = action.buffers
-                    if len(buffers) == 1 and len(buffers[0]) <= CHUNK and transport is not None:
-                        transport.write(buffers[0])
-                        continue
-            self._run(actions)
+            # The common case: one reply, nothing queued, the client reading.
+            if self.mode == _READING and len(actions) == 1 and type(actions[0]) is Send:
+                self._send(actions[0].buffers)
+            else:
+                self._run(actions)
 
     def _run(self, actions: list[Action]) -> None:
         """Carry out actions synchronously; hand the rest to a task at the first wait."""
-        if len(actions) == 1 and type(actions[0]) is Send and self.throttle is None:
-            self._write(actions[0].buffers)  # the common case: one reply
-            if self.out or self.paused_writing:
-                self._go_async([])
-            return
         for i, action in enumerate(actions):
             if isinstance(action, Send) and self.throttle is None:
                 self._write(action.buffers)
-                if self.out or self.paused_writing:
+                if self.out or self.drained is not None:
                     self._go_async(actions[i + 1 :])
                     return
             elif isinstance(action, Close):
@@ -297,14 +304,13 @@ class _Connection(asyncio.BufferedProtocol):
                 return
             elif isinstance(action, Throttle):
                 self.throttle = action.bytes_per_second
-                self.fast = False
+                self._settle()
             else:
                 self._go_async(actions[i:])
                 return
 
     def _go_async(self, rest: list[Action]) -> None:
-        self.busy = True
-        self.fast = False
+        self.mode = _ANSWERING
         assert self.transport is not None
         self.transport.pause_reading()
         self.task = self.loop.create_task(self._run_async(rest))
@@ -313,7 +319,7 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             await self._flush()
             for action in actions:
-                if self.closing:
+                if self.mode == _CLOSING:
                     return
                 if isinstance(action, Send):
                     if self.throttle is None:
@@ -325,19 +331,19 @@ class _Connection(asyncio.BufferedProtocol):
                     await self._sleep(action.seconds)
                 elif isinstance(action, Throttle):
                     self.throttle = action.bytes_per_second
-                    self.fast = False
                 elif isinstance(action, StartTLS):
                     await self._start_tls()
                 elif isinstance(action, Close):
                     self._close(action.reason)
                     return
-            if self.closing:
+            if self.mode == _CLOSING:
                 return
-            self.busy = False
+            self.mode = _DRAINING  # no longer answering: _settle works out the rest
+            self._settle()
             assert self.transport is not None
             self.transport.resume_reading()
             self._process()
-            self._refresh_fast()
+            self._settle()
         except asyncio.CancelledError:
             raise
         except (ConnectionError, ssl.SSLError, OSError):
@@ -347,6 +353,8 @@ class _Connection(asyncio.BufferedProtocol):
             self._abort(_INTERNAL_ERROR, _history.SERVER)
 
     def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
+        """Write one reply (the one place that does): a small one in one write, a big one
+        queued in CHUNK slices and pumped as the transport takes them."""
         transport = self.transport
         assert transport is not None
         if not self.out:
@@ -362,7 +370,6 @@ class _Connection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         for buf in buffers:
             if self.out or len(buf) > CHUNK:
-                self.fast = False  # output queued: the fast lane waits for it (see _refresh_fast)
                 if self.out is None:
                     self.out = collections.deque()
                 view = memoryview(buf)
@@ -375,7 +382,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _pump(self) -> None:
         transport = self.transport
         assert transport is not None
-        while self.out and not self.paused_writing and not self.closing:
+        while self.out and self.drained is None and self.mode != _CLOSING:
             transport.write(self.out.popleft())
 
     async def _flush(self) -> None:
@@ -384,9 +391,8 @@ class _Connection(asyncio.BufferedProtocol):
         Waiting while the transport is paused also bounds a pipelining client that never
         reads: no further command is handled until its replies drain below HIGH_WATER.
         """
-        while (self.out or self.paused_writing) and not self.closing:
-            if self.paused_writing:
-                self.drained = self.loop.create_future()
+        while (self.out or self.drained is not None) and self.mode != _CLOSING:
+            if self.drained is not None:
                 await self.drained
             self._pump()
 
@@ -397,7 +403,7 @@ class _Connection(asyncio.BufferedProtocol):
         for buf in buffers:
             view = memoryview(buf)
             for start in range(0, len(view), step):
-                if self.closing:
+                if self.mode == _CLOSING:
                     return
                 transport.write(view[start : start + step])
                 await self._sleep(step / rate)
@@ -407,10 +413,12 @@ class _Connection(asyncio.BufferedProtocol):
         transport = self.transport
         assert transport is not None
         transport.resume_reading()
+        self.mode = _WAITING
         try:
             await asyncio.sleep(seconds)
         finally:
-            if not self.closing:
+            if self.mode != _CLOSING:
+                self.mode = _ANSWERING
                 transport.pause_reading()
 
     async def _start_tls(self) -> None:
@@ -449,7 +457,7 @@ class _Connection(asyncio.BufferedProtocol):
         if self.active:
             self.active = False
             self.last_activity = now
-        elif not self.closing and now - self.last_activity >= timeout:
+        elif self.mode != _CLOSING and now - self.last_activity >= timeout:
             # RFC 1939 s3: the server "should close the TCP connection without removing
             # any messages or sending any response to the client".
             self._abort(reason=_history.TIMEOUT)
@@ -457,9 +465,11 @@ class _Connection(asyncio.BufferedProtocol):
     def _check_line(self) -> None:
         self.line_timer = None
         limit = self.server.command_timeout
-        if self.closing or limit is None or self.session is None:
+        if self.mode == _CLOSING or limit is None or self.session is None:
             return
-        if self.busy:  # still answering an earlier command: the client may be reading it
+        if (
+            self.mode == _ANSWERING or self.mode == _WAITING
+        ):  # still answering an earlier command: the client may be reading it
             self.line_timer = self.loop.call_later(limit, self._check_line)
         elif self.session.has_partial_line():
             text = f"-ERR Command line not finished within {limit:g} seconds; closing.\r\n"
@@ -467,8 +477,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _close(self, reason: str) -> None:
         self.close_reason = reason
-        self.closing = True
-        self.fast = False
+        self.mode = _CLOSING
         if self.transport is not None:
             if self.out:
                 # Queued output would be lost by close(); hand it over first.
@@ -479,13 +488,12 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _abort(self, message: bytes | None = None, reason: str = _history.DROP) -> None:
         """Close at once, discarding unsent output (optionally after a last line)."""
-        if not self.closing:
+        if self.mode != _CLOSING:
             # A connection already closing keeps the reason it closed for: after QUIT, a TLS
             # connection stays open until the client answers the server's close_notify, and
             # a server stopping meanwhile must not turn that "quit" into "server".
             self.close_reason = reason
-        self.closing = True
-        self.fast = False
+        self.mode = _CLOSING
         unsent = bool(self.out)
         self.out = None
         if self.transport is not None:

@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import itertools
-import os
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import NamedTuple, Protocol
 
-from . import history as _history
-from .auth import (
-    ALL_MECHANISMS,
+from .. import history as _history
+from ..auth import (
     Authenticator,
     Challenge,
     Failure,
@@ -33,265 +27,37 @@ from .auth import (
     Success,
     make_mechanism,
 )
-from .history import History, SessionRecord
-from .store import Mailbox, MailStore, Message
-
-__all__ = [
-    "CAPABILITIES",
-    "COMMAND_NAMES",
-    "Action",
-    "Close",
-    "CommandFault",
-    "FaultHook",
-    "Pause",
-    "Send",
-    "Session",
-    "Settings",
-    "StartTLS",
-    "State",
-    "Throttle",
-]
-
-#: Capability names that can be switched off with ``Settings.disabled``.
-CAPABILITIES = frozenset(
-    {
-        "TOP",
-        "UIDL",
-        "USER",
-        "SASL",
-        "APOP",
-        "STLS",
-        "RESP-CODES",
-        "AUTH-RESP-CODE",
-        "PIPELINING",
-        "IMPLEMENTATION",
-        "UTF8",
-        "LANG",
-        "CAPA",
-    }
+from ..history import History, SessionRecord
+from ..store import Mailbox, MailStore, Message
+from . import _replies
+from ._actions import Action, Close, FaultHook, Send, StartTLS
+from ._replies import (
+    _AUTHORIZATION,
+    _CLOSED,
+    _LOGGED_IN,
+    _LOGGING_OUT,
+    _NO_ANSWERS,
+    _NONE_DELETED,
+    _OK_REPLY,
+    _TRANSACTION,
+    _UPDATE,
+    _lines,
+    _new_tuple,
+    _now,
+    _remember_status,
+    _retr_status,
+    _status_line,
+    _status_of,
 )
+from ._settings import Settings
+from ._state import MAX_LINE, MAX_SASL_LINE, State
 
 _session_ids = itertools.count(1)
-
-MAX_LINE = 255
-"""RFC 2449 s4: "command lines ... MUST NOT exceed 255 octets, including the terminating CRLF"."""
-
-MAX_SASL_LINE = 64 * 1024
-"""A SASL response line is not a command line: OAuth tokens sent as continuations exceed 255 octets."""
-
-
-class State(enum.Enum):
-    AUTHORIZATION = "AUTHORIZATION"
-    TRANSACTION = "TRANSACTION"
-    UPDATE = "UPDATE"
-    CLOSED = "CLOSED"
-
-
-# --- actions for the transport -----------------------------------------------------------
-class Send(NamedTuple):
-    """Write these buffers, in order (a RETR reply is status line, message, ``.`` line).
-
-    A named tuple: one is made per reply, and it is cheaper to make than a dataclass.
-    """
-
-    buffers: tuple[bytes | memoryview, ...]
-
-    @property
-    def size(self) -> int:
-        return sum(len(b) for b in self.buffers)
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Wait this many seconds before the next action (fault injection)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Throttle:
-    """From now on, send at most this many bytes per second (fault injection)."""
-
-    bytes_per_second: float
-
-
-@dataclass(frozen=True)
-class StartTLS:
-    """Start the TLS handshake now (after the ``+OK`` to STLS was sent)."""
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close the connection after the previous actions; ``reason`` as recorded in the history."""
-
-    reason: str
-
-
-Action = Send | Pause | Throttle | StartTLS | Close
-
-
-class CommandFault(Protocol):
-    """What a fault hook returns for a command it hits (see ``fakepop3.faults``)."""
-
-    description: str
-    runs_command: bool
-
-    def actions(self, reply: tuple[bytes | memoryview, ...]) -> list[Action]:
-        """The actions that replace sending ``reply`` (empty when the command did not run)."""
-        ...
-
-
-class FaultHook(Protocol):
-    #: False while the hook has nothing to do: the session then does not call it (a plain
-    #: attribute, read before every command).
-    armed: bool
-
-    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
-
-    def on_command(
-        self, session: Session, command: str, args: tuple[str, ...]
-    ) -> CommandFault | None: ...
-
-
-@dataclass
-class Settings:
-    """What a session needs to know about its server.  Every field has a sane default."""
-
-    hostname: str = "localhost"
-    implementation: str = "fakepop3"
-    greeting: str = "fakepop3 ready."
-    disabled: frozenset[str] = frozenset()
-    mechanisms: tuple[str, ...] = ALL_MECHANISMS
-    tls_available: bool = False
-    require_tls: bool = False
-    any_login: bool = False
-    login_delay: int | None = None
-    enforce_login_delay: bool = True
-    expire: int | str | None = None
-    max_line: int = MAX_LINE
-    max_bad_commands: int = 10
-    languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
-    #: What every session of these settings shares: reply builder, greeting, disabled commands
-    #: (made once, in ``__post_init__``).
-    replies: _Reply = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        unknown = {c.upper() for c in self.disabled} - CAPABILITIES
-        if unknown:
-            raise ValueError(
-                f"unknown capability to disable: {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(CAPABILITIES))}"
-            )
-        self.disabled = frozenset(c.upper() for c in self.disabled)
-        mechs = tuple(m.upper() for m in self.mechanisms)
-        bad = [m for m in mechs if m not in ALL_MECHANISMS]
-        if bad:
-            raise ValueError(
-                f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
-            )
-        self.mechanisms = mechs
-        if self.max_line < 255:
-            raise ValueError(
-                "max_line must be at least 255: RFC 2449 requires 255-octet command lines"
-            )
-        if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
-            raise ValueError("expire must be a number of days or 'NEVER'")
-        self.replies = _Reply(self)
-
-    def enabled(self, capability: str) -> bool:
-        return capability not in self.disabled
-
-
-_CONTROLS = {c: "?" for c in (*range(0x20), 0x7F) if c != 0x09}
-
-
-class _Reply:
-    """Builds reply lines; strips response codes when RESP-CODES is switched off."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.codes = settings.enabled("RESP-CODES")
-        # RFC 1939 s7: the APOP timestamp "MUST be different each time the POP3 server issues
-        # a banner greeting": <pid.session-id.start-time@host>, unique in this process (the
-        # session id) and across restarts (the time this server's settings were compiled).
-        self.stamp_head = f"<{os.getpid()}."
-        self.stamp_tail = f".{time.time_ns()}@{settings.hostname}>"
-        if settings.enabled("APOP"):
-            self.greeting_head = f"+OK {settings.greeting} {self.stamp_head}".encode()
-            self.greeting_tail = f"{self.stamp_tail}\r\n".encode()
-        else:
-            self.greeting_head = self.ok(settings.greeting)
-            self.greeting_tail = b""
-        #: Commands that do not exist with these settings (their capability is switched off).
-        self.disabled_commands = frozenset(
-            name
-            for name, cap in _COMMAND_CAPABILITY.items()
-            if not settings.enabled(cap) or (cap == "SASL" and not settings.mechanisms)
-        )
-        #: The handlers of Session.answer_line: its commands, less those switched off.
-        self.quick_handlers = {
-            name: _HANDLERS[name] for name in _QUICK.values() if name not in self.disabled_commands
-        }
-
-    def ok(self, text: str = "") -> bytes:
-        return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
-
-    def err(self, text: str, code: str | None = None) -> bytes:
-        if code and self.codes:
-            text = f"[{code}] {text}"
-        # Errors echo pieces of the client's line: a bare CR (or another control) must not
-        # reach the wire inside a reply line.
-        text = text.translate(_CONTROLS)
-        return f"-ERR {text}\r\n".encode("utf-8", "replace")
-
-
-def _lines(status: bytes, lines: Sequence[str]) -> tuple[bytes, ...]:
-    body = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
-    return (status, body, b".\r\n")
-
-
-# Module constants: reading an attribute of an Enum class costs ~600 machine instructions in
-# Python 3.11 (EnumType has a __getattr__), a module global next to nothing.
-_AUTHORIZATION = State.AUTHORIZATION
-_TRANSACTION = State.TRANSACTION
-_UPDATE = State.UPDATE
-_CLOSED = State.CLOSED
-_now = time.time
-# Replies that never change, made once.
-_OK_REPLY = (b"+OK\r\n",)
-_LOGGED_IN = b"+OK Logged in.\r\n"
-_LOGGING_OUT = (b"+OK Logging out.\r\n",)
-#: Status lines of replies that are made once and sent many times (these constants, the
-#: answers shared by the sessions on a snapshot), as the history records them: decoded once.
-_BASE_STATUS = {reply: reply[:-2].decode() for reply in (_OK_REPLY[0], _LOGGED_IN, _LOGGING_OUT[0])}
-_CONSTANT_STATUS = dict(_BASE_STATUS)
-
-
-#: RETR status lines by message size, made (and their text decoded) once.
-_RETR_STATUS: dict[int, bytes] = {}
-
-
-def _retr_status(size: int) -> bytes:
-    if len(_RETR_STATUS) > 4096:
-        _RETR_STATUS.clear()
-    line = _RETR_STATUS[size] = b"+OK %d octets\r\n" % size
-    _remember_status(line)
-    return line
-
-
-def _remember_status(status_line: bytes) -> None:
-    if len(_CONSTANT_STATUS) > 4096:  # maildrops that change for ever: start again
-        _CONSTANT_STATUS.clear()
-        _CONSTANT_STATUS.update(_BASE_STATUS)
-    _CONSTANT_STATUS[status_line] = status_line[:-2].decode("utf-8", "replace")
-
-
-#: Makes a named tuple (a :class:`Send`) from a tuple of its fields, skipping the named
-#: tuple's Python-level ``__new__``.
-_new_tuple = tuple.__new__
-
-
-_NONE_DELETED: AbstractSet[int] = frozenset()
-_NO_ANSWERS: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
+# Bound by assignment, not by import: Python 3.11 to 3.13 compile a method call on a name bound
+# by an import as an attribute read (a bound method made per call).  See bench/README.md,
+# "Speed notes".
+_CONSTANT_STATUS = _replies._CONSTANT_STATUS
+_RETR_STATUS = _replies._RETR_STATUS
 
 
 class Session:
@@ -1200,22 +966,3 @@ def _mask(name: str, args: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _SECRET_COMMANDS = frozenset({"PASS", "APOP", "AUTH"})
-
-
-def _status_line(first: bytes | memoryview) -> str:
-    """The status line of a reply, for the history (handlers put it in the first buffer)."""
-    if type(first) is bytes:
-        known = _CONSTANT_STATUS.get(first)  # most replies: no endswith() call
-        if known is not None:
-            return known
-        if first.endswith(b"\r\n") and first.count(b"\n") == 1:
-            return first[:-2].decode("utf-8", "replace")
-    return bytes(first[:600]).split(b"\r\n", 1)[0].decode("utf-8", "replace")
-
-
-def _status_of(actions: list[Action]) -> str:
-    for action in actions:
-        if isinstance(action, Send) and action.buffers:
-            first = bytes(action.buffers[0][:600])
-            return first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
-    return "(no reply: connection closed)"

@@ -1,0 +1,75 @@
+"""What the core asks the transport to do, and the fault hook it calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+
+# --- actions for the transport -----------------------------------------------------------
+class Send(NamedTuple):
+    """Write these buffers, in order (a RETR reply is status line, message, ``.`` line).
+
+    A named tuple: one is made per reply, and it is cheaper to make than a dataclass.
+    """
+
+    buffers: tuple[bytes | memoryview, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait this many seconds before the next action (fault injection)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """From now on, send at most this many bytes per second (fault injection)."""
+
+    bytes_per_second: float
+
+
+@dataclass(frozen=True)
+class StartTLS:
+    """Start the TLS handshake now (after the ``+OK`` to STLS was sent)."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection after the previous actions; ``reason`` as recorded in the history."""
+
+    reason: str
+
+
+Action = Send | Pause | Throttle | StartTLS | Close
+
+
+class CommandFault(Protocol):
+    """What a fault hook returns for a command it hits (see ``fakepop3.faults``)."""
+
+    description: str
+    runs_command: bool
+
+    def actions(self, reply: tuple[bytes | memoryview, ...]) -> list[Action]:
+        """The actions that replace sending ``reply`` (empty when the command did not run)."""
+        ...
+
+
+class FaultHook(Protocol):
+    #: False while the hook has nothing to do: the session then does not call it (a plain
+    #: attribute, read before every command).
+    armed: bool
+
+    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
+
+    def on_command(
+        self, session: Session, command: str, args: tuple[str, ...]
+    ) -> CommandFault | None: ...

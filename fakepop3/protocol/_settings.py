@@ -1,0 +1,60 @@
+"""What a session needs to know about its server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..auth import (
+    ALL_MECHANISMS,
+)
+from ._replies import _Reply
+from ._state import CAPABILITIES, MAX_LINE
+
+
+@dataclass
+class Settings:
+    """What a session needs to know about its server.  Every field has a sane default."""
+
+    hostname: str = "localhost"
+    implementation: str = "fakepop3"
+    greeting: str = "fakepop3 ready."
+    disabled: frozenset[str] = frozenset()
+    mechanisms: tuple[str, ...] = ALL_MECHANISMS
+    tls_available: bool = False
+    require_tls: bool = False
+    any_login: bool = False
+    login_delay: int | None = None
+    enforce_login_delay: bool = True
+    expire: int | str | None = None
+    max_line: int = MAX_LINE
+    max_bad_commands: int = 10
+    languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
+    #: What every session of these settings shares: reply builder, greeting, disabled commands
+    #: (made once, in ``__post_init__``).
+    replies: _Reply = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = {c.upper() for c in self.disabled} - CAPABILITIES
+        if unknown:
+            raise ValueError(
+                f"unknown capability to disable: {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(CAPABILITIES))}"
+            )
+        self.disabled = frozenset(c.upper() for c in self.disabled)
+        mechs = tuple(m.upper() for m in self.mechanisms)
+        bad = [m for m in mechs if m not in ALL_MECHANISMS]
+        if bad:
+            raise ValueError(
+                f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
+            )
+        self.mechanisms = mechs
+        if self.max_line < 255:
+            raise ValueError(
+                "max_line must be at least 255: RFC 2449 requires 255-octet command lines"
+            )
+        if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
+            raise ValueError("expire must be a number of days or 'NEVER'")
+        self.replies = _Reply(self)
+
+    def enabled(self, capability: str) -> bool:
+        return capability not in self.disabled

@@ -14,7 +14,6 @@ commands first.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import json
@@ -22,7 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
 
@@ -398,6 +400,9 @@ class History:
 
     async def wait_for_sessions_async(self, count: int) -> None:
         """Wait (without blocking the loop) until ``count`` sessions have ended."""
+        # asyncio only here: the sans-IO core imports this module (tests/test_architecture.py).
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:

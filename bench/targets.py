@@ -22,8 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from typing_extensions import Self
+if (
+    TYPE_CHECKING
+):  # typing.Self is 3.11+: the benchmarks also run where typing_extensions is not installed
+    from typing_extensions import Self
+
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -108,7 +108,11 @@ def test_imports_point_down(name: str) -> None:
 
 
 def _loaded_after(module: str) -> set[str]:
-    code = f"import sys, {module}; print('\\n'.join(sorted(sys.modules)))"
+    # What importing ``module`` adds: a coverage run loads its own modules (socket...) first.
+    code = (
+        f"import sys; before = set(sys.modules); import {module}; "
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 

@@ -37,7 +37,10 @@ def test_dir_lists_the_public_names() -> None:
 def test_importing_the_package_loads_only_the_store_and_the_mail_registry() -> None:
     # The mail package registers Mailbox's generate/load/add_message with the store at import;
     # nothing else of fakepop3 (server, core, faults, the generator itself) and nothing heavy.
-    code = "import sys, fakepop3; print('\\n'.join(sorted(sys.modules)))"
+    code = (
+        "import sys; before = set(sys.modules); import fakepop3; "
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()

@@ -149,9 +149,7 @@ class _Connection(asyncio.BufferedProtocol):
             return
         server._connections.add(self)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        # Session(...) with positional arguments (see Session._setup).
-        self.session = session = Session.__new__(Session)
-        session._setup(
+        self.session = session = Session.open(
             server.store,
             server.settings,
             server.history,

@@ -9,7 +9,8 @@ import tracemalloc
 import pytest
 
 from fakepop3 import History, MailStore, Session, Settings, State
-from fakepop3.protocol import MAX_LINE, Close, Send
+from fakepop3.auth import Authenticator
+from fakepop3.protocol import CAPABILITIES, MAX_LINE, Close, Send
 
 from .conftest import closes, feed, sent
 
@@ -729,3 +730,68 @@ def test_close_action_comes_last() -> None:
     actions = feed(session, b"QUIT\r\n")
     assert isinstance(actions[-1], Close)
     assert all(isinstance(a, Send) for a in actions[:-1])
+
+
+# --- the command table, the ways to make a session, the caches, the imports ---------------------
+def test_the_command_table_is_whole_and_public() -> None:
+    from fakepop3.protocol import _HANDLERS, COMMAND_NAMES, COMMANDS
+
+    assert set(COMMANDS) == COMMAND_NAMES == set(_HANDLERS)
+    for name, command in COMMANDS.items():
+        assert command.name == name and command.states and command.rfc.startswith("RFC ")
+        assert 0 <= command.min_args <= command.max_args
+        # PASS alone: its handler says what is missing, after it asks for USER first.
+        assert bool(command.needs) == (command.min_args > 0 or name == "PASS"), name
+        assert command.capability is None or command.capability in CAPABILITIES
+    assert [n for n, c in COMMANDS.items() if c.refused_before_tls] == [
+        "USER",
+        "PASS",
+        "APOP",
+        "AUTH",
+    ]
+
+
+def test_session_open_makes_the_session_that_the_keyword_call_makes() -> None:
+    store, settings, history = make_store(HELLO), Settings(), History()
+    auth = Authenticator(store)
+    opened = Session.open(store, settings, history, ("10.0.0.1", 7), False, None, lambda: 0.0, auth)
+    made = Session(store, settings, history=history, client=("10.0.0.1", 7), auth=auth)
+    old_way = Session.__new__(Session)  # the transport's way before Session.open
+    old_way._setup(store, settings, history, ("10.0.0.1", 7), False, None, lambda: 0.0, auth)
+    for session in (opened, made, old_way):
+        assert sent(session.greeting()).startswith(b"+OK")
+        assert reply(session, b"USER alice") == b"+OK\r\n"
+        assert reply(session, b"PASS secret").startswith(b"+OK Logged in.")
+        assert session.state is State.TRANSACTION and session.record.user == "alice"
+        assert session.answer_line(b"QUIT\r\n") == (b"+OK Logging out.\r\n",)
+    assert len({opened.id, made.id, old_way.id}) == 3
+    assert [s.id for s in history.sessions] == [opened.id, made.id, old_way.id]
+
+
+def test_the_bounded_cache_starts_again_from_its_base_when_full() -> None:
+    from fakepop3._cache import BoundedCache
+
+    cache: BoundedCache[str, int] = BoundedCache(3, base={"kept": 0})
+    lookup = cache.get  # bound once, as the hot paths read it
+    for i in range(3):
+        assert cache.put(f"k{i}", i) == i
+    assert len(cache) == 4 and lookup("k2") == 2
+    cache.put("k3", 3)  # full: start again from the base
+    assert dict(cache) == {"kept": 0, "k3": 3} and lookup("k0") is None and lookup("kept") == 0
+    with pytest.raises(ValueError, match="at least one entry"):
+        BoundedCache(0)
+
+
+def test_the_core_caches_stay_bounded() -> None:
+    from fakepop3.protocol import _fastlane, _replies
+
+    session = logged_in(make_store(HELLO))
+    for i in range(5000):
+        session.answer_line(f"LIST {i}\r\n".encode())
+    assert len(_fastlane.PARSED_LINES) <= _fastlane.PARSED_LINES.limit
+    assert session.answer_line(b"STAT\r\n") is not None  # the base entries are kept
+    assert b"STAT\r\n" in _fastlane.PARSED_LINES
+    for size in range(5000):
+        _replies.retr_status(size)
+    assert len(_replies.RETR_STATUS) <= _replies.RETR_STATUS.limit
+    assert _replies.known_retr_status(4999) == b"+OK 4999 octets\r\n"

@@ -20,7 +20,6 @@ commands first.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import json
@@ -28,7 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
 
@@ -493,6 +495,8 @@ class History:
 
     async def wait_for_sessions_async(self, count: int) -> None:
         """Wait (without blocking the loop) until ``count`` sessions have ended."""
+        import asyncio  # here, not at the top: the protocol core imports this module
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:

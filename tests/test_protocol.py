@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
+import fakepop3
 from fakepop3 import History, MailStore, Session, Settings, State
 from fakepop3.auth import Authenticator
 from fakepop3.protocol import CAPABILITIES, MAX_LINE, Close, Send
@@ -795,3 +800,52 @@ def test_the_core_caches_stay_bounded() -> None:
         _replies.retr_status(size)
     assert len(_replies.RETR_STATUS) <= _replies.RETR_STATUS.limit
     assert _replies.known_retr_status(4999) == b"+OK 4999 octets\r\n"
+
+
+# The protocol core: this package and what it imports of fakepop3.
+CORE = ["protocol/__init__.py", "protocol/_*.py", "history.py", "auth.py", "_cache.py"]
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The modules a file imports when it is imported (not in functions, not for type checks)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                break
+            if isinstance(inner, ast.Import):
+                names.update(alias.name for alias in inner.names)
+            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                names.add(inner.module)
+    return names
+
+
+def test_the_protocol_core_imports_no_io_and_no_pytest() -> None:
+    root = Path(fakepop3.__file__).parent
+    files = [p for pattern in CORE for p in root.glob(pattern)]
+    assert len(files) >= 12
+    for path in files:
+        imported = {name.split(".")[0] for name in _top_level_imports(path)}
+        assert not imported & {"asyncio", "ssl", "socket", "selectors", "pytest"}, path.name
+
+
+def test_importing_the_protocol_core_alone_pulls_in_no_asyncio_ssl_or_pytest() -> None:
+    """The core imported without fakepop3/__init__.py (which imports the server)."""
+    script = (
+        "import sys, types\n"
+        "package = types.ModuleType('fakepop3')\n"
+        f"package.__path__ = [{str(Path(fakepop3.__file__).parent)!r}]\n"
+        "sys.modules['fakepop3'] = package\n"
+        "import fakepop3.protocol._session\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "fakepop3.protocol._session" in loaded
+    assert not loaded & {"asyncio", "ssl", "_ssl", "pytest"}, loaded & {"asyncio", "ssl", "pytest"}
+    # socket: fakepop3.store imports email.policy, which imports socket on Python 3.11
+    # (the store's part of issue 16); nothing of the core itself does (the test above).

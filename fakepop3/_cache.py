@@ -1,11 +1,15 @@
 """One bounded cache for the per-process memos of the hot paths (parsed lines, status lines).
 
-A :class:`BoundedCache` is a plain ``dict`` to read (``cache.get(key)`` is the C-level dict
-lookup, no Python call), and is written through :meth:`BoundedCache.put`, which keeps it under
-its limit: when full, it starts again from its ``base`` entries (the ones made at import and
-always wanted).  Starting again rather than evicting one entry keeps ``put`` cheap, and a cache
-that fills up is one fed by ever-new keys (a client sending ever-new lines, a maildrop that
-changes for ever), where no entry is worth more than another.  See bench/README.md, "Speed notes".
+A :class:`BoundedCache` is a ``dict`` to read, and is written through :meth:`BoundedCache.put`,
+which keeps it under its limit: when full, it starts again from its ``base`` entries (the ones
+made at import and always wanted).  On a hot path, read it through its ``get`` bound once
+(``lookup = cache.get`` at import; ``reset`` empties the same dict, so the bound method stays
+right): ``cache.get(key)`` on a dict subclass is not specialized by CPython 3.11 to 3.13 (the
+method call checks the exact type), a bound ``get`` is a plain C call.
+
+Starting again rather than evicting one entry keeps ``put`` cheap, and a cache that fills up is
+one fed by ever-new keys (a client sending ever-new lines, a maildrop that changes for ever),
+where no entry is worth more than another.  See bench/README.md, "Speed notes".
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Each command line is recorded *before* its reply is sent, so a test that has
 read a reply can assert on the command behind it.  Secrets (the PASS argument,
 the APOP digest, SASL responses) are masked before they are stored.
 
+The protocol core records each command with one call, :attr:`History.add_command`: a plain
+list append of the command's fields.  The history hands each command to its session's record
+later, in a batch (``History._settle``: when the record is read, when the session ends, before
+``clear``).  Rules: only ``_settle`` writes a record's commands; every record the core logs to
+is open in this history; ``enabled`` is set when the history is made.
+
 The helpers here are made for assertions after a ``poplib`` session::
 
     server.history.assert_sent("RETR", "2", user="alice", times=1)
@@ -27,6 +33,9 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
+
+_now = time.time
+_new_object = object.__new__
 
 #: How a session ended.
 EndReason = str
@@ -84,9 +93,24 @@ class CommandRecord(NamedTuple):
 
 
 #: A CommandRecord from a tuple of its fields, with no Python-level call.
-_as_record: Callable[[tuple[Any, ...]], CommandRecord] = functools.partial(
+_make_record: Callable[[tuple[Any, ...]], CommandRecord] = functools.partial(
     tuple.__new__, CommandRecord
 )
+
+
+def _status_text(first: bytes) -> str:
+    """The status line of a reply, from its first buffer (as ``History.add_command`` takes it)."""
+    if first.endswith(b"\r\n") and first.count(b"\n") == 1:
+        return first[:-2].decode("utf-8", "replace")
+    return first[:600].split(b"\r\n", 1)[0].decode("utf-8", "replace")
+
+
+def _as_record(entry: tuple[Any, ...]) -> CommandRecord:
+    """The CommandRecord of a stored command (its reply given as bytes is decoded now)."""
+    reply = entry[5]
+    if type(reply) is not str:
+        entry = (*entry[:5], _status_text(reply), *entry[6:])
+    return _make_record(entry)
 
 
 @dataclass
@@ -100,17 +124,22 @@ class SessionRecord:
     tls: bool = False
     ended_at: float | None = None
     end_reason: EndReason | None = None
-    # The commands as plain tuples of the CommandRecord fields: a plain tuple of strings and
-    # numbers leaves the garbage collector's lists after its first pass, a named tuple never
-    # does (every full collection would walk every command of a long-lived server).
+    # The commands as plain tuples of the CommandRecord fields, which the garbage collector
+    # stops tracking (a named tuple it walks for ever): bench/README.md, "Speed notes".
     _log: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
     # Where the history keeps this record (-1: nowhere): an ended session is stored there as a
     # plain tuple instead (see History.close_session).
     _slot: int = field(default=-1, init=False, repr=False, compare=False)
+    # The history that records this open session: it hands the record its commands when they
+    # are read, and when the session ends (see History._settle).
+    _history: History | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def commands(self) -> list[CommandRecord]:
         """This session's commands in order (a new list)."""
+        history = self._history
+        if history is not None:
+            history._settle()
         return list(map(_as_record, self._log))
 
     @property
@@ -133,14 +162,27 @@ class History:
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        # A plain lock: taking it is one C call (a Condition's ``with`` is a Python-level call,
-        # and a session takes the lock when it ends); the condition shares it, for waiters.
+        # A plain lock, taken with C calls (bench/README.md, "Speed notes"); the condition
+        # shares it, for waiters.
         self._lock = threading.Lock()
         self._ended_changed = threading.Condition(self._lock)
         self._blocked_waiters = 0
         # Open sessions as SessionRecords, ended ones as plain tuples (see close_session).
         self._sessions: list[SessionRecord | tuple[Any, ...]] = []
-        self._commands: list[tuple[Any, ...]] = []  # plain tuples, see SessionRecord
+        # Every command as a plain tuple (see SessionRecord), in the order received: the
+        # protocol core appends to this list only (add_command), and _settle hands each command
+        # to its session's record later, in a batch.
+        self._commands: list[tuple[Any, ...]] = []
+        self._settled = 0  # how many of _commands are in their record's log
+        self._open: dict[int, SessionRecord] = {}  # the records _settle hands commands to
+        #: Record one command: ``add_command(fields)``, ``fields`` those of a
+        #: :class:`CommandRecord` as a plain tuple, in order, its ``args`` masked (no secret
+        #: reaches the history), its ``reply`` the status line as text or as the reply's
+        #: first buffer in bytes (decoded when read).  The protocol core's one entry point: a
+        #: plain ``list.append`` (no Python call per command) unless a listener is registered.
+        self.add_command: Callable[[tuple[Any, ...]], None] = (
+            self._commands.append if enabled else _ignore
+        )
         self._ended = 0
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listeners: list[Callable[[CommandRecord], None]] = []
@@ -148,28 +190,66 @@ class History:
 
     # --- recording (used by the server) -------------------------------------------------
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
-        record = SessionRecord(session_id, client, time.time(), None, tls)  # positional: cheaper
+        # SessionRecord(session_id, client, time.time(), None, tls) without the class call
+        # (bench/README.md, "Speed notes").
+        record = _new_object(SessionRecord)
+        record.id = session_id
+        record.client = client
+        record.started_at = time.time()
+        record.user = None
+        record.tls = tls
+        record.ended_at = None
+        record.end_reason = None
+        record._log = []
+        record._slot = -1
+        record._history = None
         if self.enabled:
             sessions = self._sessions
             record._slot = len(sessions)
+            record._history = self
+            self._open[session_id] = record  # one dict store is atomic: no lock
             sessions.append(record)  # list.append is atomic: no lock (one per session)
         return record
 
     def record(self, session: SessionRecord, command: CommandRecord) -> None:
+        """Record ``command`` of the open session ``session`` (the session whose id it carries)."""
         if not self.enabled:
             return
-        self._append(session, tuple(command))  # kept as a plain tuple (see SessionRecord)
+        self.add_command(tuple(command))  # kept as a plain tuple (see SessionRecord)
+        with self._lock:
+            self._settle_locked(exact=True)  # hand it to its record now (it may be another's)
 
-    def _append(self, session: SessionRecord, entry: tuple[Any, ...]) -> None:
-        """Record a command given as the plain tuple of its CommandRecord fields.
-
-        ``Session.answer_line`` has an inlined copy (one call less per command).
-        """
-        # list.append is atomic: no lock on this hot path.
-        session._log.append(entry)
+    def _add_and_notify(self, entry: tuple[Any, ...]) -> None:
+        """``add_command`` while listeners are registered."""
         self._commands.append(entry)
-        if self._listeners:
-            self._notify(entry)
+        self._notify(entry)
+
+    def _settle(self) -> None:
+        """Hand each command recorded since the last call to its session's record."""
+        with self._lock:
+            self._settle_locked()
+
+    def _settle_locked(self, *, exact: bool = False) -> None:
+        # Called with the lock held.  The core appends to _commands without it (list.append is
+        # atomic): what it appends meanwhile waits for the next call.  Every command the core
+        # records is of an open session's record (``record`` settles its own at once, so that
+        # ``exact`` is needed there only): with one session open, all are that session's.
+        commands = self._commands
+        end = len(commands)
+        start = self._settled
+        if start == end:
+            return
+        self._settled = end
+        open_records = self._open
+        pending = commands[start:end]
+        if len(open_records) == 1 and not exact:  # one session at a time: the usual case
+            [only] = open_records.values()
+            only._log.extend(pending)
+            return
+        for entry in pending:
+            record = open_records.get(entry[0])
+            if record is not None:
+                record._log.append(entry)
 
     def _notify(self, entry: tuple[Any, ...]) -> None:
         _call_each(list(self._listeners), _as_record(entry))
@@ -179,10 +259,22 @@ class History:
             return
         session.ended_at = ended_at = time.time()
         session.end_reason = reason
-        # An ended session is kept as a plain tuple of its fields and commands: the garbage
-        # collector drops it from its lists after one pass, where a SessionRecord and its list
-        # would stay for ever (a long-lived server's history would make every full collection
-        # slower).  A SessionRecord is made again when the history is read.
+        lock = self._lock
+        lock.acquire()  # not `with` (bench/README.md, "Speed notes"); nothing here raises
+        if session._history is self:  # the record gets all its commands now
+            open_records = self._open
+            if len(open_records) == 1:  # _settle_locked's usual case, inlined (Speed notes)
+                commands = self._commands
+                end = len(commands)
+                session._log.extend(commands[self._settled : end])
+                self._settled = end
+            else:
+                self._settle_locked()
+            session._history = None
+            del open_records[session.id]
+        # An ended session is kept as a plain tuple of its fields and commands, which the
+        # collector stops tracking (bench/README.md, "Speed notes"); read, it is a
+        # SessionRecord again.
         slot = session._slot
         if slot >= 0:
             sessions = self._sessions
@@ -197,8 +289,6 @@ class History:
                     reason,
                     tuple(session._log),
                 )
-        lock = self._lock
-        lock.acquire()  # not `with` (twice the cost), and nothing here can raise
         self._ended += 1
         waiting = self._blocked_waiters or self._waiters or self._session_listeners
         lock.release()
@@ -226,6 +316,8 @@ class History:
         """Call ``listener(record)`` for every command recorded from now on."""
         with self._lock:
             self._listeners.append(listener)
+            if self.enabled:
+                self.add_command = self._add_and_notify
 
     def add_session_listener(self, listener: Callable[[SessionRecord], None]) -> None:
         """Call ``listener(session)`` whenever a session ends."""
@@ -255,7 +347,8 @@ class History:
         """``"RETR 1" in history``: was this command line sent (keyword case-insensitive)?"""
         if isinstance(line, CommandRecord):
             with self._lock:
-                return line in self._commands
+                kept = list(self._commands)
+            return line in map(_as_record, kept)
         return isinstance(line, str) and any(_norm(c.line) == _norm(line) for c in self.commands)
 
     @property
@@ -267,8 +360,10 @@ class History:
     def clear(self) -> None:
         """Forget every recorded session and command (the count of ended sessions stays)."""
         with self._lock:
+            self._settle_locked()  # the open sessions' records keep their commands
             self._sessions.clear()
             self._commands.clear()
+            self._settled = 0
 
     def filter(
         self,
@@ -429,6 +524,10 @@ def _call_each(listeners: list[Callable[[Any], None]], item: object) -> None:
             errors.append(error)
     if errors:
         raise errors[0]
+
+
+def _ignore(entry: tuple[Any, ...]) -> None:
+    """``add_command`` of a disabled history."""
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -309,3 +309,80 @@ def test_a_session_record_is_the_same_read_before_and_after_its_end() -> None:
         assert [c.line for c in ended.commands] == ["USER alice", "PASS ***", "STAT", "QUIT"]
         assert ended.commands == live.commands
         assert ended.transcript() == live.transcript()
+
+
+# --- the protocol core's entry point ------------------------------------------------------------
+def fields(
+    session: SessionRecord, line: str, reply: str | bytes = b"+OK\r\n"
+) -> tuple[object, ...]:
+    """What the protocol core gives History.add_command: a CommandRecord's fields, in order."""
+    command, *args = line.split(" ")
+    return (session.id, session.client, None, command, tuple(args), reply, False, 0.0, None)
+
+
+def test_add_command_keeps_each_sessions_commands_in_order_when_they_interleave() -> None:
+    history = History()
+    one = history.open_session(1, ("127.0.0.1", 1), False)
+    two = history.open_session(2, ("127.0.0.1", 2), False)
+    for session, line in [(one, "USER a"), (two, "USER b"), (one, "STAT"), (two, "NOOP")]:
+        history.add_command(fields(session, line))
+    assert [c.line for c in one.commands] == ["USER a", "STAT"]  # read while open
+    history.add_command(fields(one, "QUIT", "+OK Logging out.\r\n"))
+    history.close_session(one, "quit")
+    history.add_command(fields(two, "LIST", b"+OK 2 messages:\r\n"))
+    history.close_session(two, "drop")
+    assert history.command_lines() == ["USER a", "USER b", "STAT", "NOOP", "QUIT", "LIST"]
+    assert [c.line for c in history.filter(session=1)] == ["USER a", "STAT", "QUIT"]
+    ended = {s.id: s for s in history.sessions}
+    assert [c.line for c in ended[1].commands] == ["USER a", "STAT", "QUIT"]
+    assert [c.line for c in ended[2].commands] == ["USER b", "NOOP", "LIST"]
+    assert [c.reply for c in ended[2].commands] == ["+OK", "+OK", "+OK 2 messages:"]
+    assert one.commands == ended[1].commands and two.commands == ended[2].commands
+
+
+def test_a_reply_given_as_bytes_is_recorded_as_its_status_line() -> None:
+    history = History()
+    session = history.open_session(1, ("127.0.0.1", 1), False)
+    history.add_command(fields(session, "CAPA", b"+OK Capability list follows\r\n"))
+    history.add_command(fields(session, "XYZ", b"-ERR caf\xc3\xa9 \xff\r\n"))
+    history.add_command(fields(session, "RETR 1", b"+OK 5 octets\r\nbody\r\n"))
+    history.add_command(fields(session, "NOOP", "+OK as text"))
+    assert [c.reply for c in history] == [
+        "+OK Capability list follows",
+        "-ERR café \ufffd",
+        "+OK 5 octets",
+        "+OK as text",
+    ]
+    assert history.commands[1] in history
+    assert CommandRecord(*fields(session, "XYZ", "-ERR café \ufffd")) in history  # type: ignore[arg-type]
+
+
+def test_clear_keeps_an_open_sessions_record_whole() -> None:
+    history = History()
+    session = history.open_session(1, ("127.0.0.1", 1), False)
+    history.add_command(fields(session, "USER a"))
+    history.clear()
+    history.add_command(fields(session, "STAT"))
+    assert history.command_lines() == ["STAT"] and history.sessions == []
+    assert [c.line for c in session.commands] == ["USER a", "STAT"]
+    history.close_session(session, "quit")
+    assert [c.line for c in session.commands] == ["USER a", "STAT"]
+
+
+def test_a_listener_added_while_a_session_is_open_sees_its_next_commands() -> None:
+    history = History()
+    session = history.open_session(1, ("127.0.0.1", 1), False)
+    history.add_command(fields(session, "USER a"))
+    seen: list[str] = []
+    history.add_listener(lambda c: seen.append(f"{c.line} -> {c.reply}"))
+    history.add_command(fields(session, "STAT", b"+OK 1 5\r\n"))
+    assert seen == ["STAT -> +OK 1 5"]
+    assert [c.line for c in session.commands] == ["USER a", "STAT"]
+
+
+def test_a_disabled_history_ignores_add_command() -> None:
+    history = History(enabled=False)
+    session = history.open_session(1, ("127.0.0.1", 1), False)
+    history.add_command(fields(session, "STAT"))
+    history.close_session(session, "quit")
+    assert history.commands == [] and session.commands == []

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
+import fakepop3
 from fakepop3 import History, MailStore, Session, Settings, State
-from fakepop3.protocol import MAX_LINE, Close, Send
+from fakepop3.auth import Authenticator
+from fakepop3.protocol import CAPABILITIES, MAX_LINE, Close, Send
 
 from .conftest import closes, feed, sent
 
@@ -729,3 +735,118 @@ def test_close_action_comes_last() -> None:
     actions = feed(session, b"QUIT\r\n")
     assert isinstance(actions[-1], Close)
     assert all(isinstance(a, Send) for a in actions[:-1])
+
+
+# --- the command table, the ways to make a session, the caches, the imports ---------------------
+def test_the_command_table_is_whole_and_public() -> None:
+    from fakepop3.protocol import _HANDLERS, COMMAND_NAMES, COMMANDS
+
+    assert set(COMMANDS) == COMMAND_NAMES == set(_HANDLERS)
+    for name, command in COMMANDS.items():
+        assert command.name == name and command.states and command.rfc.startswith("RFC ")
+        assert 0 <= command.min_args <= command.max_args
+        # PASS alone: its handler says what is missing, after it asks for USER first.
+        assert bool(command.needs) == (command.min_args > 0 or name == "PASS"), name
+        assert command.capability is None or command.capability in CAPABILITIES
+    assert [n for n, c in COMMANDS.items() if c.refused_before_tls] == [
+        "USER",
+        "PASS",
+        "APOP",
+        "AUTH",
+    ]
+
+
+def test_session_open_makes_the_session_that_the_keyword_call_makes() -> None:
+    store, settings, history = make_store(HELLO), Settings(), History()
+    auth = Authenticator(store)
+    opened = Session.open(store, settings, history, ("10.0.0.1", 7), False, None, lambda: 0.0, auth)
+    made = Session(store, settings, history=history, client=("10.0.0.1", 7), auth=auth)
+    for session in (opened, made):
+        assert sent(session.greeting()).startswith(b"+OK")
+        assert reply(session, b"USER alice") == b"+OK\r\n"
+        assert reply(session, b"PASS secret").startswith(b"+OK Logged in.")
+        assert session.state is State.TRANSACTION and session.record.user == "alice"
+        assert session.answer_line(b"QUIT\r\n") == (b"+OK Logging out.\r\n",)
+    assert opened.id != made.id
+    assert [s.id for s in history.sessions] == [opened.id, made.id]
+    assert {name: getattr(opened, name) for name in ("state", "user", "tls", "client")} == {
+        name: getattr(made, name) for name in ("state", "user", "tls", "client")
+    }
+
+
+def test_the_bounded_cache_starts_again_from_its_base_when_full() -> None:
+    from fakepop3._cache import BoundedCache
+
+    cache: BoundedCache[str, int] = BoundedCache(3, base={"kept": 0})
+    lookup = cache.get  # bound once, as the hot paths read it
+    for i in range(3):
+        assert cache.put(f"k{i}", i) == i
+    assert len(cache) == 4 and lookup("k2") == 2
+    cache.put("k3", 3)  # full: start again from the base
+    assert dict(cache) == {"kept": 0, "k3": 3} and lookup("k0") is None and lookup("kept") == 0
+    with pytest.raises(ValueError, match="at least one entry"):
+        BoundedCache(0)
+
+
+def test_the_core_caches_stay_bounded() -> None:
+    from fakepop3.protocol import _fastlane, _replies
+
+    session = logged_in(make_store(HELLO))
+    for i in range(5000):
+        session.answer_line(f"LIST {i}\r\n".encode())
+    assert len(_fastlane.PARSED_LINES) <= _fastlane.PARSED_LINES.limit
+    assert session.answer_line(b"STAT\r\n") is not None  # the base entries are kept
+    assert b"STAT\r\n" in _fastlane.PARSED_LINES
+    for size in range(5000):
+        _replies.retr_status(size)
+    assert len(_replies.RETR_STATUS) <= _replies.RETR_STATUS.limit
+    assert _replies.known_retr_status(4999) == b"+OK 4999 octets\r\n"
+
+
+# The protocol core: this package and what it imports of fakepop3.
+CORE = ["protocol/__init__.py", "protocol/_*.py", "history.py", "auth.py", "_cache.py"]
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The modules a file imports when it is imported (not in functions, not for type checks)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                break
+            if isinstance(inner, ast.Import):
+                names.update(alias.name for alias in inner.names)
+            elif isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                names.add(inner.module)
+    return names
+
+
+def test_the_protocol_core_imports_no_io_and_no_pytest() -> None:
+    root = Path(fakepop3.__file__).parent
+    files = [p for pattern in CORE for p in root.glob(pattern)]
+    assert len(files) >= 12
+    for path in files:
+        imported = {name.split(".")[0] for name in _top_level_imports(path)}
+        assert not imported & {"asyncio", "ssl", "socket", "selectors", "pytest"}, path.name
+
+
+def test_importing_the_protocol_core_alone_pulls_in_no_asyncio_ssl_or_pytest() -> None:
+    """The core imported without fakepop3/__init__.py (which imports the server)."""
+    script = (
+        "import sys, types\n"
+        "package = types.ModuleType('fakepop3')\n"
+        f"package.__path__ = [{str(Path(fakepop3.__file__).parent)!r}]\n"
+        "sys.modules['fakepop3'] = package\n"
+        "import fakepop3.protocol._session\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "fakepop3.protocol._session" in loaded
+    assert not loaded & {"asyncio", "ssl", "_ssl", "pytest"}, loaded & {"asyncio", "ssl", "pytest"}
+    # socket: fakepop3.store imports email.policy, which imports socket on Python 3.11
+    # (the store's part of issue 16); nothing of the core itself does (the test above).

@@ -24,6 +24,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -35,9 +36,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from fakepop3 import POP3Server
+from fakepop3 import POP3Server, Session
 
 from .conftest import RawClient
+from .test_fast_lane import lane_is_right
 
 settings.register_profile(
     "ci",
@@ -130,6 +132,16 @@ class POP3Machine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # Every session the server makes, to check what each derived at its last change.
+        self.sessions: list[Session] = []
+        self.original_open = session_open = Session.open
+
+        def recorded_open(*args: Any) -> Session:
+            session = session_open(*args)
+            self.sessions.append(session)
+            return session
+
+        Session.open = staticmethod(recorded_open)  # type: ignore[method-assign,assignment]
         self.server = POP3Server(users={"alice": "secret"}, max_bad_commands=MAX_BAD)
         self.server.start()
         self.inbox = self.server.mailbox("alice")
@@ -370,7 +382,17 @@ class POP3Machine(RuleBasedStateMachine):
     def lock_is_held_by_exactly_the_logged_in_session(self) -> None:
         assert self.inbox.locked == (self.holder() is not None)
 
+    @invariant()
+    def every_session_derived_its_dispatch_and_fast_lane(self) -> None:
+        """Between two rules every session waits for input (each rule reads its replies, and
+        waits for the sessions it ends): then its dispatch is that of its state, and its fast
+        lane is open exactly when nothing is buffered and no SASL or STLS is under way."""
+        assert self.sessions or all(c is None for c in self.clients.values())
+        for session in self.sessions:
+            assert lane_is_right(session), session.state
+
     def teardown(self) -> None:
+        Session.open = staticmethod(self.original_open)  # type: ignore[method-assign]
         for index, client in self.clients.items():
             if client is not None:
                 self.ended_session(index, "drop")

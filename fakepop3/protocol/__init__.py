@@ -5,22 +5,28 @@ Bytes from the client go in through :meth:`Session.receive_data`; each call of
 the transport must do: :class:`Send` bytes, :class:`Pause`, :class:`StartTLS`
 or :class:`Close`.  The transport (``fakepop3.server``) only moves bytes.
 
-The modules behind this one are private; this is the import path.
+This is the import path; the modules behind it are private.  The rules of the core (the
+command table, the dispatch, the one execute path) are at the top of ``_state.py``.
 """
 
+from . import _commands
 from ._actions import Action, Close, CommandFault, FaultHook, Pause, Send, StartTLS, Throttle
-from ._session import _HANDLERS as _HANDLERS  # faults.py reads it until it is migrated
-from ._session import COMMAND_NAMES, Session
+from ._session import Session
 from ._settings import Settings
-from ._state import CAPABILITIES, MAX_LINE, MAX_SASL_LINE, State
+from ._state import CAPABILITIES, COMMAND_NAMES, COMMANDS, MAX_LINE, MAX_SASL_LINE, Command, State
+
+#: The handler of each command, by name: faults.py reads its names until it uses COMMANDS.
+_HANDLERS = _commands.HANDLERS
 
 __all__ = [
     "CAPABILITIES",
+    "COMMANDS",
     "COMMAND_NAMES",
     "MAX_LINE",
     "MAX_SASL_LINE",
     "Action",
     "Close",
+    "Command",
     "CommandFault",
     "FaultHook",
     "Pause",

@@ -1,4 +1,9 @@
-"""What the core asks the transport to do, and the fault hook it calls."""
+"""What the core asks the transport to do (the actions), and the fault hook it calls.
+
+Rules: an action is a small immutable value; the transport performs the actions of one
+command in order, and a :class:`Close` comes last.  A :class:`FaultHook` is called only while
+its ``armed`` is true, before each command and at the greeting.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ if TYPE_CHECKING:
 class Send(NamedTuple):
     """Write these buffers, in order (a RETR reply is status line, message, ``.`` line).
 
-    A named tuple: one is made per reply, and it is cheaper to make than a dataclass.
+    A named tuple: one is made per reply (cheaper than a dataclass: bench/README.md, "Speed
+    notes").
     """
 
     buffers: tuple[bytes | memoryview, ...]

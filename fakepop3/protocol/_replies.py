@@ -1,26 +1,45 @@
-"""Reply building and the status lines made once."""
+"""Reply building, the replies made once, and the status lines the history records.
+
+A reply is a tuple of bytes whose first item is the status line (``+OK ...`` or ``-ERR ...``
+with its CRLF); a multi-line reply is (status line, body, ``.`` line).  Rules:
+
+- An error echoes pieces of the client's line: :meth:`Replies.err` replaces every control
+  character but TAB, so no bare CR reaches the wire inside a reply line.
+- The history is given a reply's first buffer (its status line, in bytes) and decodes it only
+  when read; a fault's reply is given as text (:func:`status_of`).
+- The caches here are per process and bounded (``fakepop3._cache.BoundedCache``).
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import MutableMapping, Sequence
-from collections.abc import Set as AbstractSet
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .._cache import BoundedCache
 from ._actions import Action, Send
-from ._state import State
 
 if TYPE_CHECKING:
     from ._settings import Settings
 
+__all__ = [
+    "LOGGED_IN",
+    "LOGGING_OUT",
+    "OK_REPLY",
+    "RETR_STATUS",
+    "Replies",
+    "known_retr_status",
+    "lines",
+    "retr_status",
+    "status_of",
+]
 
 _CONTROLS = {c: "?" for c in (*range(0x20), 0x7F) if c != 0x09}
 
 
-class _Reply:
-    """Builds reply lines; strips response codes when RESP-CODES is switched off."""
+class Replies:
+    """The reply builder of one ``Settings``: strips response codes when RESP-CODES is off."""
 
     def __init__(self, settings: Settings) -> None:
         self.codes = settings.enabled("RESP-CODES")
@@ -35,18 +54,6 @@ class _Reply:
         else:
             self.greeting_head = self.ok(settings.greeting)
             self.greeting_tail = b""
-        from ._session import _COMMAND_CAPABILITY, _HANDLERS, _QUICK  # a cycle, for now
-
-        #: Commands that do not exist with these settings (their capability is switched off).
-        self.disabled_commands = frozenset(
-            name
-            for name, cap in _COMMAND_CAPABILITY.items()
-            if not settings.enabled(cap) or (cap == "SASL" and not settings.mechanisms)
-        )
-        #: The handlers of Session.answer_line: its commands, less those switched off.
-        self.quick_handlers = {
-            name: _HANDLERS[name] for name in _QUICK.values() if name not in self.disabled_commands
-        }
 
     def ok(self, text: str = "") -> bytes:
         return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
@@ -54,74 +61,33 @@ class _Reply:
     def err(self, text: str, code: str | None = None) -> bytes:
         if code and self.codes:
             text = f"[{code}] {text}"
-        # Errors echo pieces of the client's line: a bare CR (or another control) must not
-        # reach the wire inside a reply line.
         text = text.translate(_CONTROLS)
         return f"-ERR {text}\r\n".encode("utf-8", "replace")
 
 
-def _lines(status: bytes, lines: Sequence[str]) -> tuple[bytes, ...]:
-    body = "".join(f"{line}\r\n" for line in lines).encode("utf-8", "replace")
+def lines(status: bytes, items: Sequence[str]) -> tuple[bytes, ...]:
+    """A multi-line reply: the status line, one CRLF line per item, the ``.`` line."""
+    body = "".join(f"{line}\r\n" for line in items).encode("utf-8", "replace")
     return (status, body, b".\r\n")
 
 
-# Module constants: reading an attribute of an Enum class costs ~600 machine instructions in
-# Python 3.11 (EnumType has a __getattr__), a module global next to nothing.
-_AUTHORIZATION = State.AUTHORIZATION
-_TRANSACTION = State.TRANSACTION
-_UPDATE = State.UPDATE
-_CLOSED = State.CLOSED
-_now = time.time
 # Replies that never change, made once.
-_OK_REPLY = (b"+OK\r\n",)
-_LOGGED_IN = b"+OK Logged in.\r\n"
-_LOGGING_OUT = (b"+OK Logging out.\r\n",)
-#: Status lines of replies that are made once and sent many times (these constants, the
-#: answers shared by the sessions on a snapshot), as the history records them: decoded once.
-_BASE_STATUS = {reply: reply[:-2].decode() for reply in (_OK_REPLY[0], _LOGGED_IN, _LOGGING_OUT[0])}
-_CONSTANT_STATUS = dict(_BASE_STATUS)
+OK_REPLY = (b"+OK\r\n",)
+LOGGED_IN = b"+OK Logged in.\r\n"
+LOGGING_OUT = (b"+OK Logging out.\r\n",)
+#: RETR status lines by message size, made once.
+RETR_STATUS: BoundedCache[int, bytes] = BoundedCache(4096)
+#: ``RETR_STATUS.get``, bound once (see fakepop3/_cache.py).
+known_retr_status = RETR_STATUS.get
 
 
-#: RETR status lines by message size, made (and their text decoded) once.
-_RETR_STATUS: dict[int, bytes] = {}
+def retr_status(size: int) -> bytes:
+    """The status line of RETR for a message of ``size`` octets (RFC 1939 s5: "+OK n octets")."""
+    return RETR_STATUS.put(size, b"+OK %d octets\r\n" % size)
 
 
-def _retr_status(size: int) -> bytes:
-    if len(_RETR_STATUS) > 4096:
-        _RETR_STATUS.clear()
-    line = _RETR_STATUS[size] = b"+OK %d octets\r\n" % size
-    _remember_status(line)
-    return line
-
-
-def _remember_status(status_line: bytes) -> None:
-    if len(_CONSTANT_STATUS) > 4096:  # maildrops that change for ever: start again
-        _CONSTANT_STATUS.clear()
-        _CONSTANT_STATUS.update(_BASE_STATUS)
-    _CONSTANT_STATUS[status_line] = status_line[:-2].decode("utf-8", "replace")
-
-
-#: Makes a named tuple (a :class:`Send`) from a tuple of its fields, skipping the named
-#: tuple's Python-level ``__new__``.
-_new_tuple = tuple.__new__
-
-
-_NONE_DELETED: AbstractSet[int] = frozenset()
-_NO_ANSWERS: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
-
-
-def _status_line(first: bytes | memoryview) -> str:
-    """The status line of a reply, for the history (handlers put it in the first buffer)."""
-    if type(first) is bytes:
-        known = _CONSTANT_STATUS.get(first)  # most replies: no endswith() call
-        if known is not None:
-            return known
-        if first.endswith(b"\r\n") and first.count(b"\n") == 1:
-            return first[:-2].decode("utf-8", "replace")
-    return bytes(first[:600]).split(b"\r\n", 1)[0].decode("utf-8", "replace")
-
-
-def _status_of(actions: list[Action]) -> str:
+def status_of(actions: list[Action]) -> str:
+    """The status line of the first reply among ``actions`` (a fault's), for the history."""
     for action in actions:
         if isinstance(action, Send) and action.buffers:
             first = bytes(action.buffers[0][:600])

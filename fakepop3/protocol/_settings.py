@@ -1,13 +1,17 @@
-"""What a session needs to know about its server."""
+"""What a session needs to know about its server: :class:`Settings`.
+
+Rules: every field has a default; ``__post_init__`` checks the values and compiles what every
+session of these settings shares (the reply builder and the dispatch).  Those are made once:
+a ``Settings`` is not changed after it is made (make another with ``dataclasses.replace``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..auth import (
-    ALL_MECHANISMS,
-)
-from ._replies import _Reply
+from ..auth import ALL_MECHANISMS
+from ._dispatch import Dispatch
+from ._replies import Replies
 from ._state import CAPABILITIES, MAX_LINE
 
 
@@ -29,9 +33,10 @@ class Settings:
     max_line: int = MAX_LINE
     max_bad_commands: int = 10
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
-    #: What every session of these settings shares: reply builder, greeting, disabled commands
-    #: (made once, in ``__post_init__``).
-    replies: _Reply = field(init=False, repr=False, compare=False)
+    #: What every session of these settings shares, made once in ``__post_init__``: the reply
+    #: builder (and greeting), and the dispatch compiled from the command table.
+    replies: Replies = field(init=False, repr=False, compare=False)
+    dispatch: Dispatch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = {c.upper() for c in self.disabled} - CAPABILITIES
@@ -54,7 +59,8 @@ class Settings:
             )
         if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
             raise ValueError("expire must be a number of days or 'NEVER'")
-        self.replies = _Reply(self)
+        self.replies = Replies(self)
+        self.dispatch = Dispatch(self, self.replies)
 
     def enabled(self, capability: str) -> bool:
         return capability not in self.disabled

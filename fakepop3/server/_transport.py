@@ -149,9 +149,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _make_session(self, peer: tuple[str, int]) -> Session:
         """The session of this connection: the one place a transport makes one."""
         server = self.server
-        # Session(...) with positional arguments (see Session._setup).
-        session = Session.__new__(Session)
-        session._setup(
+        return Session.open(
             server.store,
             server.settings,
             server.history,
@@ -161,7 +159,6 @@ class _Connection(asyncio.BufferedProtocol):
             _monotonic,
             server._auth,
         )
-        return session
 
     # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
     # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which
@@ -195,7 +192,7 @@ class _Connection(asyncio.BufferedProtocol):
         else:
             self._send(reply)
         if session.state is _CLOSED:
-            self._close(session._close_reason)  # the close_reason property, without a call
+            self._close(session.close_reason)
 
     def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
         """Send one reply while not answering (a big fast-lane reply, a one-reply command):

@@ -267,7 +267,7 @@ def quit_(session: Session, args: tuple[str, ...]) -> Reply:
             mailbox.commit_deletions([session.messages[n - 1] for n in sorted(session.deleted)])
         mailbox.release(session)
         session._released = True
-    session._close_reason = _history.QUIT
+    session.close_reason = _history.QUIT
     session.state = CLOSED
     session._refresh()
     return LOGGING_OUT

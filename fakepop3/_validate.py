@@ -15,29 +15,28 @@ Rules a maintainer must keep:
 * Text surfaces (CLI, environment) turn text into a value with a ``parse_*``
   function first; when the text does not parse, the check is given the text
   itself, so that the message is the check's own.
-* This module imports nothing from fakepop3 but the name lists it checks against
-  (capabilities, SASL mechanisms).
+* This module imports nothing from fakepop3 (it is the bottom layer): a check
+  against a list of names (capabilities, SASL mechanisms) is made by
+  :func:`names_in` where the list lives.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
-
-from .auth import ALL_MECHANISMS
-from .protocol import CAPABILITIES
 
 __all__ = [
     "OptionError",
     "boolean",
-    "capabilities",
     "count",
     "duration",
     "expire",
     "host",
+    "instant",
     "locales",
-    "mechanisms",
+    "names_in",
     "non_negative",
     "optional",
     "port",
@@ -178,29 +177,38 @@ def locales(value: Any, name: str) -> str | tuple[str, ...]:
     return items[0] if len(items) == 1 else tuple(items)
 
 
-def capabilities(value: Any, name: str) -> tuple[str, ...]:
-    """Capability names to switch off (any case), e.g. ``["UIDL"]``."""
-    if value == ():  # the default, on every POP3Server()
-        return ()
-    items = [c.upper() for c in _names(value, name, "capability names")]
-    unknown = set(items) - CAPABILITIES
-    if unknown:
-        raise OptionError(
-            f"unknown capability to disable: {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(CAPABILITIES))}"
-        )
-    return tuple(items)
+def names_in(
+    known: Collection[str], what: str, unknown: str, *, sort_known: bool = False
+) -> Callable[[Any, str], tuple[str, ...]]:
+    """A check for a list of names out of ``known`` (any case; comma-separated text too).
+
+    ``what`` names the list (``"capability names"``), ``unknown`` one bad entry
+    (``"capability to disable"``): ``unknown capability to disable: X; known: ...``.
+    """
+    shown = ", ".join(sorted(known) if sort_known else known)
+
+    def check(value: Any, name: str) -> tuple[str, ...]:
+        if value == ():  # the usual default, on every server: nothing to look at
+            return ()
+        items = [item.upper() for item in _names(value, name, what)]
+        bad = [item for item in items if item not in known]
+        if bad:
+            listed = sorted(set(bad)) if sort_known else bad
+            raise OptionError(f"unknown {unknown}: {', '.join(listed)}; known: {shown}")
+        return tuple(items)
+
+    check.__name__ = what.replace(" ", "_")
+    check.__doc__ = f"A list of {what}, e.g. {next(iter(sorted(known)), '')!r}."
+    return check
 
 
-def mechanisms(value: Any, name: str) -> tuple[str, ...]:
-    """SASL mechanism names (any case), e.g. ``["PLAIN", "XOAUTH2"]``."""
-    items = [m.upper() for m in _names(value, name, "SASL mechanism names")]
-    bad = [m for m in items if m not in ALL_MECHANISMS]
-    if bad:
-        raise OptionError(
-            f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
-        )
-    return tuple(items)
+def instant(value: Any, name: str) -> Any:
+    """A datetime, a date, or epoch seconds (finite)."""
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value
+    if _is_number(value) and math.isfinite(value):
+        return value
+    raise OptionError(f"{name} must be a datetime, a date or epoch seconds, not {value!r}")
 
 
 def parse_int(raw: str) -> int | str:

@@ -22,22 +22,25 @@ Rules a maintainer must keep:
   spelling on the surface the value came from (:meth:`Option.spelled`).
 * Callables and objects are ``PYTHON`` (and ``MARKER``) only; file paths are
   text surfaces only.
-* This module imports only :mod:`fakepop3._validate` (no server, no asyncio).
+* The generator's knobs are declared in :mod:`fakepop3._knobs` (name, type, default,
+  check, help); this module adds where each can be given.
+* This module imports only :mod:`fakepop3._validate`, :mod:`fakepop3._knobs` and the
+  protocol core's name checks (no server, no asyncio, no Faker).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import difflib
 import enum
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import _validate as v
+from ._knobs import KNOBS
 from ._validate import OptionError
+from .protocol import check_disabled, check_mechanisms
 
 __all__ = [
     "GENERATOR_OPTIONS",
@@ -322,34 +325,13 @@ def _counts(value: Any, name: str) -> list[tuple[str, int]]:
     return [(v.user_name(user, f"{name} name"), v.non_negative(n, name)) for user, n in value]
 
 
-def _min_size(value: Any, name: str) -> int:
-    floor = 1024  # fakepop3.generate.MIN_SIZE_FLOOR (tests/test_options.py keeps them equal)
-    if isinstance(value, bool) or not isinstance(value, int) or value < floor:
-        raise OptionError(f"{name} must be at least {floor} octets, got {value!r}")
-    return value
-
-
-def _when(value: Any, name: str) -> Any:
-    """A datetime, a date, or epoch seconds."""
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return value
-    raise OptionError(f"{name} must be a datetime, a date or epoch seconds, not {value!r}")
-
-
-def _names(value: Any, name: str) -> tuple[str, ...]:
-    locales = v.locales(value, name)
-    return (locales,) if isinstance(locales, str) else locales
-
-
 _opt_port = v.optional(v.port)
 _opt_duration = v.optional(v.duration)
 _opt_positive = v.optional(v.positive)
 _opt_non_negative = v.optional(v.non_negative)
 _opt_expire = v.optional(v.expire)
 _opt_host = v.optional(v.host)
-_opt_mechanisms = v.optional(v.mechanisms)
+_opt_mechanisms = v.optional(check_mechanisms)
 
 
 def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
@@ -392,7 +374,7 @@ SERVER_OPTIONS: tuple[Option, ...] = (
     Option("generate_mail", "NAME=COUNT", None, _opt(_counts), "put COUNT generated messages "
            "into NAME's maildrop (repeatable)", TEXT, "NAME=COUNT", _parse_count, _G2,
            key="generate", repeat=True),
-    Option("disable", "Iterable[str]", (), v.capabilities, "switch a capability off, e.g. UIDL "
+    Option("disable", "Iterable[str]", (), check_disabled, "switch a capability off, e.g. UIDL "
            "(repeatable)", _ALL, "CAPA", _parse_text, _G3, repeat=True),
     Option("mechanisms", "Iterable[str] | None", None, _opt_mechanisms,
            "SASL mechanisms offered, comma-separated", _ALL, "LIST", _parse_text, _G3,
@@ -433,44 +415,28 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "makes the event loop of the thread-hosted server", P),
 )  # fmt: skip
 
-#: fakepop3.generate.DEFAULT_NON_ASCII_LOCALES (tests/test_options.py keeps them equal).
-_NON_ASCII_LOCALES = (
-    "de_DE",
-    "fr_FR",
-    "es_ES",
-    "pl_PL",
-    "cs_CZ",
-    "ru_RU",
-    "el_GR",
-    "ja_JP",
-    "zh_CN",
+#: Where each generator knob can be given, when not the usual Python, marker and TOML
+#: (``[generate_options]``): the seed and the locale are top-level on the text surfaces.
+_KNOB_SURFACES: dict[str, tuple[Surface, str | None, Callable[[str, str], Any] | None]] = {
+    "seed": (P | M | TEXT, "N", _parse_int),
+    "locale": (P | M | TEXT, "LOCALE", None),
+    "hook": (P | M, None, None),
+}
+
+#: The generator's knobs (fakepop3._knobs.KNOBS) as options; on the CLI only the seed and
+#: locale.
+GENERATOR_OPTIONS: tuple[Option, ...] = tuple(
+    Option(
+        knob.name,
+        knob.type,
+        knob.default,
+        knob.check,
+        knob.help,
+        *_KNOB_SURFACES.get(knob.name, (P | M | T, None, None)),
+        group=_G2,
+    )
+    for knob in KNOBS
 )
-#: The generator's knobs (generate_messages' keywords); on the CLI only the seed and locale.
-GENERATOR_OPTIONS: tuple[Option, ...] = (
-    Option("seed", "int", 0, v.whole, "seed of the generated mail (same seed, same mail)",
-           P | M | TEXT, "N", _parse_int, _G2),
-    Option("locale", "str | Sequence[str]", "en_US", v.locales,
-           "Faker locale(s) of the generated mail, comma-separated", P | M | TEXT, "LOCALE",
-           None, _G2),
-    Option("start", "datetime | date | float", None, _when, "start of the date range", P | M | T),
-    Option("end", "datetime | date | float", None, _when, "end of the date range (exclusive)",
-           P | M | T),
-    Option("min_size", "int", 2000, _min_size, "smallest message, in octets", P | M | T),
-    Option("max_size", "int", 20000, v.positive, "largest message, in octets", P | M | T),
-    Option("html", "float", 0.5, v.share, "share of messages with an HTML part", P | M | T),
-    Option("attachments", "float", 0.3, v.share, "share with an attachment", P | M | T),
-    Option("threads", "float", 0.3, v.share, "share that reply to an earlier message",
-           P | M | T),
-    Option("non_ascii", "float", 0.2, v.share, "share with non-ASCII headers and text",
-           P | M | T),
-    Option("dot_lines", "float", 0.25, v.share, "share with lines that start with a dot",
-           P | M | T),
-    Option("non_ascii_locales", "Sequence[str]", _NON_ASCII_LOCALES, _names,
-           "locales of the non-ASCII messages", P | M | T),
-    Option("hook", "Callable | None", None, _callable, "called to edit each message", P | M),
-    Option("cache_size", "int", 256, v.non_negative, "built messages kept in memory",
-           P | M | T),
-)  # fmt: skip
 
 #: The pytest plugin's own marker options.
 PLUGIN_OPTIONS: tuple[Option, ...] = (
@@ -608,7 +574,8 @@ def markdown_table() -> str:
                 spell.append(f"`{o.env_var}`")
             if Surface.TOML in o.surfaces and o.text_key != o.name:
                 spell.append(f"`{o.text_key}`")
-            default = f"`{o.default!r}`"
+            shown = o.default.isoformat() if hasattr(o.default, "isoformat") else repr(o.default)
+            default = f"`{shown}`"
             if o.text_default is not None:
                 default += f" (program: `{o.text_default!r}`)"
             surfaces = ", ".join(label for s, label in _SURFACE_NAMES if s in o.surfaces)

@@ -37,6 +37,7 @@ from typing import Any
 from ._binding import listen
 from ._loopthread import ExceptionHandler
 from ._service import Service
+from ._validate import port as check_port
 from .store import MailStore
 
 __all__ = ["Delivery", "SMTPIntake"]
@@ -140,10 +141,7 @@ class SMTPIntake(Service):
         errors: list[BaseException] | None = None,
     ) -> None:
         _aiosmtpd_smtp()  # fail here, with the install hint, when the extra is missing
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise ValueError(
-                f"SMTP port must be an integer from 0 to 65535 (0 picks a free port), not {port!r}"
-            )
+        check_port(port, "SMTP port")
         if not isinstance(store, MailStore) and hasattr(store, "store"):
             # The old form, SMTPIntake(server): read what it offered, without knowing its type.
             warnings.warn(

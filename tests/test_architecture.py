@@ -22,6 +22,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fakepop3"
 #: (or of its own part).  A part is a top-level module or subpackage of fakepop3.
 LAYERS: dict[str, int] = {
     "_cache": 0,
+    "_validate": 0,
+    "_knobs": 1,
     "store": 1,
     "auth": 2,
     "history": 2,
@@ -33,7 +35,6 @@ LAYERS: dict[str, int] = {
     "protocol": 3,
     "faults": 4,
     "tls": 4,
-    "_validate": 4,
     "_binding": 4,
     "_loopthread": 4,
     "_service": 5,

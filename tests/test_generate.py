@@ -657,6 +657,9 @@ def test_knobs_are_checked_in_one_function_with_the_same_defaults_everywhere() -
         "cache_size",
     ]
     assert defaults(generate_messages) == knobs
+    from fakepop3._knobs import KNOBS
+
+    assert knobs == {knob.name: knob.default for knob in KNOBS}
     without_cache = {k: v for k, v in knobs.items() if k != "cache_size"}
     assert defaults(generate_message) == without_cache
     assert defaults(MessageGenerator.__init__) == without_cache

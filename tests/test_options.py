@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from fakepop3 import generate, protocol
-from fakepop3._validate import CAPABILITIES, OptionError
+from fakepop3._knobs import KNOBS
+from fakepop3._validate import OptionError
 from fakepop3.cli import build_parser, options_from
 from fakepop3.config import KNOWN_KEYS, ConfigError, Options, env_values, load_config
 from fakepop3.options import (
@@ -273,16 +274,24 @@ def test_generator_knobs_are_generate_messages_keywords() -> None:
     params = inspect.signature(generate.generate_messages).parameters
     assert [o.name for o in GENERATOR_OPTIONS] == [p for p in params if p != "count"]
     for option in GENERATOR_OPTIONS:
-        if option.name not in ("start", "end"):
-            assert params[option.name].default == option.default, option.name
-    assert generate.MIN_SIZE_FLOOR == 1024
-    assert OPTIONS["start"].default is None  # generate's own DEFAULT_START applies
+        assert params[option.name].default == option.default, option.name
+    # Declared once (fakepop3._knobs): the options are the knobs, checks included.
+    assert [(o.name, o.default, o.check, o.help) for o in GENERATOR_OPTIONS] == [
+        (k.name, k.default, k.check, k.help) for k in KNOBS
+    ]
+    assert generate.MIN_SIZE_FLOOR == 1024 and generate.DEFAULT_START is OPTIONS["start"].default
     with pytest.raises(OptionError, match="min_size must be at least 1024 octets, got 10"):
         check_marker({"generate": {"min_size": 10}})
 
 
-def test_capabilities_are_the_protocols() -> None:
-    assert CAPABILITIES is protocol.CAPABILITIES
+def test_capability_and_mechanism_names_are_checked_by_the_protocols_own_checks() -> None:
+    from fakepop3.protocol._settings import check_disabled
+
+    assert OPTIONS["disable"].check is check_disabled
+    with pytest.raises(OptionError, match="unknown SASL mechanism: NOPE; known: CRAM-MD5, "):
+        OPTIONS["mechanisms"].validate(["plain", "nope"], Surface.PYTHON)
+    with pytest.raises(OptionError, match="unknown capability to disable: BOGUS; known: APOP"):
+        protocol.Settings(disabled=frozenset({"bogus"}))
 
 
 def test_the_options_table_in_the_docs_is_the_schema() -> None:

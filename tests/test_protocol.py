@@ -739,9 +739,10 @@ def test_close_action_comes_last() -> None:
 
 # --- the command table, the ways to make a session, the caches, the imports ---------------------
 def test_the_command_table_is_whole_and_public() -> None:
-    from fakepop3.protocol import _HANDLERS, COMMAND_NAMES, COMMANDS
+    from fakepop3.protocol import COMMAND_NAMES, COMMANDS
+    from fakepop3.protocol._commands import HANDLERS
 
-    assert set(COMMANDS) == COMMAND_NAMES == set(_HANDLERS)
+    assert set(COMMANDS) == COMMAND_NAMES == set(HANDLERS)
     for name, command in COMMANDS.items():
         assert command.name == name and command.states and command.rfc.startswith("RFC ")
         assert 0 <= command.min_args <= command.max_args

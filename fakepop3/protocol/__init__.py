@@ -9,14 +9,14 @@ This is the import path; the modules behind it are private.  The rules of the co
 command table, the dispatch, the one execute path) are at the top of ``_state.py``.
 """
 
-from . import _commands
 from ._actions import Action, Close, CommandFault, FaultHook, Pause, Send, StartTLS, Throttle
 from ._session import Session
-from ._settings import Settings
-from ._state import CAPABILITIES, COMMAND_NAMES, COMMANDS, MAX_LINE, MAX_SASL_LINE, Command, State
 
-#: The handler of each command, by name: faults.py reads its names until it uses COMMANDS.
-_HANDLERS = _commands.HANDLERS
+# check_disabled and check_mechanisms: for the options schema (fakepop3.options), not public.
+from ._settings import Settings
+from ._settings import check_disabled as check_disabled
+from ._settings import check_mechanisms as check_mechanisms
+from ._state import CAPABILITIES, COMMAND_NAMES, COMMANDS, MAX_LINE, MAX_SASL_LINE, Command, State
 
 __all__ = [
     "CAPABILITIES",

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import _validate as v
 from ..auth import ALL_MECHANISMS
 from ._dispatch import Dispatch
 from ._replies import Replies
 from ._state import CAPABILITIES, MAX_LINE
+
+#: The checks of ``disabled`` and ``mechanisms`` (the options schema uses them too).
+check_disabled = v.names_in(
+    CAPABILITIES, "capability names", "capability to disable", sort_known=True
+)
+check_mechanisms = v.names_in(ALL_MECHANISMS, "SASL mechanism names", "SASL mechanism")
+_check_expire = v.optional(v.expire)
+_check_login_delay = v.optional(v.non_negative)
 
 
 @dataclass
@@ -39,26 +48,14 @@ class Settings:
     dispatch: Dispatch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = {c.upper() for c in self.disabled} - CAPABILITIES
-        if unknown:
-            raise ValueError(
-                f"unknown capability to disable: {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(CAPABILITIES))}"
-            )
-        self.disabled = frozenset(c.upper() for c in self.disabled)
-        mechs = tuple(m.upper() for m in self.mechanisms)
-        bad = [m for m in mechs if m not in ALL_MECHANISMS]
-        if bad:
-            raise ValueError(
-                f"unknown SASL mechanism: {', '.join(bad)}; known: {', '.join(ALL_MECHANISMS)}"
-            )
-        self.mechanisms = mechs
+        self.disabled = frozenset(check_disabled(self.disabled, "disabled"))
+        self.mechanisms = check_mechanisms(self.mechanisms, "mechanisms")
+        self.expire = _check_expire(self.expire, "expire")
+        self.login_delay = _check_login_delay(self.login_delay, "login_delay")
         if self.max_line < 255:
             raise ValueError(
                 "max_line must be at least 255: RFC 2449 requires 255-octet command lines"
             )
-        if isinstance(self.expire, str) and self.expire.upper() != "NEVER":
-            raise ValueError("expire must be a number of days or 'NEVER'")
         self.replies = Replies(self)
         self.dispatch = Dispatch(self, self.replies)
 

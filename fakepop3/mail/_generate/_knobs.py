@@ -1,32 +1,36 @@
-"""The generator's knobs: their defaults, and :func:`check_knobs`, the one place they are checked.
+"""The generator's knobs checked as a whole: :func:`check_knobs`.
 
-The knobs are ``seed, locale, start, end, min_size, max_size, html, attachments,
-threads, non_ascii, dot_lines, non_ascii_locales, hook, cache_size`` (their
-meaning: ``generate_messages``' docstring).  ``MessageGenerator.__init__`` calls
-:func:`check_knobs`; so may any surface that takes knobs (the options schema,
-the pytest marker, TOML, the CLI) to give the same one-line error for the same
-bad value.
+The knobs themselves (name, type, default, check, help) are declared once in
+:mod:`fakepop3._knobs`; their meaning is in ``generate_messages``' docstring.
+``MessageGenerator.__init__`` calls :func:`check_knobs`, which runs each knob's own check
+(the same function the options schema runs for the marker and TOML) and then what needs
+the whole set.
 
 Rules a maintainer must keep:
 
-* Every knob is checked here and nowhere else, and the messages stay as they
-  are: users and tests match on them.
-* :func:`check_knobs` takes the knobs as keyword arguments with the same
-  defaults as ``generate_messages``, ``generate_message`` and
-  ``MessageGenerator`` (a test compares the four signatures), and returns them
-  normalised.  Its one side effect is Faker's: a locale that Faker's files do
-  not show is loaded, so that an unknown locale fails here with Faker's error.
-* Defaults never depend on the current time or the machine (a fixed date range),
-  so a seed alone fixes the output; changing a default changes the output of
-  every call that does not give the knob (the pinned digests catch it).
+* A knob's own check lives in its declaration (``fakepop3._knobs.KNOBS``), never here:
+  this module checks only what involves two knobs (``end`` after ``start``,
+  ``max_size`` not below ``min_size``) and loads the locales.
+* :func:`check_knobs` takes the knobs as keyword arguments with the defaults of
+  :data:`~fakepop3._knobs.KNOBS`, as ``generate_messages``, ``generate_message`` and
+  ``MessageGenerator`` do (a test compares the signatures), and returns them
+  normalised.  Its one side effect is Faker's: a locale that Faker's files do not show
+  is loaded, so that an unknown locale fails here with Faker's error.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
+from ..._knobs import (
+    DEFAULT_END,
+    DEFAULT_NON_ASCII_LOCALES,
+    DEFAULT_START,
+    KNOBS,
+    MIN_SIZE_FLOOR,
+)
 from ._locale import faker_has_locale, locale_data
 
 if TYPE_CHECKING:
@@ -42,29 +46,6 @@ __all__ = [
     "to_epoch",
 ]
 
-#: Default start of the date range (inclusive), a fixed instant so output never
-#: depends on the current time.
-DEFAULT_START = _dt.datetime(2021, 1, 1, tzinfo=_dt.timezone.utc)
-#: Default end of the date range (exclusive).
-DEFAULT_END = _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
-#: Smallest allowed ``min_size``: the generator can always shrink a message to
-#: fit a target of at least this many octets.
-MIN_SIZE_FLOOR = 1024
-
-#: Locales used for messages picked as non-ASCII when the chosen locale is not
-#: already one of them.
-DEFAULT_NON_ASCII_LOCALES: tuple[str, ...] = (
-    "de_DE",
-    "fr_FR",
-    "es_ES",
-    "pl_PL",
-    "cs_CZ",
-    "ru_RU",
-    "el_GR",
-    "ja_JP",
-    "zh_CN",
-)
-
 
 def to_epoch(value: _dt.datetime | _dt.date | float) -> int:
     """Seconds since the epoch (UTC) of a datetime (naive means UTC), a date or a number."""
@@ -77,10 +58,6 @@ def to_epoch(value: _dt.datetime | _dt.date | float) -> int:
             _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc).timestamp()
         )
     return int(value)
-
-
-#: The shares: each the probability that a message has the feature.
-_SHARES = ("html", "attachments", "threads", "non_ascii", "dot_lines")
 
 
 class Knobs(TypedDict):
@@ -129,39 +106,16 @@ def check_knobs(
     :raises ValueError: a knob's value is out of range (the message names the knob).
     :raises AttributeError: a locale Faker does not have (Faker's own error).
     """
-    seed = int(seed)
-    locales = (locale,) if isinstance(locale, str) else tuple(locale)
-    if not locales:
-        raise ValueError("locale: give at least one Faker locale")
-    fallback = tuple(non_ascii_locales) or ("de_DE",)
-    first, last = to_epoch(start), to_epoch(end)
+    given = locals()
+    knobs: dict[str, Any] = {knob.name: knob.check(given[knob.name], knob.name) for knob in KNOBS}
+    first, last = to_epoch(knobs["start"]), to_epoch(knobs["end"])
     if last <= first:
         raise ValueError(f"end ({end!r}) must be after start ({start!r})")
-    if min_size < MIN_SIZE_FLOOR:
-        raise ValueError(f"min_size must be at least {MIN_SIZE_FLOOR} octets, got {min_size}")
-    if max_size < min_size:
+    if knobs["max_size"] < knobs["min_size"]:
         raise ValueError(f"max_size ({max_size}) must not be below min_size ({min_size})")
-    shares = dict(zip(_SHARES, (html, attachments, threads, non_ascii, dot_lines), strict=True))
-    for name, share in shares.items():
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"{name} is a share between 0 and 1, got {share!r}")
+    knobs["start"], knobs["end"] = first, last
     # Locales are loaded when a message first needs one; an unknown one fails now.
-    for code in dict.fromkeys((*locales, *fallback)):
+    for code in dict.fromkeys((*knobs["locale"], *knobs["non_ascii_locales"])):
         if not faker_has_locale(code):
             locale_data(code)
-    return Knobs(
-        seed=seed,
-        locale=locales,
-        start=first,
-        end=last,
-        min_size=int(min_size),
-        max_size=int(max_size),
-        html=float(html),
-        attachments=float(attachments),
-        threads=float(threads),
-        non_ascii=float(non_ascii),
-        dot_lines=float(dot_lines),
-        non_ascii_locales=fallback,
-        hook=hook,
-        cache_size=cache_size,
-    )
+    return cast(Knobs, knobs)

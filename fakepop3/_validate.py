@@ -188,8 +188,9 @@ def names_in(
     shown = ", ".join(sorted(known) if sort_known else known)
 
     def check(value: Any, name: str) -> tuple[str, ...]:
-        if value == ():  # the usual default, on every server: nothing to look at
-            return ()
+        # The usual values, on every server (nothing switched off; every mechanism): no look.
+        if value is known or (not value and isinstance(value, (tuple, frozenset))):
+            return tuple(value)
         items = [item.upper() for item in _names(value, name, what)]
         bad = [item for item in items if item not in known]
         if bad:

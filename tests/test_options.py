@@ -327,3 +327,13 @@ def test_python_values_that_used_to_slip_through(keyword: str, value: Any, messa
     before), a hostname with CRLF (it split the greeting) are refused at construction."""
     with pytest.raises(OptionError, match=f"^{message}"):
         POP3Server(**{keyword: value})
+
+
+def test_every_default_passes_its_own_check() -> None:
+    # POP3Server(...) skips the check of a keyword left at its default (check_python_options).
+    for option in (*SERVER_OPTIONS, *GENERATOR_OPTIONS):
+        if option.check is not None and option.default is not None:
+            option.validate(option.default, Surface.PYTHON)
+    assert OPTIONS["users"].validate(None, Surface.PYTHON) is None  # users: none given
+    with pytest.raises(OptionError, match="port must be an integer from 0 to 65535"):
+        POP3Server(port=70000)  # a value that is not the default is still checked

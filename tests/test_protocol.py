@@ -11,6 +11,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fakepop3
 from fakepop3 import History, MailStore, Session, Settings, State
@@ -851,3 +853,45 @@ def test_importing_the_protocol_core_alone_pulls_in_no_asyncio_ssl_or_pytest() -
     assert not loaded & {"asyncio", "ssl", "_ssl", "pytest"}, loaded & {"asyncio", "ssl", "pytest"}
     # socket: fakepop3.store imports email.policy, which imports socket on Python 3.11
     # (the store's part of issue 16); nothing of the core itself does (the test above).
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    disabled=st.sets(st.sampled_from(sorted(CAPABILITIES))),
+    mechanisms=st.sampled_from([(), ("PLAIN",), ("XOAUTH2", "LOGIN")]),
+    tls_available=st.booleans(),
+    require_tls=st.booleans(),
+    hostname=st.sampled_from(["localhost", "mail.example"]),
+    login_delay=st.sampled_from([None, 0, 30]),
+)
+def test_a_cached_dispatch_answers_as_a_fresh_compile(
+    disabled: set[str],
+    mechanisms: tuple[str, ...],
+    tls_available: bool,
+    require_tls: bool,
+    hostname: str,
+    login_delay: int | None,
+) -> None:
+    # Settings share a compiled dispatch by dispatch_key: prove the key holds all it reads.
+    from fakepop3.protocol._dispatch import Dispatch
+
+    made = Settings(
+        disabled=frozenset(disabled),
+        mechanisms=mechanisms,
+        tls_available=tls_available,
+        require_tls=require_tls,
+        hostname=hostname,
+        login_delay=login_delay,
+    )
+    fresh = Dispatch(made, made.replies)
+    for tls in (False, True):
+        for state in (State.AUTHORIZATION, State.TRANSACTION):
+            pairs = zip(made.dispatch.pick(state, tls), fresh.pick(state, tls), strict=True)
+            for cached, compiled in pairs:
+                assert cached.keys() == compiled.keys()
+                for name, (handler, low, high) in compiled.items():
+                    assert cached[name][1:] == (low, high), name
+                    if handler.__name__ == "constant":  # an answer made at compile time
+                        assert cached[name][0](None, ()) == handler(None, ()), name  # type: ignore[arg-type]
+                    else:
+                        assert cached[name][0] is handler, name

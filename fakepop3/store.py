@@ -450,7 +450,7 @@ class Mailbox:
         reads and fills it with no lock.
         """
         lock = self._lock
-        lock.acquire()  # not `with`: a with-statement costs twice as much, once per login
+        lock.acquire()  # lock-acquire (bench/README.md, Speed notes)
         try:
             if self._holder is not None:
                 return None

@@ -115,8 +115,8 @@ class Session:
     #: The commands of the state (see _dispatch.py), and the fast lane's when it is open.
     _dispatch: dict[str, Entry]
     _lane: dict[str, Entry] | None
-    # Complete lines waiting (None marks an overlong one); a list: an empty deque costs
-    # ~600 bytes per idle session, and the queue is short (one packet's lines).
+    # Complete lines waiting (None marks an overlong one); a list, not a deque: the queue is
+    # short (list-not-deque, bench/README.md, Speed notes).
     _lines: list[bytes | None]
     _partial: bytes
     _discarding: bool
@@ -124,7 +124,7 @@ class Session:
     _sasl: Mechanism | None
     _starting_tls: bool
     #: Why the session closed itself (its history's end reason, once ``CLOSED``); read by
-    #: the transport as a plain attribute (a property costs ~700 instructions a session on 3.11).
+    #: the transport as a plain slot (bench/README.md, Speed notes, "After issue 16").
     close_reason: str
     _released: bool  # the maildrop lock, taken at login, was given back
 

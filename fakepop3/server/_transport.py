@@ -55,7 +55,7 @@ RECV_BUFFER = 64 * 1024
 MAX_PENDING_LINES = 1024
 
 
-_CLOSED = State.CLOSED  # a module global: cheaper to read than an Enum class attribute
+_CLOSED = State.CLOSED  # enum-global (bench/README.md, Speed notes)
 _INTERNAL_ERROR = b"-ERR [SYS/PERM] Internal server error; the session is closed.\r\n"
 
 
@@ -105,7 +105,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         # Output waiting for the transport to drain; made only when a reply is big or the
-        # client is slow (an empty deque costs ~700 bytes per idle session).
+        # client is slow (list-not-deque, bench/README.md, Speed notes).
         self.out: collections.deque[memoryview] | None = None
         #: The rate of a Throttle fault (bytes a second): replies go out slowly from then on.
         self.throttle: float | None = None
@@ -120,7 +120,7 @@ class _Connection(asyncio.BufferedProtocol):
         transport: asyncio.Transport = base  # type: ignore[assignment]
         self.transport = transport
         loop = self.server._loop
-        # The server's loop (asking asyncio costs a getpid() system call per connection).
+        # The server's loop, not asyncio's answer (stored-loop, bench/README.md, Speed notes).
         self.loop = loop if loop is not None else asyncio.get_running_loop()
         server = self.server
         limit = server.max_connections
@@ -132,7 +132,7 @@ class _Connection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.session = session = self._make_session(peer[:2])  # an IPv6 peer has 4 fields
         # The server's idle sweep reads these: `active` says that bytes came in since its last
-        # pass (a flag is cheaper to set on every read than asking the clock).
+        # pass (active-flag, bench/README.md, Speed notes).
         self.last_activity = _monotonic()
         self.active = False
         self.mode = _READING
@@ -160,14 +160,13 @@ class _Connection(asyncio.BufferedProtocol):
             server._auth,
         )
 
-    # asyncio reads into the server's one receive buffer (recv_into), and the bytes are taken
-    # out at once: a plain Protocol makes asyncio allocate a 256 KiB object per read, which
-    # glibc serves with mmap/mremap/munmap (three system calls per command, ~30% of the CPU).
+    # asyncio reads into the server's one receive buffer, and the bytes are taken out at once
+    # (recv-into, bench/README.md, Speed notes).
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.server._recv_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self.server._recv_buffer[:nbytes].tobytes()  # cheaper than bytes(view)
+        data = self.server._recv_buffer[:nbytes].tobytes()  # tobytes (bench/README.md, Speed notes)
         if self.mode:  # not _READING: the general path
             self.data_received(data)
             return

@@ -895,3 +895,22 @@ def test_a_cached_dispatch_answers_as_a_fresh_compile(
                         assert cached[name][0](None, ()) == handler(None, ()), name  # type: ignore[arg-type]
                     else:
                         assert cached[name][0] is handler, name
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("expire", -1, "expire must be a number of days or 'NEVER'"),
+        ("expire", "soon", "expire must be a number of days or 'NEVER'"),
+        ("login_delay", -5, "login_delay must be at least 0"),
+        ("disabled", frozenset({"NOPE"}), "unknown capability to disable: NOPE"),
+        ("mechanisms", ("PLAIN", "MAGIC"), "unknown SASL mechanism: MAGIC"),
+    ],
+)
+def test_settings_refuse_what_the_options_schema_refuses(
+    field: str, value: object, message: str
+) -> None:
+    # The same checks as POP3Server's keywords: a negative EXPIRE or LOGIN-DELAY is never
+    # advertised in CAPA, whichever way the Settings were made.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings(**{field: value})  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from . import __version__
 from .config import ConfigError, Options, env_values, load_config
 from .history import CommandRecord, SessionRecord
 from .loaders import MailLoadError
-from .options import GROUPS, Option, Surface, toml_options
+from .options import GROUPS, TEXT, Option, Surface, python_options, toml_options
 from .server import POP3Server, uvloop_factory
 from .tls import TLSCertificates
 
@@ -147,28 +147,18 @@ def make_server(opts: Options) -> POP3Server:
         raise ConfigError(str(error)) from None
     faults = _faults(opts.faults, opts.seed) if opts.faults is not None else None
     try:
-        return POP3Server(
-            opts.users,
-            tokens=opts.tokens,
-            host=opts.host,
-            port=opts.port,
-            tls=tls,
-            tls_port=opts.tls_port,
-            any_login=opts.any_login,
-            disable=opts.disable,
-            mechanisms=opts.mechanisms,
-            faults=faults,
-            require_tls=opts.require_tls,
-            hostname=opts.hostname,
-            timeout=opts.timeout,
-            command_timeout=opts.command_timeout,
-            login_delay=opts.login_delay,
-            expire=opts.expire,
-            max_connections=opts.max_connections,
-            max_bad_commands=opts.max_bad_commands,
-            smtp=opts.smtp_port if opts.smtp_port is not None else False,
-            smtp_host=opts.smtp_host,
-        )
+        # Every option both surfaces have, by its schema entry; three are made here first.
+        made: dict[str, Any] = {
+            "tls": tls,
+            "faults": faults,
+            "smtp": opts.smtp_port if opts.smtp_port is not None else False,
+        }
+        kwargs: dict[str, Any] = {
+            o.name: made[o.name] if o.name in made else getattr(opts, o.text_key)
+            for o in python_options()
+            if o.surfaces & TEXT
+        }
+        return POP3Server(**kwargs)
     except (ValueError, TypeError) as error:
         raise ConfigError(str(error)) from None
 

@@ -122,6 +122,7 @@ class Options:
     expire: int | str | None = None
     max_connections: int | None = None
     max_bad_commands: int = 10
+    lenient_syntax: bool = False
     uvloop: bool = False
 
     @property

@@ -381,6 +381,8 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            repeat=True),
     Option("require_tls", "bool", False, v.boolean, "refuse USER/PASS/APOP/AUTH until STLS",
            _ALL, None, _parse_bool, _G3),
+    Option("lenient_syntax", "bool", False, v.boolean, "accept extra spaces and TABs in "
+           "command lines (default: as strict as Dovecot)", _ALL, None, _parse_bool, _G3),
     Option("hostname", "str", "localhost", v.host,
            "the name in the APOP timestamp and CRAM-MD5 challenges", _ALL, "NAME", None, _G3),
     Option("login_delay", "int | None", None, _opt_non_negative,

@@ -278,11 +278,21 @@ def test_the_fuzz_checks_can_fail() -> None:
 
 def test_found_by_fuzzing() -> None:
     """Regressions: echoed bare CR in an -ERR line; history showing a reply that was not sent."""
-    history = History()
-    session = Session(new_store([]), Settings(max_bad_commands=2), history=history)
     chunks = [b"USER alice\r\nPASS secret\r\n0\r0\r\nRETR 1\r2\r\nQUIT\r\n"]
+    # Lenient syntax reads "0\r0" as a command name: the reply must not echo the CR.
+    history = History()
+    lenient = Settings(max_bad_commands=2, lenient_syntax=True)
+    session = Session(new_store([]), lenient, history=history)
     assert drive(session, history, chunks) == 5
     assert history.commands[2].reply == "-ERR Unknown command: 0?0"
+    # Strict syntax (the default) refuses a line with a CR in it, and says so.
+    history = History()
+    session = Session(new_store([]), Settings(max_bad_commands=2), history=history)
+    assert drive(session, history, chunks) == 5
+    assert [c.reply for c in history.commands[2:4]] == [
+        "-ERR Command line contains a bare CR; end it with one CRLF.",
+        "-ERR Command line contains a bare CR; end it with one CRLF.",
+    ]
     history = History()
     session = Session(new_store([]), Settings(max_bad_commands=1), history=history)
     assert drive(session, history, [b"\r\n"]) == 1

@@ -51,6 +51,7 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "command_timeout": (7, lambda s: s.command_timeout == 7),
     "max_connections": (4, lambda s: s.max_connections == 4),
     "max_bad_commands": (2, lambda s: s.settings.max_bad_commands == 2),
+    "lenient_syntax": (True, lambda s: s.settings.lenient_syntax is True),
     "faults": (None, lambda s: s.faults is not None),
     "history": (False, lambda s: not s.history.enabled),
     "store": (None, lambda s: s.store is not None),
@@ -88,6 +89,7 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "command_timeout": ("7", "7", 7),
     "max_connections": ("4", "4", 4),
     "max_bad_commands": ("2", "2", 2),
+    "lenient_syntax": ("true", "on", True),
     "faults": (
         '[{command = "RETR", action = "error"}]',
         "",

@@ -21,7 +21,8 @@ Rules:
 4. :data:`PARSED_LINES` remembers what packets parse to: clients send the same few lines again
    and again (``STAT``, ``RETR 1``, ``USER alice``).  It keeps only lines valid under any
    settings (shorter than 255 octets), of a known command with a number of arguments its row
-   of the table allows, holding no secret (no PASS, APOP, AUTH); it is bounded
+   of the table allows, holding no secret (no PASS, APOP, AUTH), parsed under strict syntax
+   (a well-formed line parses the same under lenient syntax, not the other way); it is bounded
    (``fakepop3._cache.BoundedCache``).
 5. A parsed line carries whether its number of arguments is within the command's arity in the
    table: every entry of a dispatch allows at least that (those that answer an error whatever
@@ -96,13 +97,15 @@ def answer_line(
         end = len(data) - 1
         if end < 1 or end >= session.settings.max_line or data.find(b"\n") != end:
             return None
-        line = parse(data[: end - 1] if data[end - 1] == 13 else data[:end])  # one CR goes
+        lenient = session.settings.lenient_syntax
+        line = parse(data[: end - 1] if data[end - 1] == 13 else data[:end], lenient)
         if isinstance(line, str):
             return None  # a bad command: the general path answers (and counts) it
         name, args, logged = line
         fits = len(args) in _ARITY.get(name, _NO_ARITY)
         parsed = (name, args, logged, fits)
-        if end < MAX_LINE and fits and name not in SECRET_COMMANDS:
+        # Lenient syntax parses some malformed lines: only a strict parse is shared (rule 4).
+        if end < MAX_LINE and fits and name not in SECRET_COMMANDS and not lenient:
             PARSED_LINES.put(data, parsed)
     name, args, logged, fits = parsed
     entry = commands.get(name)

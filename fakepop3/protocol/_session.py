@@ -373,7 +373,9 @@ class Session:
         """One command line taken from the buffer (``line`` as buffered: no LF, its CR kept)."""
         faults = self.faults
         if faults is not None and faults.armed:  # a Faults with no rules: skip the call
-            parsed = parse(line[:-1] if line.endswith(b"\r") else line)
+            parsed = parse(
+                line[:-1] if line.endswith(b"\r") else line, self.settings.lenient_syntax
+            )
             if not isinstance(parsed, str):
                 name, args, logged = parsed
                 entry = self._dispatch.get(name)
@@ -391,7 +393,7 @@ class Session:
 
     def _not_a_command(self, raw: bytes) -> list[Action]:
         """A line the execute path does not run: not a command line, or an unknown command."""
-        parsed = parse(raw)
+        parsed = parse(raw, self.settings.lenient_syntax)
         if isinstance(parsed, str):
             return self._finish("", (), (self._reply.err(parsed),), bad=True)
         name, args, _ = parsed

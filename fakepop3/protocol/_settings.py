@@ -63,6 +63,9 @@ class Settings:
     expire: int | str | None = None
     max_line: int = MAX_LINE
     max_bad_commands: int = 10
+    #: Accept any run of spaces or TABs between words, and around them (the first release's
+    #: syntax); by default a command line is as strict as Dovecot's (see ``_parse.py``).
+    lenient_syntax: bool = False
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
     #: What every session of these settings shares, made once in ``__post_init__``: the reply
     #: builder (and greeting), and the dispatch compiled from the command table.

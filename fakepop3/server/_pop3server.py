@@ -107,6 +107,8 @@ class POP3Server(Service):
     * ``max_connections``: past it a new connection gets ``-ERR [SYS/TEMP]``.
     * ``max_bad_commands``: unknown or malformed commands before login that
       close the session.
+    * ``lenient_syntax``: accept extra spaces and TABs in command lines (by default a
+      line is as strict as Dovecot's: ``DELE 1 `` is refused, nothing deleted).
     * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra);
       ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
@@ -145,6 +147,7 @@ class POP3Server(Service):
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
         tokens: Mapping[str, Iterable[str]] | None = None,
         smtp_host: str | None = None,
+        lenient_syntax: bool = False,
     ) -> None:
         # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
         # exactly the parameters, so the one list of options is the signature itself.
@@ -189,6 +192,7 @@ class POP3Server(Service):
                 login_delay=login_delay,
                 expire=expire,
                 max_bad_commands=max_bad_commands,
+                lenient_syntax=lenient_syntax,
             )
         self.settings = settings
         self._auth = Authenticator(self.store, any_login=settings.any_login)

@@ -92,6 +92,10 @@ def every_login(client_factory: type[RawClient], server: POP3Server) -> None:
     bad = session(b"AUTH OAUTHBEARER " + oauthbearer("alice", OTHER_TOKEN), b"AQ==")
     assert bad[0].startswith(b"+ ") and bad[1].startswith(b"-ERR")
     assert session(b"AUTH PLAIN", b"*")[1].startswith(b"-ERR")
+    # Secrets in the wrong place of a malformed line: masked whatever the shape of the line.
+    assert session(b"APOP alice " + pw)[0].startswith(b"-ERR")  # three arguments
+    assert session(b"USER alice " + pw)[0].startswith(b"-ERR")  # a password after the name
+    assert session(b"AUTH PLAIN " + plain + b" extra")[0].startswith(b"-ERR")
 
 
 @pytest.fixture
@@ -103,7 +107,7 @@ def used_server(caplog: pytest.LogCaptureFixture) -> Iterator[POP3Server]:
         server.store.add_user("alice", tokens=[TOKEN])
         server.mailbox("alice").add(b"Subject: hi\r\n\r\nhello\r\n")
         every_login(RawClient, server)
-        server.wait_for_sessions(15)
+        server.wait_for_sessions(18)
         yield server
     server.raise_errors()
 
@@ -118,7 +122,8 @@ def test_every_login_path_was_recorded(used_server: POP3Server) -> None:
     # The logins happened and are recorded, with their secrets masked.
     assert history.count("PASS") == 2
     assert history.filter("PASS")[0].args == ("***",)
-    assert [r.args[1] for r in history.filter("APOP")] == ["***", "***"]
+    assert [r.args[1:] for r in history.filter("APOP")] == [("***",)] * 3
+    assert [r.args for r in history.filter("USER") if len(r.args) > 1] == [("alice", "***")]
     assert all(r.args[1:] in ((), ("***",)) for r in history.filter("AUTH"))
     assert all(r.args == ("***",) or r.args == ("*",) for r in history.filter("SASL"))
     assert len(history.filter(ok=True)) > 20
@@ -185,6 +190,21 @@ def test_secrets_never_in_failure_messages(used_server: POP3Server) -> None:
     explanation = pytest_assertrepr_compare(None, "not in", "USER alice", history)  # type: ignore[arg-type]
     assert explanation is not None and any("PASS ***" in line for line in explanation)
     assert_clean("\n".join(explanation), "the plugin's assertion explanation")
+
+
+def test_any_command_but_pass_forgets_a_pending_user() -> None:
+    # RFC 1939 s7: PASS is valid only right after USER; a failed AUTH (or anything else) in
+    # between must not let the next PASS log in.
+    with POP3Server(users={"alice": PASSWORD}) as server:
+        for between in (b"AUTH PLAIN " + b64(b"\0alice\0" + WRONG.encode()), b"NOOP", b"XYZZY"):
+            with RawClient(server.host, server.port) as client:
+                assert client.command(b"USER alice") == b"+OK\r\n"
+                assert client.command(between).startswith(b"-ERR")  # NOOP: wrong state
+                reply = client.command(b"PASS " + PASSWORD.encode())
+                assert reply.startswith(b"-ERR") and b"USER" in reply, (between, reply)
+        with RawClient(server.host, server.port) as client:  # and right after USER it works
+            assert client.command(b"USER alice") == b"+OK\r\n"
+            assert client.command(b"PASS " + PASSWORD.encode()) == b"+OK Logged in.\r\n"
 
 
 def test_wrong_password_is_not_echoed() -> None:

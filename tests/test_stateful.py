@@ -165,12 +165,16 @@ class POP3Machine(RuleBasedStateMachine):
         self.server.wait_for_sessions(len(self.ended))
 
     def ensure(self, index: int) -> Client:
-        """The client ``index``, connected first if it is not."""
+        """The client ``index``, connected first if it is not, about to send a command that is
+        not PASS."""
         client = self.clients[index]
         if client is None:
             raw = RawClient(self.server.host, self.server.port)
             assert raw.greeting.startswith(b"+OK ") and raw.greeting.endswith(b">\r\n")
             client = self.clients[index] = Client(raw)
+        # Every rule that calls this sends a command other than PASS, which forgets a pending
+        # USER (RFC 1939 s7: PASS only right after USER); login sends USER again itself.
+        client.pending_user = None
         return client
 
     def client(self, index: int) -> Client:

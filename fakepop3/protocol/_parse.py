@@ -18,7 +18,9 @@ Written once, for both lanes (rule 4 of ``_state.py``).  Rules:
   words split on any run of whitespace.  A line that is well formed parses the same either
   way, which is what lets the fast lane cache lines for both.
 - :func:`parse` is the only place that decides what of a command's arguments is a secret (the
-  history never holds a password, an APOP digest or a SASL response).
+  history never holds a password, an APOP digest or a SASL response): PASS's whole argument;
+  everything after the first argument of APOP, AUTH and USER, whatever the number of
+  arguments (a malformed line is where a secret lands in the wrong place).
 """
 
 from __future__ import annotations
@@ -73,12 +75,14 @@ def parse(line: bytes, lenient: bool = False) -> Parsed | str:
     name = keyword.upper()
     if name not in SECRET_COMMANDS:
         args = tuple(rest.split())
+        if name == "USER" and len(args) > 1:  # "USER alice pw": a password where none belongs
+            return name, args, (args[0], "***")
         return name, args, args
     # What of the arguments is a secret, decided here only: the history never holds a
     # password, an APOP digest or a SASL initial response.
     if name == "PASS":
         return (name, (rest,), ("***",)) if rest else (name, (), ())
     args = tuple(rest.split())
-    if (name == "APOP" and len(args) == 2) or (name == "AUTH" and len(args) >= 2):
+    if len(args) >= 2:  # APOP's digest, AUTH's initial response, whatever their number
         return name, args, (args[0], "***")
     return name, args, args

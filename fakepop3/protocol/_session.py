@@ -394,6 +394,7 @@ class Session:
     def _not_a_command(self, raw: bytes) -> list[Action]:
         """A line the execute path does not run: not a command line, or an unknown command."""
         parsed = parse(raw, self.settings.lenient_syntax)
+        self._pending_user = None  # any command but PASS forgets USER (RFC 1939 s7)
         if isinstance(parsed, str):
             return self._finish("", (), (self._reply.err(parsed),), bad=True)
         name, args, _ = parsed

@@ -153,6 +153,8 @@ def run(
 def wrong_arity(session: Session, name: str, args: tuple[str, ...]) -> Reply:
     """The reply when the arguments are fewer or more than the table allows (steps 4 and 5 of
     rule 3 in ``_state.py``): the bare form of the command, or the arity error."""
+    if name != "PASS":
+        session._pending_user = None  # PASS only right after USER (RFC 1939 s7)
     command = COMMANDS[name]
     if command.bare and not args:
         return BARE_FORMS[name](session, args)

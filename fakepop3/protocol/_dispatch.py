@@ -117,14 +117,37 @@ def _entry(
     if command.starts_tls:
         if not settings.tls_available:
             text = f"{command.name} is not available: this server has no TLS certificate."
-            return (_answer(replies.err(text)), 0, ANY)
+            return (_forgetting_user(_answer(replies.err(text)), command, state), 0, ANY)
         if tls:
             # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
-            return (_answer(replies.err("TLS is already active.")), 0, ANY)
+            return (
+                _forgetting_user(_answer(replies.err("TLS is already active.")), command, state),
+                0,
+                ANY,
+            )
     if state not in command.states:
-        return (_answer(replies.err(_state_error(command))), 0, ANY)
+        return (
+            _forgetting_user(_answer(replies.err(_state_error(command))), command, state),
+            0,
+            ANY,
+        )
     handler = HANDLERS[command.name]
     if command.refused_before_tls and settings.require_tls and not tls:
         refusal = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections; use STLS first."
         handler = _answer(replies.err(refusal, "AUTH"))
-    return (handler, command.min_args, command.max_args)
+    return (_forgetting_user(handler, command, state), command.min_args, command.max_args)
+
+
+def _forgetting_user(handler: Handler, command: Command, state: State) -> Handler:
+    """``handler``, made to forget a pending USER first when it is a command of AUTHORIZATION
+    other than USER and PASS (RFC 1939 s7: PASS only right after USER).  Made here, so that
+    no command after login and neither USER nor PASS pays for it."""
+    if state is not AUTHORIZATION or command.name in ("USER", "PASS"):
+        return handler
+
+    def forgets_user(session: Session, args: tuple[str, ...]) -> Reply:
+        session._pending_user = None
+        return handler(session, args)
+
+    forgets_user.__wrapped__ = handler  # type: ignore[attr-defined]
+    return forgets_user

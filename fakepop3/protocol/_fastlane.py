@@ -111,8 +111,6 @@ def answer_line(
     entry = commands.get(name)
     if entry is None:  # unknown, switched off, or (in the fast lane) STLS
         return None
-    if session._pending_user is not None and name != "PASS":
-        session._pending_user = None  # PASS must come right after USER (RFC 1939 s7)
     # The arity the table allows holds in every entry (those that answer an error for any
     # arguments allow more): the exact check, _commands.run, only when it does not hold.
     # One comparison less per command (bench/README.md, "Speed notes").

@@ -69,9 +69,17 @@ def parse(line: bytes, lenient: bool = False) -> Parsed | str:
         keyword, _, rest = text.lstrip(" ").partition(" ")
     else:
         keyword, _, rest = text.partition(" ")
-        problem = _malformed(text, keyword, rest)
-        if problem is not None:
-            return problem
+        # Five C-level tests pass for a well-formed line; only a line that fails one is looked
+        # at closely (bench/README.md, Speed notes, "After issue 16").
+        if (
+            keyword == "PASS"
+        ):  # the usual case of the one line never cached: the rest is the password
+            if "\r" in text:
+                return "Command line contains a bare CR; end it with one CRLF."
+        elif "  " in text or "\t" in text or "\r" in text or text[0] == " " or text[-1] == " ":
+            problem = _malformed(text, keyword, rest)
+            if problem is not None:
+                return problem
     name = keyword.upper()
     if name not in SECRET_COMMANDS:
         args = tuple(rest.split())

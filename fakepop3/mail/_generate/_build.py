@@ -33,7 +33,13 @@ from typing import Literal
 
 from ._bodies import attachment, html_part, text_part
 from ._hook import HookContext, MessageHook
-from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, check_knobs
+from ._knobs import (
+    DEFAULT_END,
+    DEFAULT_NON_ASCII_LOCALES,
+    DEFAULT_START,
+    check_knobs,
+    knob_values,
+)
 from ._locale import Locale, locale_data
 from ._mime import Multi, Part, b64_body, png
 from ._plan import Plan, Planner
@@ -168,21 +174,7 @@ class MessageGenerator(Planner):
         non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
         hook: MessageHook | None = None,
     ) -> None:
-        knobs = check_knobs(
-            seed=seed,
-            locale=locale,
-            start=start,
-            end=end,
-            min_size=min_size,
-            max_size=max_size,
-            html=html,
-            attachments=attachments,
-            threads=threads,
-            non_ascii=non_ascii,
-            dot_lines=dot_lines,
-            non_ascii_locales=non_ascii_locales,
-            hook=hook,
-        )
+        knobs = check_knobs(**knob_values(locals()))
         self.seed = knobs["seed"]
         self.locales = knobs["locale"]
         self.non_ascii_locales = knobs["non_ascii_locales"]

@@ -21,7 +21,7 @@ Rules a maintainer must keep:
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..._knobs import (
@@ -43,8 +43,16 @@ __all__ = [
     "MIN_SIZE_FLOOR",
     "Knobs",
     "check_knobs",
+    "knob_values",
     "to_epoch",
 ]
+
+
+def knob_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs among ``values`` (a function's ``locals()``), by :data:`KNOBS`: how the
+    generator's entry points pass on the knobs their signatures take, without listing them
+    again."""
+    return {knob.name: values[knob.name] for knob in KNOBS if knob.name in values}
 
 
 def to_epoch(value: _dt.datetime | _dt.date | float) -> int:

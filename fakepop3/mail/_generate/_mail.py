@@ -21,7 +21,7 @@ from typing import overload
 
 from ._build import MessageGenerator
 from ._hook import MessageHook
-from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START
+from ._knobs import DEFAULT_END, DEFAULT_NON_ASCII_LOCALES, DEFAULT_START, knob_values
 
 __all__ = ["GeneratedMail", "generate_message", "generate_messages"]
 
@@ -149,21 +149,9 @@ def generate_messages(
         replace each message; see :class:`HookContext`.
     :param cache_size: how many built messages to keep (0: none).
     """
-    gen = MessageGenerator(
-        seed=seed,
-        locale=locale,
-        start=start,
-        end=end,
-        min_size=min_size,
-        max_size=max_size,
-        html=html,
-        attachments=attachments,
-        threads=threads,
-        non_ascii=non_ascii,
-        dot_lines=dot_lines,
-        non_ascii_locales=non_ascii_locales,
-        hook=hook,
-    )
+    knobs = knob_values(locals())
+    del knobs["cache_size"]  # the mailbox's, not the generator's
+    gen = MessageGenerator(**knobs)
     return GeneratedMail(gen, count, cache_size=cache_size)
 
 
@@ -190,19 +178,5 @@ def generate_message(
     """
     if index < 0:
         raise IndexError(f"message index must not be negative, got {index}")
-    gen = MessageGenerator(
-        seed=seed,
-        locale=locale,
-        start=start,
-        end=end,
-        min_size=min_size,
-        max_size=max_size,
-        html=html,
-        attachments=attachments,
-        threads=threads,
-        non_ascii=non_ascii,
-        dot_lines=dot_lines,
-        non_ascii_locales=non_ascii_locales,
-        hook=hook,
-    )
+    gen = MessageGenerator(**knob_values(locals()))
     return gen.message(index)

@@ -106,7 +106,10 @@ class Dispatch:
 def _compile(
     commands: list[Command], state: State, tls: bool, settings: Settings, replies: Replies
 ) -> Pair:
-    entries = {c.name: _entry(c, state, tls, settings, replies) for c in commands}
+    entries = {
+        c.name: _forgetting_user(_entry(c, state, tls, settings, replies), c, state)
+        for c in commands
+    }
     lane = {c.name: entries[c.name] for c in commands if not c.starts_tls}
     return entries, lane
 
@@ -117,37 +120,31 @@ def _entry(
     if command.starts_tls:
         if not settings.tls_available:
             text = f"{command.name} is not available: this server has no TLS certificate."
-            return (_forgetting_user(_answer(replies.err(text)), command, state), 0, ANY)
+            return (_answer(replies.err(text)), 0, ANY)
         if tls:
             # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
-            return (
-                _forgetting_user(_answer(replies.err("TLS is already active.")), command, state),
-                0,
-                ANY,
-            )
+            return (_answer(replies.err("TLS is already active.")), 0, ANY)
     if state not in command.states:
-        return (
-            _forgetting_user(_answer(replies.err(_state_error(command))), command, state),
-            0,
-            ANY,
-        )
+        return (_answer(replies.err(_state_error(command))), 0, ANY)
     handler = HANDLERS[command.name]
     if command.refused_before_tls and settings.require_tls and not tls:
         refusal = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections; use STLS first."
         handler = _answer(replies.err(refusal, "AUTH"))
-    return (_forgetting_user(handler, command, state), command.min_args, command.max_args)
+    return (handler, command.min_args, command.max_args)
 
 
-def _forgetting_user(handler: Handler, command: Command, state: State) -> Handler:
-    """``handler``, made to forget a pending USER first when it is a command of AUTHORIZATION
-    other than USER and PASS (RFC 1939 s7: PASS only right after USER).  Made here, so that
-    no command after login and neither USER nor PASS pays for it."""
+def _forgetting_user(entry: Entry, command: Command, state: State) -> Entry:
+    """``entry``, its handler made to forget a pending USER first when the command is one of
+    AUTHORIZATION other than USER and PASS (RFC 1939 s7: PASS only right after USER).  Made
+    when the dispatch is compiled, so that no command after login, and neither USER nor
+    PASS, pays for it."""
     if state is not AUTHORIZATION or command.name in ("USER", "PASS"):
-        return handler
+        return entry
+    handler, low, high = entry
 
     def forgets_user(session: Session, args: tuple[str, ...]) -> Reply:
         session._pending_user = None
         return handler(session, args)
 
     forgets_user.__wrapped__ = handler  # type: ignore[attr-defined]
-    return forgets_user
+    return (forgets_user, low, high)

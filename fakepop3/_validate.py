@@ -38,10 +38,12 @@ __all__ = [
     "locales",
     "names_in",
     "non_negative",
+    "one_line",
     "optional",
     "port",
     "positive",
     "share",
+    "token",
     "user_name",
     "whole",
 ]
@@ -127,6 +129,27 @@ def host(value: Any, name: str) -> str:
     """A host name or address, without CR, LF or NUL (it goes into the greeting)."""
     if not isinstance(value, str) or _has_bad_chars(value):
         raise OptionError(f"{name} must be a host name without CR, LF or NUL, not {value!r}")
+    return value
+
+
+def one_line(value: Any, name: str) -> str:
+    """Text for one reply line: non-empty, at most 200 characters, no CR, LF or NUL."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 200 or _has_bad_chars(value):
+        raise OptionError(
+            f"{name} must be one line of text (1 to 200 characters, no CR, LF or NUL), "
+            f"not {value!r}"
+        )
+    return value
+
+
+def token(value: Any, name: str) -> str:
+    """A secret for an ``Authorization: Bearer`` header: printable ASCII, no spaces."""
+    if not isinstance(value, str) or not value or not all("!" <= c <= "~" for c in value):
+        shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise OptionError(  # the value is a secret: not shown
+            f"{name} must be a token of printable ASCII characters without spaces "
+            f"(got {shown}, with a space or another character not allowed)"
+        )
     return value
 
 

@@ -95,16 +95,25 @@ class Authenticator:
             return None
         return mailbox
 
-    def check_digest(self, user: str, digest: Callable[[str], str], given: str) -> Mailbox | None:
-        """Check a digest of the user's password (APOP, CRAM-MD5): ``digest(password) == given``."""
+    def check_digest(
+        self, user: str, digest: Callable[[str], str], given: str, *, apop: bool = False
+    ) -> Mailbox | None:
+        """Check a digest of the user's password (APOP, CRAM-MD5): ``digest(password) == given``.
+
+        APOP (``apop=True``) uses the user's ``apop_secret`` when one is set: real servers
+        often keep it apart from the login password (qmail's ``pop3d``, Dovecot's
+        ``passdb``)."""
         mailbox = self._known(user)
         if mailbox is None:
             return None
         if self.any_login:
             return mailbox
-        if mailbox.password is None:
+        secret = mailbox.password
+        if apop and mailbox.apop_secret is not None:
+            secret = mailbox.apop_secret
+        if secret is None:
             return None
-        return mailbox if hmac.compare_digest(digest(mailbox.password), given.lower()) else None
+        return mailbox if hmac.compare_digest(digest(secret), given.lower()) else None
 
     def check_token(self, user: str, token: str) -> Mailbox | None:
         """The maildrop of ``user`` if ``token`` is one of its OAuth tokens (any token with any_login)."""

@@ -1,9 +1,11 @@
 """The standalone server: ``fakepop3`` (or ``python -m fakepop3``) for CI jobs in any language.
 
-It serves until SIGTERM or SIGINT (exit 0).  SIGHUP puts every maildrop back
-to its content at start, clears the recorded history, appends a
-``{"event": "reset"}`` line to the history file and rewrites the ready file
-with ``resets`` counted up, so a script can wait for the reset to be done.
+It serves until SIGTERM or SIGINT (exit 0).  SIGHUP, like ``POST /api/v1/reset``
+on the control port, resets the server for the next test (``POP3Server.reset``: open
+sessions ended, users, mail and fault rules back to the start, history cleared),
+appends a ``{"event": "reset"}`` line to the history file and rewrites the ready
+file with ``resets`` counted up, so a script can wait for the reset to be done.
+``fakepop3 wait`` is the readiness probe (``fakepop3._wait``).
 Bad options print one line on stderr and exit 2.
 """
 
@@ -38,8 +40,10 @@ EXIT_USAGE = 2
 
 DESCRIPTION = """\
 A fake POP3 server for tests, as a program for CI jobs in any language.
-It serves until SIGTERM or Ctrl-C (exit 0); SIGHUP resets every maildrop to its
-content at start and clears the history. Bad options exit with status 2."""
+It serves until SIGTERM or Ctrl-C (exit 0); SIGHUP (or POST /api/v1/reset on the
+control port) resets it for the next test: open sessions ended, users, mail and
+fault rules back to the start, history cleared. Bad options exit with status 2.
+"fakepop3 wait --help": wait until a server answers (a readiness probe)."""
 
 EPILOG = """\
 examples:
@@ -47,6 +51,8 @@ examples:
            --ready-file ready.json --history history.jsonl
   fakepop3 --config fakepop3.toml --port 2110      (flags win over the config)
   FAKEPOP3_USERS=alice:secret,bob:pw FAKEPOP3_PORT=0 fakepop3 --token bob=tok
+  fakepop3 --port 1110 --control-port 8025 --user alice:secret &
+  fakepop3 wait --control http://127.0.0.1:8025 && curl -s localhost:8025/api/v1/users
 
 environment: every flag is also FAKEPOP3_<NAME> (FAKEPOP3_COMMAND_TIMEOUT=30; a repeatable
 flag takes a comma-separated list: FAKEPOP3_USERS, FAKEPOP3_TOKENS, FAKEPOP3_DISABLE, ...).
@@ -54,7 +60,8 @@ Flags win over the environment, which wins over the config file.
   fakepop3 --user alice:secret --tls-port 0 --ca-out ca.pem --smtp-port 0
 
 ready file (written atomically once listening, removed at exit):
-  {"host": ..., "port": ..., "tls_port": ..., "smtp_port": ..., "ca": ..., "pid": ..., "resets": 0}
+  {"host": ..., "port": ..., "tls_port": ..., "smtp_port": ..., "control_port": ..., "ca": ...,
+   "pid": ..., "resets": 0}
 
 history file (one JSON object a line, flushed as it happens; secrets masked):
   {"event": "command", "session": 1, "user": "alice", "command": "RETR", "args": ["1"], ...}
@@ -246,16 +253,7 @@ class HistoryFile:
         self.write("command", **record.to_dict())
 
     def session_end(self, session: SessionRecord) -> None:
-        self.write(
-            "session_end",
-            session=session.id,
-            client=f"{session.client[0]}:{session.client[1]}",
-            user=session.user,
-            tls=session.tls,
-            reason=session.end_reason,
-            commands=len(session.commands),
-            time=session.ended_at,
-        )
+        self.write("session_end", **session.to_dict())
 
     def close(self) -> None:
         with self._lock:
@@ -293,17 +291,22 @@ class _App:
             "port": server.port,
             "tls_port": server.tls_port,
             "smtp_port": server.smtp.port if server.smtp is not None else None,
+            "control_port": server.control_port,
             "ca": str(self.ca) if self.ca is not None else None,
             "pid": os.getpid(),
-            "resets": self.resets,
+            "resets": server.resets,
         }
 
     def reset(self) -> None:
+        """SIGHUP: what ``POST /api/v1/reset`` does (``after_reset`` then reports it)."""
         self.server.reset()
-        self.resets += 1
+
+    def after_reset(self, server: POP3Server) -> None:
+        """After every reset (SIGHUP, the control API): the history line, the ready file."""
+        self.resets = server.resets
         if self.history is not None:
             self.history.write("reset", resets=self.resets, time=time.time())
-        print(f"{PROG}: reset #{self.resets}: every maildrop is back to its start", flush=True)
+        print(f"{PROG}: reset #{self.resets}: back to the start for the next test", flush=True)
         if self.opts.ready_file is not None:
             write_atomically(self.opts.ready_file, self.ready_data())
 
@@ -324,8 +327,12 @@ class _App:
                 await server.start_async()  # and its SMTP intake (smtp=PORT)
             except OSError as error:
                 raise ConfigError(_listen_error(error)) from None
-            except RuntimeError as error:  # aiosmtpd is missing
-                raise ConfigError(f"--smtp-port: {error}") from None
+            except RuntimeError as error:  # aiosmtpd or aiohttp is missing
+                flag = "--control-port" if "control" in str(error) else "--smtp-port"
+                raise ConfigError(f"{flag}: {error}") from None
+            # A reset goes back to the mail loaded at start (not to the first session's).
+            server.snapshot()
+            server.add_reset_listener(self.after_reset)
             try:
                 if server.smtp is not None and self.history is not None:
                     history = self.history
@@ -367,6 +374,9 @@ class _App:
             lines.append(f"  implicit TLS on {server.host}:{server.tls_port}")
         if server.smtp is not None:
             lines.append(f"  SMTP intake on {server.smtp.host}:{server.smtp.port}")
+        if server.control_url is not None:
+            token = " (needs its token)" if opts.control_token is not None else ""
+            lines.append(f"  control API and live page on {server.control_url}/{token}")
         if self.ca is not None:
             lines.append(f"  CA certificate: {self.ca}")
         boxes = [f"{m.name} ({_count(len(m))})" for m in server.store]
@@ -380,7 +390,10 @@ class _App:
             lines.append(f"  history: {opts.history}")
         if opts.ready_file is not None:
             lines.append(f"  ready file: {opts.ready_file}")
-        lines.append(f"  pid {os.getpid()}: SIGHUP resets the maildrops; SIGTERM or Ctrl-C stops")
+        reset = "SIGHUP or POST /api/v1/reset" if server.control_url else "SIGHUP"
+        lines.append(
+            f"  pid {os.getpid()}: {reset} resets for the next test; SIGTERM or Ctrl-C stops"
+        )
         print("\n".join(lines), flush=True)
 
 
@@ -430,6 +443,12 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the standalone server; returns the exit status (0, or 2 for bad options)."""
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["wait"]:
+        from ._wait import main as wait
+
+        return wait(args[1:])
+    argv = args
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_stopped) if in_main_thread else None
     try:

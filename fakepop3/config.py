@@ -123,7 +123,11 @@ class Options:
     max_connections: int | None = None
     max_bad_commands: int = 10
     lenient_syntax: bool = False
+    greeting: str = "fakepop3 ready."
     uvloop: bool = False
+    control_port: int | None = None
+    control_host: str | None = None
+    control_token: str | None = None
 
     @property
     def tls_enabled(self) -> bool:

@@ -43,6 +43,7 @@ QUIT = "quit"  # the client sent QUIT
 DROP = "drop"  # the client closed the connection (or it broke) without QUIT
 TIMEOUT = "timeout"  # the autologout timer expired
 SERVER = "server"  # the server closed it: shutdown, too many errors, a fault
+RESET = "reset"  # the server was reset while the session was open (see POP3Server.reset)
 
 
 class CommandRecord(NamedTuple):
@@ -146,6 +147,19 @@ class SessionRecord:
     def ended(self) -> bool:
         return self.ended_at is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The session as the history file's ``session_end`` line has it (without its commands)."""
+        return {
+            "session": self.id,
+            "client": f"{self.client[0]}:{self.client[1]}",
+            "user": self.user,
+            "tls": self.tls,
+            "reason": self.end_reason,
+            "commands": len(self.commands),
+            "started": self.started_at,
+            "time": self.ended_at,
+        }
+
     def transcript(self) -> str:
         """A readable transcript of the session, one command a line."""
         head = f"session #{self.id} from {self.client[0]}:{self.client[1]}"
@@ -184,6 +198,8 @@ class History:
             self._commands.append if enabled else _ignore
         )
         self._ended = 0
+        #: The id of the last session opened (0: none yet); :meth:`clear` keeps it.
+        self.last_session_id = 0
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listeners: list[Callable[[CommandRecord], None]] = []
         self._session_listeners: list[Callable[[SessionRecord], None]] = []
@@ -192,6 +208,7 @@ class History:
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
         # SessionRecord(session_id, client, time.time(), None, tls) without the class call
         # (bench/README.md, "Speed notes").
+        self.last_session_id = session_id
         record = _new_object(SessionRecord)
         record.id = session_id
         record.client = client

@@ -9,7 +9,9 @@ The surfaces (:class:`Surface`) are where an option can be given:
   ``[generate_options]`` table);
 * ``CLI``: a flag of the ``fakepop3`` program, derived from the name (``--command-timeout``);
 * ``ENV``: an environment variable of that program (``FAKEPOP3_COMMAND_TIMEOUT``);
-* ``CONTROL``: settable at run time by a control API (users, tokens, faults).
+* ``CONTROL``: changeable at run time through the control API: users, tokens and faults by
+  their own endpoints, the others by ``PATCH /api/v1/settings`` (:meth:`POP3Server.configure`
+  in Python); the next session sees the change.
 
 ``python -m fakepop3.options --markdown`` prints the table of docs/server.md.
 
@@ -45,6 +47,7 @@ from .protocol import check_disabled, check_mechanisms
 __all__ = [
     "GENERATOR_OPTIONS",
     "OPTIONS",
+    "RUNTIME_OPTIONS",
     "SERVER_OPTIONS",
     "Option",
     "OptionError",
@@ -87,6 +90,7 @@ GROUPS = (
     "capabilities",
     "limits and timing",
     "for the CI script",
+    "control API",
 )
 
 #: The marker's own options: handled by the pytest plugin, not passed to POP3Server.
@@ -338,7 +342,7 @@ def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
     return v.optional(check)
 
 
-_G1, _G2, _G3, _G4, _G5 = GROUPS
+_G1, _G2, _G3, _G4, _G5, _G6 = GROUPS
 
 #: The options of the server (POP3Server's keywords) and of the standalone program.
 SERVER_OPTIONS: tuple[Option, ...] = (
@@ -367,7 +371,7 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "XOAUTH2/OAUTHBEARER login (repeatable)", _ALL | K, "NAME=TOKEN", _assignment("TOKEN"), _G2, flag="--token",
            repeat=True),
     Option("any_login", "bool", False, v.boolean, "accept any user name and password "
-           "(a maildrop is made for a new name)", _ALL, None, _parse_bool, _G2),
+           "(a maildrop is made for a new name)", _ALL | K, None, _parse_bool, _G2),
     Option("load", "NAME=PATH", None, _opt(_loads), "put mail from an .eml file, a folder of "
            ".eml files, an mbox or a Maildir into NAME's maildrop (repeatable)", TEXT,
            "NAME=PATH", _assignment("PATH"), _G2, repeat=True),
@@ -375,29 +379,31 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "into NAME's maildrop (repeatable)", TEXT, "NAME=COUNT", _parse_count, _G2,
            key="generate", repeat=True),
     Option("disable", "Iterable[str]", (), check_disabled, "switch a capability off, e.g. UIDL "
-           "(repeatable)", _ALL, "CAPA", _parse_text, _G3, repeat=True),
+           "(repeatable)", _ALL | K, "CAPA", _parse_text, _G3, repeat=True),
     Option("mechanisms", "Iterable[str] | None", None, _opt_mechanisms,
-           "SASL mechanisms offered, comma-separated", _ALL, "LIST", _parse_text, _G3,
+           "SASL mechanisms offered, comma-separated", _ALL | K, "LIST", _parse_text, _G3,
            repeat=True),
     Option("require_tls", "bool", False, v.boolean, "refuse USER/PASS/APOP/AUTH until STLS",
-           _ALL, None, _parse_bool, _G3),
+           _ALL | K, None, _parse_bool, _G3),
     Option("lenient_syntax", "bool", False, v.boolean, "accept extra spaces and TABs in "
-           "command lines (default: as strict as Dovecot)", _ALL, None, _parse_bool, _G3),
+           "command lines (default: as strict as Dovecot)", _ALL | K, None, _parse_bool, _G3),
     Option("hostname", "str", "localhost", v.host,
-           "the name in the APOP timestamp and CRAM-MD5 challenges", _ALL, "NAME", None, _G3),
+           "the name in the APOP timestamp and CRAM-MD5 challenges", _ALL | K, "NAME", None, _G3),
     Option("login_delay", "int | None", None, _opt_non_negative,
-           "advertise (and enforce) LOGIN-DELAY of this many seconds", _ALL, "SECONDS",
+           "advertise (and enforce) LOGIN-DELAY of this many seconds", _ALL | K, "SECONDS",
            _parse_optional_int, _G3),
     Option("expire", "int | str | None", None, _opt_expire,
-           "advertise EXPIRE: days, or NEVER", _ALL, "DAYS", _parse_optional_int, _G3),
+           "advertise EXPIRE: days, or NEVER", _ALL | K, "DAYS", _parse_optional_int, _G3),
+    Option("greeting", "str", "fakepop3 ready.", v.one_line, "the text of the greeting after "
+           "+OK (the APOP timestamp follows it)", _ALL | K, "TEXT", None, _G3),
     Option("timeout", "float | None", 600.0, _opt_duration, "autologout timer in seconds "
-           "(none: off)", _ALL, "SECONDS", _parse_seconds, _G4),
+           "(none: off)", _ALL | K, "SECONDS", _parse_seconds, _G4),
     Option("command_timeout", "float | None", 60.0, _opt_duration, "seconds one command line "
-           "may take to arrive (none: off)", _ALL, "SECONDS", _parse_seconds, _G4),
+           "may take to arrive (none: off)", _ALL | K, "SECONDS", _parse_seconds, _G4),
     Option("max_connections", "int | None", None, _opt_positive, "past it a new connection "
-           "gets -ERR [SYS/TEMP]", _ALL, "N", _parse_optional_int, _G4),
+           "gets -ERR [SYS/TEMP]", _ALL | K, "N", _parse_optional_int, _G4),
     Option("max_bad_commands", "int", 10, v.non_negative, "unknown or malformed commands "
-           "before login that close the session", _ALL, "N", _parse_int, _G4),
+           "before login that close the session", _ALL | K, "N", _parse_int, _G4),
     Option("faults", "Faults | list[dict] | None", None, None, "fault rules "
            "(Faults, or [[faults]] tables of Faults.from_config)", P | M | T | K),
     Option("history", "bool | History", True, None, "False turns recording off, or a History",
@@ -408,6 +414,14 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "write host, ports, CA path and pid here once ready", TEXT, "FILE", None, _G5),
     Option("uvloop", "bool", False, v.boolean, "serve on uvloop, a faster event loop "
            "(pip install 'fakepop3[speed]')", TEXT, None, _parse_bool, _G5),
+    Option("control_port", "int | None", None, _opt_port, "serve the HTTP control API and "
+           "the live page on this port (0 picks a free port; needs the control extra)",
+           P | TEXT, "PORT", _parse_optional_int, _G6),
+    Option("control_host", "str | None", None, _opt_host, "where the control API listens "
+           "(default: host); not loopback only with a control token", P | TEXT, "HOST", None,
+           _G6),
+    Option("control_token", "str | None", None, _opt(v.token), "require 'Authorization: "
+           "Bearer TOKEN' on every control request", P | TEXT, "TOKEN", None, _G6),
     Option("store", "MailStore | None", None, None, "a MailStore to share between servers", P),
     Option("on_session_end", "Callable[[SessionRecord], None] | None", None, _callable,
            "called with each SessionRecord as it ends", P),
@@ -453,6 +467,16 @@ PLUGIN_OPTIONS: tuple[Option, ...] = (
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (*SERVER_OPTIONS, *GENERATOR_OPTIONS)}
 _BY_NAME: dict[str, Option] = {**OPTIONS, **{o.name: o for o in PLUGIN_OPTIONS}}
+
+
+#: The options that can change while the server runs (``POP3Server.configure``, ``PATCH
+#: /api/v1/settings``): those with the CONTROL surface but the users, tokens and faults,
+#: which have their own methods and endpoints.
+RUNTIME_OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in SERVER_OPTIONS
+    if Surface.CONTROL in o.surfaces and o.name not in ("users", "tokens", "faults")
+}
 
 
 def python_options() -> tuple[Option, ...]:

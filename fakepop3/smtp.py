@@ -168,6 +168,9 @@ class SMTPIntake(Service):
         self._lock = threading.Lock()
         self._servers: list[asyncio.Server] = []  # one per address of the host, one port
         self._protocols: set[Any] = set()
+        #: Called before each delivery: a POP3Server's own intake takes the server's default
+        #: reset baseline there, so a reset removes mail that came in over SMTP.
+        self.before_delivery: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self.running else "stopped"
@@ -191,6 +194,8 @@ class SMTPIntake(Service):
 
     def deliver(self, mail_from: str, recipients: list[str], content: bytes) -> Delivery:
         """Store ``content`` in the maildrop of each recipient's user (made if needed)."""
+        if self.before_delivery is not None:
+            self.before_delivery()
         users: list[str] = []
         for address in recipients:
             user = self.resolve(address)

@@ -48,6 +48,7 @@ __all__ = [
     "Message",
     "MessageInput",
     "MessageSource",
+    "StoreSnapshot",
     "UnknownUserError",
     "use_mail_helpers",
 ]
@@ -290,6 +291,8 @@ class Mailbox:
     name: str
     password: str | None = field(default=None, repr=False)  # secrets stay out of reprs
     tokens: set[str] = field(default_factory=set, repr=False)
+    #: The APOP shared secret, when not the password (None: APOP uses the password).
+    apop_secret: str | None = field(default=None, repr=False)
     _messages: list[Message] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _uid_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
@@ -422,8 +425,11 @@ class Mailbox:
 
     def reset(self) -> None:
         """Put back the content remembered by :meth:`snapshot_initial` (or empty the mailbox)."""
+        self._restore(self._initial or ())
+
+    def _restore(self, messages: Iterable[Message]) -> None:
         with self._lock:
-            self._messages = list(self._initial or [])
+            self._messages = list(messages)
             self._changed()
             # A session logged in before the reset must not commit its deletions into the
             # restored content at QUIT.
@@ -558,3 +564,52 @@ class MailStore:
         """Put every maildrop back to the content remembered by :meth:`snapshot_initial`."""
         for mailbox in self:
             mailbox.reset()
+
+    def remove_user(self, name: str) -> Mailbox:
+        """Remove user ``name`` and their maildrop (:class:`UnknownUserError` if there is none).
+
+        A session logged in as that user goes on with its snapshot; its deletions are lost.
+        """
+        with self._lock:
+            mailbox = self.mailbox(name)
+            del self._mailboxes[name]
+        mailbox._restore(mailbox.messages)  # a later QUIT of a session commits nothing
+        return mailbox
+
+    def snapshot(self) -> StoreSnapshot:
+        """The users (passwords, tokens) and the content of every maildrop now, for
+        :meth:`restore`.  Messages are shared, not copied: a snapshot costs a list a maildrop."""
+        with self._lock:
+            return StoreSnapshot(
+                {
+                    m.name: (m.password, frozenset(m.tokens), m.apop_secret, tuple(m.messages))
+                    for m in self._mailboxes.values()
+                },
+                dict(self._mailboxes),
+            )
+
+    def restore(self, snapshot: StoreSnapshot) -> None:
+        """Put the users and maildrops back as they were in ``snapshot``: users added since are
+        removed, removed ones come back, passwords, tokens and messages are those of then.
+        A mailbox object that existed then is kept (a test's reference to it stays valid)."""
+        with self._lock:
+            for name in [n for n in self._mailboxes if n not in snapshot.users]:
+                self.remove_user(name)
+            for name, (password, tokens, apop_secret, messages) in snapshot.users.items():
+                mailbox = self._mailboxes.get(name)
+                if mailbox is None:
+                    mailbox = snapshot.mailboxes.get(name) or Mailbox(name)
+                    self._mailboxes[name] = mailbox
+                mailbox.password = password
+                mailbox.tokens = set(tokens)
+                mailbox.apop_secret = apop_secret
+                mailbox._restore(messages)
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What :meth:`MailStore.snapshot` saw: ``users`` maps each name to (password, tokens,
+    APOP secret, messages)."""
+
+    users: dict[str, tuple[str | None, frozenset[str], str | None, tuple[Message, ...]]]
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict, repr=False, compare=False)

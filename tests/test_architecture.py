@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fakepop3"
 LAYERS: dict[str, int] = {
     "_cache": 0,
     "_validate": 0,
+    "_wait": 0,
     "_knobs": 1,
     "store": 1,
     "auth": 2,
@@ -40,6 +41,8 @@ LAYERS: dict[str, int] = {
     "_service": 5,
     "options": 5,
     "smtp": 6,
+    # the control API: below the server, which imports it when control_port is given
+    "control": 6,
     "server": 7,
     "_plugin_config": 8,
     "config": 8,

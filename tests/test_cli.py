@@ -235,7 +235,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
 
 def test_ready_file_says_where_it_listens(shared: Standalone) -> None:
     ready = shared.ready
-    assert set(ready) == {"host", "port", "tls_port", "smtp_port", "ca", "pid", "resets"}
+    assert set(ready) == {
+        "host", "port", "tls_port", "smtp_port", "control_port", "ca", "pid", "resets"
+    }  # fmt: skip
+    assert ready["control_port"] is None  # no --control-port
     assert ready["host"] == "127.0.0.1"
     assert ready["pid"] == shared.proc.pid
     assert ready["resets"] == 0
@@ -620,6 +623,34 @@ BAD: list[tuple[str, list[str], str | None, str]] = [
         None,
         "SMTP intake cannot listen on 127.0.0.1:{busy}: Address already in use",
     ),
+    (
+        "control-port-in-use",
+        ["--control-port", "{busy}"],
+        None,
+        "cannot listen on 127.0.0.1:{busy} for the control API: Address already in use",
+    ),
+    (
+        "control-off-loopback-without-token",
+        ["--control-port", "0", "--control-host", "0.0.0.0"],
+        None,
+        "the control API would listen on 0.0.0.0, which is not loopback, without a token: "
+        "anyone who reaches it could read the test mail and change the server; give a control "
+        "token (control_token=, --control-token or FAKEPOP3_CONTROL_TOKEN) or a loopback "
+        "control host (--control-host 127.0.0.1)",
+    ),
+    (
+        "control-token-with-a-space",
+        ["--control-port", "0", "--control-token", "two words"],
+        None,
+        "--control-token must be a token of printable ASCII characters without spaces "
+        "(got 9 characters, with a space or another character not allowed)",
+    ),
+    (
+        "greeting-two-lines",
+        ["--greeting", "a\nb"],
+        None,
+        "--greeting must be one line of text (1 to 200 characters, no CR, LF or NUL), not 'a\\nb'",
+    ),
 ]
 
 
@@ -662,6 +693,7 @@ AS_PROGRAM = [
     "port-in-use",
     "tls-port-in-use",
     "unknown-flag",
+    "control-off-loopback-without-token",
 ]
 
 

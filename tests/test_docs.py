@@ -74,6 +74,23 @@ client.retr(1)
 client.dele(1)
 client.quit()
 """,
+    # docs/ci.md, the control API job: an importer that fetches every message of
+    # $POP3_HOST:$POP3_PORT once, trying a RETR that fails with -ERR [SYS/TEMP] again once.
+    "importer-fetch": """import os, poplib
+client = poplib.POP3(os.environ["POP3_HOST"], int(os.environ["POP3_PORT"]), timeout=10)
+client.user("importer")
+client.pass_("secret")
+count, _ = client.stat()
+for n in range(1, count + 1):
+    try:
+        client.retr(n)
+    except poplib.error_proto as error:
+        if b"[SYS/TEMP]" not in error.args[0]:
+            raise
+        client.retr(n)
+client.quit()
+print(f"imported {count} messages")
+""",
 }
 
 

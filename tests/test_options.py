@@ -52,6 +52,10 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "max_connections": (4, lambda s: s.max_connections == 4),
     "max_bad_commands": (2, lambda s: s.settings.max_bad_commands == 2),
     "lenient_syntax": (True, lambda s: s.settings.lenient_syntax is True),
+    "greeting": ("Dovecot ready.", lambda s: s.settings.greeting == "Dovecot ready."),
+    "control_port": (0, lambda s: s._control_port == 0),
+    "control_host": ("127.0.0.2", lambda s: s._control_host == "127.0.0.2"),
+    "control_token": ("s3cret", lambda s: s._control_token == "s3cret"),
     "faults": (None, lambda s: s.faults is not None),
     "history": (False, lambda s: not s.history.enabled),
     "store": (None, lambda s: s.store is not None),
@@ -90,6 +94,10 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "max_connections": ("4", "4", 4),
     "max_bad_commands": ("2", "2", 2),
     "lenient_syntax": ("true", "on", True),
+    "greeting": ('"Dovecot ready."', "Dovecot ready.", "Dovecot ready."),
+    "control_port": ("0", "0", 0),
+    "control_host": ('"127.0.0.2"', "127.0.0.2", "127.0.0.2"),
+    "control_token": ('"s3cret"', "s3cret", "s3cret"),
     "faults": (
         '[{command = "RETR", action = "error"}]',
         "",
@@ -117,6 +125,9 @@ BAD: dict[str, tuple[Any, str]] = {
     "host": ("a\nb", "a\nb"),
     "smtp_host": ("a\0b", "a\0b"),
     "seed": ("x", "x"),
+    "greeting": ("two\nlines", "two\nlines"),
+    "control_port": (-1, "-1"),
+    "control_token": ("with space", "with space"),
 }
 
 

@@ -792,17 +792,20 @@ async def test_async_timeout_and_pipelining() -> None:
 
 
 def test_reset_during_a_session_keeps_that_sessions_deletions_out() -> None:
-    """server.reset() (SIGHUP in the CLI) wins over a session that was open across it."""
+    """server.reset() (SIGHUP in the CLI) wins over a session that was open across it: the
+    session is ended, and its QUIT is never told that its deletions succeeded."""
     with POP3Server(users={"alice": "pw"}) as server:
         inbox = server.mailbox("alice")
         inbox.add(b"Subject: 1\r\n\r\none\r\n")
         inbox.add(b"Subject: 2\r\n\r\ntwo\r\n")
-        server.store.snapshot_initial()
-        client = server.client("alice")
+        client = server.client("alice")  # the first client: the baseline holds both messages
         client.dele(1)
         server.reset()
-        client.quit()
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[SYS/TEMP\] The server was reset"):
+            client.quit()
+        client.close()
         server.wait_for_sessions(1)
+        assert server.history.sessions == []  # its end came before the reset cleared history
         assert len(inbox) == 2
         client = server.client("alice")
         client.dele(1)

@@ -251,6 +251,7 @@ class Faults:
         #: server gives it to every session.  Its ``armed`` follows the rules (see ``add``).
         self.hook = FaultsHook(self._fire)
         self._ids = itertools.count(1)
+        self._seed = seed
         self.random = random.Random(seed)
         for i, entry in enumerate(rules, 1):
             _add_entry(self, entry, f"fault #{i}")
@@ -374,6 +375,22 @@ class Faults:
         with self._lock:
             self._rules.clear()
             self.hook.armed = False
+
+    def restart(self, rules: Iterable[FaultRule] | None = None) -> None:
+        """Count again from nothing: each rule's ``seen`` and ``fired`` back to 0 (so ``nth=1``
+        fires again) and the random generator seeded as it was made; with ``rules`` (rules of
+        this Faults, as :attr:`rules` gave them), keep only those, in that order."""
+        with self._lock:
+            if rules is not None:
+                kept = list(rules)
+                if any(rule.faults is not self for rule in kept):
+                    raise ValueError("restart() takes rules of this Faults only")
+                self._rules = kept
+            for rule in self._rules:
+                rule.seen = 0
+                rule.fired = 0
+            self.random.seed(self._seed)
+            self.hook.armed = bool(self._rules)
 
     @property
     def rules(self) -> list[FaultRule]:

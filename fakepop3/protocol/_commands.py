@@ -195,7 +195,7 @@ def apop(session: Session, args: tuple[str, ...]) -> Reply:
         # RFC 1939 s7: MD5 of the timestamp (with its angle brackets) and the shared secret.
         return hashlib.md5(timestamp + password.encode("utf-8")).hexdigest()
 
-    mailbox = session.auth.check_digest(name, expected, digest)
+    mailbox = session.auth.check_digest(name, expected, digest, apop=True)
     if mailbox is None:
         return (auth_failed(session),)
     return (login(session, mailbox),)

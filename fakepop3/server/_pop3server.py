@@ -13,15 +13,15 @@ Rules a maintainer must keep: the server imports no pytest; a connection's behav
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import concurrent.futures
 import logging
 import poplib
 from collections.abc import Callable, Iterable, Mapping
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import history as _history
-from .._binding import listen
+from .._binding import is_loopback, listen
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from ..auth import Authenticator
@@ -31,10 +31,16 @@ from ..options import check_python_options as _check_python_options
 from ..protocol import Settings
 from ..store import Mailbox, MailStore, MessageInput
 from ..tls import TLSCertificates
+from . import _reset, _runtime
+from ._runtime import check_control_exposure
 from ._transport import RECV_BUFFER, _Connection
 
 if TYPE_CHECKING:
+    from ..control import ControlAPI
     from ..smtp import SMTPIntake
+    from ._reset import Baseline
+
+_T = TypeVar("_T")
 
 __all__ = ["POP3Server", "ServerError", "uvloop_factory"]
 
@@ -148,6 +154,10 @@ class POP3Server(Service):
         tokens: Mapping[str, Iterable[str]] | None = None,
         smtp_host: str | None = None,
         lenient_syntax: bool = False,
+        greeting: str = "fakepop3 ready.",
+        control_port: int | None = None,
+        control_host: str | None = None,
+        control_token: str | None = None,
     ) -> None:
         # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
         # exactly the parameters, so the one list of options is the signature itself.
@@ -193,6 +203,7 @@ class POP3Server(Service):
                 expire=expire,
                 max_bad_commands=max_bad_commands,
                 lenient_syntax=lenient_syntax,
+                greeting=greeting,
             )
         self.settings = settings
         self._auth = Authenticator(self.store, any_login=settings.any_login)
@@ -214,6 +225,21 @@ class POP3Server(Service):
         self._smtp_port: int | None = None if smtp is False else (0 if smtp is True else smtp)
         #: Where the SMTP intake listens (None: ``host``).
         self.smtp_host = smtp_host
+        #: The control API (``control_port``), while the server runs.
+        self.control: ControlAPI | None = None
+        self._control_port = control_port
+        self._control_host = control_host if control_host is not None else host
+        self._control_token = control_token
+        if control_port is not None:
+            check_control_exposure(self._control_host, control_token)
+        #: Resets so far (:meth:`reset`, SIGHUP and ``POST /api/v1/reset`` alike).
+        self.resets = 0
+        self._reset_listeners: list[Callable[[POP3Server], None]] = []
+        # What reset() goes back to (see _reset.py): None until the first session, the first
+        # change through the control API, or snapshot().
+        self._baseline: Baseline | None = None
+        self._snapshots: dict[str, Baseline] = {}
+        self._at_start: Baseline | None = None  # the baseline when nothing else was taken
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self._running else "stopped"
@@ -235,10 +261,100 @@ class POP3Server(Service):
         """The maildrop of user ``name``."""
         return self.store.mailbox(name)
 
+    # --- resets, snapshots and run-time settings (see _reset.py, _runtime.py) ---------------
+    def snapshot(self, name: str | None = None) -> None:
+        """Remember the users, maildrops, fault rules and settings now: :meth:`reset` goes back to them
+        (``name`` None), or :meth:`restore` with this ``name`` does."""
+        self._on_loop(self._snapshot_now, name)
+
+    def _snapshot_now(self, name: str | None) -> None:
+        if name is None:
+            self._baseline = _reset.take(self)
+        else:
+            self._snapshots[name] = _reset.take(self)
+
+    @property
+    def snapshots(self) -> list[str]:
+        """The names given to :meth:`snapshot`."""
+        return list(self._snapshots)
+
+    def restore(self, name: str) -> None:
+        """Put back the users, maildrops, fault rules and settings of ``snapshot(name)`` (KeyError for an
+        unknown name); like :meth:`reset`, it ends the open sessions and clears the history."""
+        if name not in self._snapshots:
+            known = ", ".join(map(repr, self._snapshots)) or "none"
+            raise KeyError(f"no snapshot named {name!r} (snapshots: {known})")
+        self._on_loop(self._reset_now, self._snapshots[name])
+
     def reset(self) -> None:
-        """Put every maildrop back to its content at start, and clear the history."""
-        self.store.reset()
+        """Go back to the baseline for the next test case: end every open session, put back
+        the users, maildrops, fault rules (their counts started again) and the settings changed
+        by :meth:`configure`, clear the history.
+
+        The baseline is the last :meth:`snapshot`, else the moment the first client connected
+        (POP3, or SMTP to the server's intake) or the control API first changed something
+        (so mail added after start and before that is kept), else the content at start.
+        Called from any thread; returns once done.  SIGHUP and ``POST /api/v1/reset`` call it.
+        """
+        self._on_loop(self._reset_now, None)
+
+    def _reset_now(self, baseline: _reset.Baseline | None) -> None:
+        if baseline is None:
+            baseline = self._baseline or self._at_start
+            if baseline is None:  # never started: nothing to go back to but now
+                baseline = self._baseline = _reset.take(self)
+        _reset.end_sessions(self)
+        _reset.restore(self, baseline)
         self.history.clear()
+        self.resets += 1
+        for listener in list(self._reset_listeners):
+            listener(self)
+
+    def add_reset_listener(self, listener: Callable[[POP3Server], None]) -> None:
+        """Call ``listener(server)`` after each reset or restore (on the server's loop)."""
+        self._reset_listeners.append(listener)
+
+    def _take_baseline(self) -> None:
+        """Take the default baseline now unless there is one (first client, first change)."""
+        if self._baseline is None:
+            self._baseline = _reset.take(self)
+
+    def configure(self, **changes: object) -> None:
+        """Change options at run time (those marked ``control`` in the options table:
+        ``disable``, ``mechanisms``, ``require_tls``, ``greeting``, ``login_delay``...): each
+        value is checked as in ``POP3Server(...)``; sessions that start later see the change."""
+        self._on_loop(self._configure_now, changes)
+
+    def _configure_now(self, changes: dict[str, object]) -> None:
+        self._take_baseline()  # a reset undoes the change
+        _runtime.configure(self, changes)
+
+    def current_settings(self) -> dict[str, object]:
+        """The options :meth:`configure` can change, with their values now."""
+        return _runtime.current(self)
+
+    def _on_loop(self, function: Callable[..., _T], *args: object) -> _T:
+        """``function(*args)`` on the server's loop (now, when called on it or when the server
+        is not running; else handed over, waiting for its result)."""
+        loop = self._loop
+        if not self._running or loop is None or loop.is_closed():
+            return function(*args)
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is loop or not loop.is_running():
+            return function(*args)
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(function(*args))
+            except BaseException as error:
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
 
     def smtp_intake(self, host: str | None = None, port: int = 0) -> SMTPIntake:
         """A new (stopped) SMTP intake into this server's store, with its ``any_login`` and
@@ -246,7 +362,7 @@ class POP3Server(Service):
         ``host`` defaults to the server's."""
         from ..smtp import SMTPIntake
 
-        return SMTPIntake(
+        intake = SMTPIntake(
             self.store,
             self.host if host is None else host,
             port,
@@ -254,6 +370,8 @@ class POP3Server(Service):
             hostname=self.settings.hostname,
             errors=self.errors,
         )
+        intake.before_delivery = self._take_baseline
+        return intake
 
     def connection_protocol(self, implicit_tls: bool = False) -> asyncio.BufferedProtocol:
         """A new connection protocol of this server, as its listeners make one per client
@@ -274,7 +392,7 @@ class POP3Server(Service):
         try:
             # Every address of the host on one port (see _binding: port 0 and "localhost").
             plain = await listen(
-                loop, lambda: _Connection(self, False), self.host, self.port, backlog=BACKLOG
+                loop, self._plain_connection, self.host, self.port, backlog=BACKLOG
             )
             self._servers.extend(plain)
             self.port = plain[0].sockets[0].getsockname()[1]
@@ -283,7 +401,7 @@ class POP3Server(Service):
                 binding = self.tls_port
                 secure = await listen(
                     loop,
-                    lambda: _Connection(self, True),
+                    self._tls_connection,
                     self.host,
                     self.tls_port,
                     backlog=BACKLOG,
@@ -311,9 +429,49 @@ class POP3Server(Service):
                 self._servers.clear()
                 raise
             self.smtp = intake
+        if self._control_port is not None:
+            try:
+                await self._open_control()
+            except BaseException:
+                if self.smtp is not None:
+                    await self.smtp.stop_async()
+                    self.smtp = None
+                for server in self._servers:
+                    server.close()
+                self._servers.clear()
+                raise
         self.store.snapshot_initial()
+        self._at_start = _reset.take(self)
         if self.timeout is not None:
             self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
+
+    def _plain_connection(self) -> _Connection:
+        if self._baseline is None:  # the first client: the default baseline of reset()
+            self._take_baseline()
+        return _Connection(self, False)
+
+    def _tls_connection(self) -> _Connection:
+        if self._baseline is None:
+            self._take_baseline()
+        return _Connection(self, True)
+
+    async def _open_control(self) -> None:
+        from ..control import ControlAPI  # the control extra (aiohttp): imported when used
+
+        assert self._control_port is not None
+        control = ControlAPI(self, self._control_host, self._control_port, self._control_token)
+        await control.start()
+        self.control = control
+
+    @property
+    def control_port(self) -> int | None:
+        """The control API's real port while it runs (``control_port=``), else None."""
+        return self.control.port if self.control is not None else None
+
+    @property
+    def control_url(self) -> str | None:
+        """``http://HOST:PORT`` of the control API while it runs, else None."""
+        return self.control.url if self.control is not None else None
 
     def _sweep_interval(self) -> float:
         assert self.timeout is not None
@@ -338,6 +496,9 @@ class POP3Server(Service):
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self.control is not None:
+            control, self.control = self.control, None
+            await control.stop()
         if self.smtp is not None:
             await self.smtp.stop_async()
         for server in self._servers:
@@ -418,11 +579,7 @@ def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | N
 
 
 def _warn_if_exposed(host: str) -> None:
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         log.warning(
             "fakepop3 is listening on %s, not on loopback: other machines can reach this fake "
             "server and its test passwords",

@@ -130,7 +130,14 @@ def _loaded_after(module: str) -> set[str]:
         ("fakepop3.store", {"asyncio", "ssl", "socket", "pytest", "fakepop3.mail._generate"}),
         ("fakepop3.history", {"asyncio", "ssl", "socket", "pytest"}),
         ("fakepop3.smtp", {"fakepop3.server", "pytest"}),
-        ("fakepop3.server", {"pytest", "_pytest", "fakepop3.plugin"}),
+        (
+            "fakepop3.server",
+            {"pytest", "_pytest", "fakepop3.plugin", "aiohttp", "fakepop3.control"},
+        ),
+        # the control API's HTTP library is imported only when a control port is given
+        ("fakepop3.plugin", {"aiohttp", "fakepop3.control"}),
+        ("fakepop3.cli", {"aiohttp", "fakepop3.control"}),
+        ("fakepop3.control", {"aiohttp", "fakepop3.server"}),
         ("fakepop3.faults", {"asyncio", "ssl", "socket", "pytest", "fakepop3.server"}),
     ],
 )

@@ -604,3 +604,17 @@ def test_requests_while_poplib_sessions_run(server: POP3Server, api: Api) -> Non
     assert errors == []
     server.wait_for_sessions(20)
     assert len(server.mailbox("bob")) == 20
+
+
+def test_a_body_over_the_limit_is_a_413(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakepop3.control import _http
+
+    monkeypatch.setattr(_http, "MAX_BODY", 1024)
+    with POP3Server(users={"alice": "secret"}, control_port=0) as server:
+        assert server.control_url is not None
+        reply = Api(server.control_url)(
+            "POST", "/api/v1/users/{name}/messages", b"x" * 4096,
+            content_type="message/rfc822", name="alice",
+        )  # fmt: skip
+        assert reply.status == 413 and "larger than 1024 bytes" in reply.error
+        assert len(server.mailbox("alice")) == 0

@@ -1,0 +1,155 @@
+"""The live page of the control API in a real browser: headless Chromium driven by selenium.
+
+Chromium and its WebDriver are Debian's (``.ci/install-browser``); without them the test is
+skipped on a developer's machine and fails in CI (``CI`` set), so it cannot silently stop
+running.  ``FAKEPOP3_SCREENSHOT=FILE`` saves a screenshot of the page (the one in
+docs/ci.md was made so).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fakepop3 import POP3Server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+WAIT = 20.0  # seconds a condition may take to show (the page polls once a second)
+
+if CHROMIUM is None or CHROMEDRIVER is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs chromium and chromedriver: run .ci/install-browser")
+    pytest.skip("no chromium/chromedriver: bash .ci/install-browser", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    assert CHROMIUM is not None
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="fakepop3-chromium-")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver: webdriver.Chrome, what: str, condition: object) -> object:
+    try:
+        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)  # type: ignore[arg-type]
+    except TimeoutException:
+        raise AssertionError(f"the live page did not show {what}") from None
+
+
+def test_a_poplib_session_appears_with_its_transcript(browser: webdriver.Chrome) -> None:
+    with POP3Server(users={"alice": "secret"}, control_port=0) as server:
+        server.mailbox("alice").add_message(subject="Quarterly report", text="Numbers inside.")
+        server.faults.on("NOOP").error("No NOOP today")
+        browser.get(f"{server.control_url}/")
+        wait_for(
+            browser, "that it is live", lambda d: "live" in d.find_element(By.ID, "status").text
+        )
+        assert browser.find_element(By.ID, "no-sessions").is_displayed()
+
+        client = server.client("alice", "secret")
+        client.stat()
+        open_session = wait_for(
+            browser,
+            "the open session",
+            lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, ".session") if "open" in e.text],
+        )
+        assert "alice" in open_session[0].text  # type: ignore[index]
+        with pytest.raises(Exception, match="No NOOP today"):
+            client.noop()
+        client.retr(1)
+        client.quit()
+        server.wait_for_sessions(1)
+
+        def ended(driver: webdriver.Chrome) -> str | None:
+            for element in driver.find_elements(By.CSS_SELECTOR, ".session"):
+                if "ended: quit" in element.text:
+                    return str(element.text)
+            return None
+
+        text = str(wait_for(browser, "the ended session's transcript", ended))
+        for line in ("C: USER alice", "C: PASS ***", "C: RETR 1", "S: -ERR No NOOP today"):
+            assert line in text, text
+        assert "secret" not in browser.page_source  # the password never reaches the page
+        assert "1 fault(s) fired" in text
+
+        faults = browser.find_element(By.ID, "faults").text
+        assert "No NOOP today" in faults
+        user = browser.find_element(By.CSS_SELECTOR, '.user[data-user="alice"]')
+        user.find_element(By.CSS_SELECTOR, "button.msg").click()
+        wait_for(
+            browser,
+            "the message's text part",
+            lambda d: "Numbers inside." in d.find_element(By.ID, "message-text").text,
+        )
+        assert "Quarterly report" in browser.find_element(By.ID, "message-headers").text
+        shot = os.environ.get("FAKEPOP3_SCREENSHOT")
+        if shot:
+            browser.save_screenshot(shot)
+    server.raise_errors()
+
+
+def test_the_page_takes_the_token_from_its_address(browser: webdriver.Chrome) -> None:
+    with POP3Server(users={"alice": "secret"}, control_port=0, control_token="t0k") as server:
+        browser.get(f"{server.control_url}/")
+        wait_for(
+            browser,
+            "the 401 without a token",
+            lambda d: "401" in d.find_element(By.ID, "status").text,
+        )
+        browser.get(f"{server.control_url}/#token=t0k")
+        browser.refresh()
+        wait_for(
+            browser, "that it is live", lambda d: "live" in d.find_element(By.ID, "status").text
+        )
+        wait_for(
+            browser,
+            "alice's maildrop",
+            lambda d: d.find_elements(By.CSS_SELECTOR, '.user[data-user="alice"]'),
+        )
+
+
+def test_mail_shown_as_text_never_runs_as_html(browser: webdriver.Chrome) -> None:
+    """Mail under test is attacker-controlled: the page puts it in with textContent."""
+    with POP3Server(users={"alice": "secret"}, control_port=0) as server:
+        server.mailbox("alice").add_message(
+            subject="<img src=x onerror=\"document.title='pwned'\">", text="<script>x</script>"
+        )
+        browser.get(f"{server.control_url}/")
+        wait_for(
+            browser,
+            "the subject as text",
+            lambda d: "<img src=x" in d.find_element(By.ID, "users").text,
+        )
+        assert browser.title != "pwned"
+        assert not browser.find_elements(By.CSS_SELECTOR, "#users img")

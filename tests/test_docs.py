@@ -285,10 +285,16 @@ def test_reference_lists_every_fixture_and_marker_argument() -> None:
 def test_cli_reference_is_the_real_help(monkeypatch: pytest.MonkeyPatch) -> None:
     from fakepop3.cli import build_parser
 
+    from fakepop3._wait import _parser as wait_parser
+
     monkeypatch.setenv("COLUMNS", "100")
     page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
-    [shown] = re.findall(r"```text\n(.*?)```", page, flags=re.DOTALL)
+    [shown, wait_shown] = re.findall(r"```text\n(.*?)```", page, flags=re.DOTALL)
     assert shown == build_parser().format_help(), (
         "docs/reference/cli.md is out of date: paste the output of "
         "COLUMNS=100 fakepop3 --help into its text block"
+    )
+    assert wait_shown == wait_parser().format_help(), (
+        "docs/reference/cli.md is out of date: paste the output of "
+        "COLUMNS=100 fakepop3 wait --help into its second text block"
     )

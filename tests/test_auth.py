@@ -749,3 +749,28 @@ def test_lang_lists_and_switches() -> None:
         client.pass_(PASSWORD)
         assert client._shortcmd("LANG en").startswith(b"+OK")  # valid in TRANSACTION too
         client.quit()
+
+
+@pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER", "oauthbearer"])
+def test_the_client_helper_logs_in_with_a_token(mechanism: str) -> None:
+    with POP3Server(tokens={"ann": ["ya29.ok"]}) as server:
+        server.mailbox("ann").add(b"Subject: hi\r\n\r\nhello\r\n")
+        client = server.client("ann", token="ya29.ok", mechanism=mechanism)
+        assert client.stat()[0] == 1
+        client.quit()
+        server.wait_for_sessions(1)
+        [auth, *_] = server.history.commands
+        assert (auth.command, auth.args, auth.ok) == ("AUTH", (mechanism.upper(), "***"), True)
+
+
+def test_the_client_helper_raises_the_err_of_a_refused_token_and_closes() -> None:
+    import gc
+
+    with POP3Server(tokens={"ann": ["ya29.ok"]}) as server:
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\]"):
+            server.client("ann", token="expired")
+        gc.collect()  # a leaked socket would be a ResourceWarning, an error in this suite
+        with pytest.raises(ValueError, match="mechanism must be 'XOAUTH2' or 'OAUTHBEARER'"):
+            server.client("ann", token="ya29.ok", mechanism="PLAIN")
+        server.wait_for_sessions(2)
+        assert [s.user for s in server.history.sessions] == [None, None]

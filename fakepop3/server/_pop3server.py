@@ -13,6 +13,7 @@ Rules a maintainer must keep: the server imports no pytest; a connection's behav
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import logging
 import poplib
@@ -538,25 +539,41 @@ class POP3Server(Service):
         await self.history.wait_for_sessions_async(count)
 
     def client(
-        self, user: str | None = None, password: str | None = None, *, timeout: float = 10.0
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: str = "XOAUTH2",
+        timeout: float = 10.0,
     ) -> poplib.POP3:
-        """A ``poplib.POP3`` connected to this server, logged in if ``user`` is given."""
+        """A ``poplib.POP3`` connected to this server, logged in if ``user`` is given: with
+        USER/PASS (``password``, by default the user's own), or with ``token`` by SASL
+        ``mechanism`` (``"XOAUTH2"`` or ``"OAUTHBEARER"``, RFC 7628).  A refused login raises
+        ``poplib.error_proto`` with the server's ``-ERR`` line and closes the socket."""
         client = poplib.POP3(self.host, self.port, timeout=timeout)
         if user is not None:
-            _login(client, self, user, password)
+            _login(client, self, user, password, token, mechanism)
         return client
 
     def ssl_client(
-        self, user: str | None = None, password: str | None = None, *, timeout: float = 10.0
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: str = "XOAUTH2",
+        timeout: float = 10.0,
     ) -> poplib.POP3_SSL:
-        """A ``poplib.POP3_SSL`` connected to the implicit-TLS port, verifying the certificate."""
+        """A ``poplib.POP3_SSL`` connected to the implicit-TLS port, verifying the certificate
+        (logged in as :meth:`client` logs in)."""
         if self.tls is None or self.tls_port is None:
             raise RuntimeError("this server has no implicit-TLS port; pass tls_port=0")
         client = poplib.POP3_SSL(
             self.host, self.tls_port, timeout=timeout, context=self.tls.client_context()
         )
         if user is not None:
-            _login(client, self, user, password)
+            _login(client, self, user, password, token, mechanism)
         return client
 
     def _handshake_timeout(self) -> float:
@@ -566,16 +583,51 @@ class POP3Server(Service):
         return min(30.0, self.command_timeout)
 
 
-def _login(client: poplib.POP3, server: POP3Server, user: str, password: str | None) -> None:
-    if password is None:
-        mailbox = server.store.get(user)
-        password = mailbox.password if mailbox is not None and mailbox.password is not None else ""
+def _login(
+    client: poplib.POP3,
+    server: POP3Server,
+    user: str,
+    password: str | None,
+    token: str | None = None,
+    mechanism: str = "XOAUTH2",
+) -> None:
     try:
+        if token is not None:
+            _token_login(client, server, user, token, mechanism)
+            return
+        if password is None:
+            mailbox = server.store.get(user)
+            password = mailbox.password if mailbox is not None and mailbox.password else ""
         client.user(user)
         client.pass_(password)
     except BaseException:
         client.close()  # a failed login must not leak the socket
         raise
+
+
+def _token_login(
+    client: poplib.POP3, server: POP3Server, user: str, token: str, mechanism: str
+) -> None:
+    """``AUTH XOAUTH2`` / ``AUTH OAUTHBEARER`` with an initial response (RFC 7628 s3.1); on the
+    error challenge, the empty answer the RFC asks for, then the ``-ERR`` raised."""
+    name = mechanism.upper()
+    if name == "XOAUTH2":
+        response = f"user={user}\x01auth=Bearer {token}\x01\x01"
+    elif name == "OAUTHBEARER":
+        response = (
+            f"n,a={user},\x01host={server.host}\x01port={server.port}\x01"
+            f"auth=Bearer {token}\x01\x01"
+        )
+    else:
+        raise ValueError(f"mechanism must be 'XOAUTH2' or 'OAUTHBEARER', not {mechanism!r}")
+    # poplib has no AUTH: its line I/O is used directly (_putcmd/_getline, stable since 2.x).
+    client._putcmd(f"AUTH {name} " + base64.b64encode(response.encode()).decode())  # type: ignore[attr-defined]
+    reply, _ = client._getline()  # type: ignore[attr-defined]
+    if reply.startswith(b"+ "):  # the error challenge: an empty answer, then the -ERR
+        client._putcmd("")  # type: ignore[attr-defined]
+        reply, _ = client._getline()  # type: ignore[attr-defined]
+    if not reply.startswith(b"+OK"):
+        raise poplib.error_proto(reply)
 
 
 def _warn_if_exposed(host: str) -> None:

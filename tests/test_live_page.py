@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -61,10 +61,24 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def wait_for(driver: webdriver.Chrome, what: str, condition: object) -> object:
+    """Wait for ``condition(driver)`` to be true.  The page redraws itself every second, so an
+    element found a moment ago may be gone: such a read is tried again."""
     try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition)  # type: ignore[arg-type]
+        return WebDriverWait(
+            driver, WAIT, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        ).until(condition)  # type: ignore[arg-type]
     except TimeoutException:
         raise AssertionError(f"the live page did not show {what}") from None
+
+
+def texts(driver: webdriver.Chrome, selector: str) -> list[str]:
+    """The text of every element matching ``selector``, read in one go (no stale elements)."""
+    script = "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText)"
+    return list(driver.execute_script(script, selector))
+
+
+def text(driver: webdriver.Chrome, selector: str) -> str:
+    return "\n".join(texts(driver, selector))
 
 
 def test_a_poplib_session_appears_with_its_transcript(browser: webdriver.Chrome) -> None:
@@ -72,19 +86,15 @@ def test_a_poplib_session_appears_with_its_transcript(browser: webdriver.Chrome)
         server.mailbox("alice").add_message(subject="Quarterly report", text="Numbers inside.")
         server.faults.on("NOOP").error("No NOOP today")
         browser.get(f"{server.control_url}/")
-        wait_for(
-            browser, "that it is live", lambda d: "live" in d.find_element(By.ID, "status").text
-        )
+        wait_for(browser, "that it is live", lambda d: "live" in text(d, "#status"))
         assert browser.find_element(By.ID, "no-sessions").is_displayed()
 
         client = server.client("alice", "secret")
         client.stat()
         open_session = wait_for(
-            browser,
-            "the open session",
-            lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, ".session") if "open" in e.text],
+            browser, "the open session", lambda d: [t for t in texts(d, ".session") if "open" in t]
         )
-        assert "alice" in open_session[0].text  # type: ignore[index]
+        assert "alice" in open_session[0]  # type: ignore[index]
         with pytest.raises(Exception, match="No NOOP today"):
             client.noop()
         client.retr(1)
@@ -92,27 +102,25 @@ def test_a_poplib_session_appears_with_its_transcript(browser: webdriver.Chrome)
         server.wait_for_sessions(1)
 
         def ended(driver: webdriver.Chrome) -> str | None:
-            for element in driver.find_elements(By.CSS_SELECTOR, ".session"):
-                if "ended: quit" in element.text:
-                    return str(element.text)
-            return None
+            return next((t for t in texts(driver, ".session") if "ended: quit" in t), None)
 
-        text = str(wait_for(browser, "the ended session's transcript", ended))
+        shown = str(wait_for(browser, "the ended session's transcript", ended))
         for line in ("C: USER alice", "C: PASS ***", "C: RETR 1", "S: -ERR No NOOP today"):
-            assert line in text, text
+            assert line in shown, shown
         assert "secret" not in browser.page_source  # the password never reaches the page
-        assert "1 fault(s) fired" in text
+        assert "1 fault(s) fired" in shown
 
-        faults = browser.find_element(By.ID, "faults").text
-        assert "No NOOP today" in faults
-        user = browser.find_element(By.CSS_SELECTOR, '.user[data-user="alice"]')
-        user.find_element(By.CSS_SELECTOR, "button.msg").click()
+        wait_for(browser, "the fault rule", lambda d: "No NOOP today" in text(d, "#faults"))
+        # A click on the message, by script: the list it is in is redrawn every second.
+        browser.execute_script(
+            "document.querySelector('.user[data-user=\"alice\"] button.msg').click()"
+        )
         wait_for(
             browser,
             "the message's text part",
-            lambda d: "Numbers inside." in d.find_element(By.ID, "message-text").text,
+            lambda d: "Numbers inside." in text(d, "#message-text"),
         )
-        assert "Quarterly report" in browser.find_element(By.ID, "message-headers").text
+        assert "Quarterly report" in text(browser, "#message-headers")
         shot = os.environ.get("FAKEPOP3_SCREENSHOT")
         if shot:
             browser.save_screenshot(shot)
@@ -122,21 +130,11 @@ def test_a_poplib_session_appears_with_its_transcript(browser: webdriver.Chrome)
 def test_the_page_takes_the_token_from_its_address(browser: webdriver.Chrome) -> None:
     with POP3Server(users={"alice": "secret"}, control_port=0, control_token="t0k") as server:
         browser.get(f"{server.control_url}/")
-        wait_for(
-            browser,
-            "the 401 without a token",
-            lambda d: "401" in d.find_element(By.ID, "status").text,
-        )
+        wait_for(browser, "the 401 without a token", lambda d: "401" in text(d, "#status"))
         browser.get(f"{server.control_url}/#token=t0k")
         browser.refresh()
-        wait_for(
-            browser, "that it is live", lambda d: "live" in d.find_element(By.ID, "status").text
-        )
-        wait_for(
-            browser,
-            "alice's maildrop",
-            lambda d: d.find_elements(By.CSS_SELECTOR, '.user[data-user="alice"]'),
-        )
+        wait_for(browser, "that it is live", lambda d: "live" in text(d, "#status"))
+        wait_for(browser, "alice's maildrop", lambda d: texts(d, '.user[data-user="alice"]'))
 
 
 def test_mail_shown_as_text_never_runs_as_html(browser: webdriver.Chrome) -> None:
@@ -146,10 +144,6 @@ def test_mail_shown_as_text_never_runs_as_html(browser: webdriver.Chrome) -> Non
             subject="<img src=x onerror=\"document.title='pwned'\">", text="<script>x</script>"
         )
         browser.get(f"{server.control_url}/")
-        wait_for(
-            browser,
-            "the subject as text",
-            lambda d: "<img src=x" in d.find_element(By.ID, "users").text,
-        )
+        wait_for(browser, "the subject as text", lambda d: "<img src=x" in text(d, "#users"))
         assert browser.title != "pwned"
         assert not browser.find_elements(By.CSS_SELECTOR, "#users img")

@@ -24,7 +24,6 @@ import difflib
 import functools
 import itertools
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
 
 _now = time.time
+#: ``_compact_at`` with no bound: more sessions than memory holds, and an int that CPython
+#: compares on its fast path (one 30-bit digit; ``sys.maxsize`` is not).
+_NO_BOUND = 2**30 - 1
 _new_object = object.__new__
 
 #: How a session ended.
@@ -162,19 +164,19 @@ class SessionRecord:
 class History:
     """Sessions and commands recorded by one server.  Thread-safe.
 
-    It numbers the sessions it records 1, 2, ... (:meth:`new_session_id`; :meth:`clear`
+    It numbers the sessions it records 1, 2, ... (:attr:`session_ids`; :meth:`clear`
     does not start again), and keeps every one unless :meth:`keep_sessions` bounds it.
     """
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        #: The number of the next session: 1, 2, ... in this history (so per server), also
-        #: when recording is off.  Called by the protocol core for each new session.
-        self.new_session_id: Callable[[], int] = itertools.count(1).__next__
+        #: The numbers of its sessions: 1, 2, ... in this history (so per server), also when
+        #: recording is off.  The protocol core takes ``next(session_ids)`` for each session.
+        self.session_ids: Iterator[int] = itertools.count(1)
         # keep_sessions: how many ended sessions to keep (None: all), and the length of
         # _sessions past which the oldest ended ones are dropped.
         self._keep: int | None = None
-        self._compact_at = sys.maxsize
+        self._compact_at = _NO_BOUND
         # A plain lock, taken with C calls (bench/README.md, "Speed notes"); the condition
         # shares it, for waiters.
         self._lock = threading.Lock()
@@ -302,9 +304,9 @@ class History:
                     reason,
                     tuple(session._log),
                 )
+                if slot >= self._compact_at:  # over the keep_sessions bound: drop old ones
+                    self._drop_oldest_locked()
         self._ended += 1
-        if len(self._sessions) > self._compact_at:
-            self._drop_oldest_locked()
         waiting = self._blocked_waiters or self._waiters or self._session_listeners
         lock.release()
         if waiting:
@@ -339,7 +341,7 @@ class History:
             raise ValueError(f"keep_sessions takes a count, 0 or more, or None, not {limit!r}")
         with self._lock:
             self._keep = limit
-            self._compact_at = sys.maxsize if limit is None else 2 * limit + 100
+            self._compact_at = _NO_BOUND if limit is None else 2 * limit + 100
             if len(self._sessions) > self._compact_at:
                 self._drop_oldest_locked()
 

@@ -394,10 +394,10 @@ def test_keep_sessions_keeps_the_last_ended_ones_and_every_open_one() -> None:
     history.keep_sessions(5)
     seen: list[int] = []
     history.add_session_listener(lambda s: seen.append(s.id))
-    long_lived = history.open_session(history.new_session_id(), ("127.0.0.1", 1), False)
+    long_lived = history.open_session(next(history.session_ids), ("127.0.0.1", 1), False)
     record(history, long_lived, "USER alice")
     for _ in range(300):
-        session = history.open_session(history.new_session_id(), ("127.0.0.1", 2), False)
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
         record(history, session, "STAT")
         history.close_session(session, "quit")
     record(history, long_lived, "NOOP")
@@ -417,14 +417,14 @@ def test_keep_sessions_keeps_the_last_ended_ones_and_every_open_one() -> None:
 def test_keep_sessions_zero_and_none() -> None:
     history = History()
     for _ in range(150):
-        session = history.open_session(history.new_session_id(), ("127.0.0.1", 2), False)
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
         history.close_session(session, "quit")
     assert len(history.sessions) == 150, "no bound unless asked for"
     history.keep_sessions(0)  # applied at once
     assert history.sessions == [] and len(history) == 0
     history.keep_sessions(None)
     for _ in range(150):
-        session = history.open_session(history.new_session_id(), ("127.0.0.1", 2), False)
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
         history.close_session(session, "quit")
     assert len(history.sessions) == 150
     with pytest.raises(ValueError, match="keep_sessions takes a count"):

@@ -178,7 +178,7 @@ class Session:
         self.store = store
         self.auth = auth
         self.history = history
-        self.id = session_id = history.new_session_id()  # 1, 2, ... per history (server)
+        self.id = session_id = next(history.session_ids)  # 1, 2, ... per history (server)
         self.record = history.open_session(session_id, client, tls)
         self.client = client
         self.tls = tls

@@ -4,6 +4,15 @@
     python bench/soak.py --sessions 20000 --concurrency 50
     python bench/soak.py --quick              # ~1,500 sessions, for the smoke test
     python bench/soak.py --json               # the report as one JSON object
+    python bench/soak.py --cli                # 100,000 sessions through the standalone program
+    python bench/soak.py --cli --no-resets --history-limit none   # the yardstick: no bound
+
+``--cli`` runs ``python -m fakepop3`` with a config (users, an mbox each, fault rules for a few
+"chaos" users and connect faults for all), a history file and a ready file; the clients mix
+complete sessions, DELE, drops (at the greeting, in the middle), garbage, wrong passwords and
+CAPA; a SIGHUP reset ends each round (``--no-resets``: none, and DELE is taken back by RSET).
+It reports the program's RSS at start, after the first round, in the middle and at the end,
+and checks that the history file holds whole lines only and the program exits 0.
 
 The server runs in a subprocess (this script with ``--serve``), so that its file descriptors,
 memory and asyncio tasks can be measured on their own.  The clients are raw asyncio connections
@@ -37,9 +46,11 @@ import collections
 import gc
 import hashlib
 import json
+import mailbox
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -693,6 +704,269 @@ def report(
     return result
 
 
+# ============================================================================================
+# Through the CLI (``--cli``): the standalone program over a long run, its RSS at start, middle
+# and end (issue 22: the in-memory history is bounded, the history file keeps everything).
+# ============================================================================================
+CLI_CHAOS_FAULTS = [
+    {"command": "RETR", "user": "{user}", "probability": 0.2, "action": "error", "text": "Try later"},
+    {"command": "RETR", "user": "{user}", "probability": 0.1, "action": "disconnect", "after_bytes": 100},
+    {"command": "LIST", "user": "{user}", "probability": 0.1, "action": "disconnect"},
+    {"command": "UIDL", "user": "{user}", "probability": 0.1, "action": "truncate"},
+    {"command": "QUIT", "user": "{user}", "probability": 0.1, "action": "disconnect"},
+]  # fmt: skip
+CLI_CONNECT_FAULTS = [
+    {"on": "connect", "probability": 0.002, "action": "refuse"},
+    {"on": "connect", "probability": 0.002, "action": "error", "text": "Busy, try later"},
+]
+CLI_SCENARIOS = (
+    ("full", 40), ("dele", 10), ("drop_mid", 15), ("drop_at_greeting", 10), ("garbage", 10),
+    ("wrong_password", 10), ("capa", 5),
+)  # fmt: skip
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def cli_config(users: list[str], chaos: list[str]) -> str:
+    lines = ["max_bad_commands = 4", "timeout = 60", "", "[users]"]
+    lines += [f'{name} = "{PASSWORD}"' for name in users + chaos]
+    # The same small mbox for everyone (generated mail is built on RETR, which costs more than
+    # the rest of a session: the soak is about the server, not the generator).
+    lines += ["", "[load]"] + [f'{name} = "mail.mbox"' for name in users + chaos]
+    rules = [dict(r, user=name) for name in chaos for r in CLI_CHAOS_FAULTS] + CLI_CONNECT_FAULTS
+    for rule in rules:
+        lines += ["", "[[faults]]"] + [f"{k} = {_toml(v)}" for k, v in rule.items()]
+    return "\n".join(lines) + "\n"
+
+
+def proc_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class CliServer:
+    """``python -m fakepop3`` with a config, a history file and a ready file."""
+
+    def __init__(self, directory: Path, config: str, history_limit: str) -> None:
+        self.dir = directory
+        (directory / "fakepop3.toml").write_text(config, "utf-8")
+        box = mailbox.mbox(directory / "mail.mbox")
+        for message in soak_messages(random.Random(1)):
+            box.add(message)
+        box.close()
+        self.ready_file, self.history = directory / "ready.json", directory / "history.jsonl"
+        self.stderr = (directory / "stderr.txt").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "fakepop3", "--config", "fakepop3.toml", "--port", "0",
+                "--ready-file", str(self.ready_file), "--history", str(self.history),
+                "--history-limit", history_limit,
+            ],
+            cwd=directory, stdout=subprocess.DEVNULL, stderr=self.stderr,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        self.ready = self.wait_ready(0)
+
+    def wait_ready(self, resets: int) -> dict[str, Any]:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fakepop3 exited with status {self.proc.returncode}")
+            try:
+                ready: dict[str, Any] = json.loads(self.ready_file.read_text("utf-8"))
+            except (FileNotFoundError, ValueError):
+                ready = {}
+            if ready.get("resets") == resets:
+                return ready
+            time.sleep(0.01)
+        raise RuntimeError(f"no reset {resets} in the ready file within 120 s")
+
+    def reset(self, resets: int) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_ready(resets)
+
+    def rss_kib(self) -> int:
+        return proc_rss_kib(self.proc.pid)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        status = self.proc.wait(60)
+        self.stderr.close()
+        return status
+
+
+@dataclass
+class CliWorker:
+    port: int
+    user: str
+    chaos: bool
+    rng: random.Random
+    stats: Stats
+    keep_mail: bool = False
+
+    async def login(self, conn: Conn) -> None:
+        await conn.ok(f"USER {self.user}".encode())
+        for _ in range(500):  # a dropped session of this user may hold the lock a moment
+            reply = await conn.cmd(f"PASS {PASSWORD}".encode())
+            if not reply.startswith(b"-ERR [IN-USE]"):
+                expect(reply.startswith(b"+OK"), "PASS", reply)
+                return
+            self.stats.in_use_retries += 1
+            await asyncio.sleep(0.002)
+            await conn.ok(f"USER {self.user}".encode())
+        raise ProtocolError(f"{self.user}: the maildrop stayed locked")
+
+    async def scenario(self, name: str) -> None:
+        conn = await Conn.open(self.port, self.stats, strict=not self.chaos)
+        if name == "drop_at_greeting":
+            conn.abort()
+            return
+        if name == "garbage":
+            reply = await conn.cmd(
+                b"XYZZY " + bytes(self.rng.randrange(33, 127) for _ in range(20))
+            )
+            expect(reply.startswith(b"-ERR"), "garbage", reply)
+        elif name == "wrong_password":
+            await conn.ok(f"USER {self.user}".encode())
+            reply = await conn.cmd(b"PASS not-the-password")
+            expect(reply.startswith(b"-ERR"), "a wrong PASS", reply)
+        elif name == "capa":
+            await conn.multi(b"CAPA")
+        else:
+            await self.login(conn)
+            count = int((await conn.ok(b"STAT")).split()[1])
+            if name == "drop_mid":
+                conn.send(b"RETR 1" if count else b"LIST")
+                conn.abort()
+                return
+            if name == "full":
+                listing = await conn.multi(b"LIST")
+                expect(len(listing) == count, "LIST against STAT", listing)
+                await conn.multi(b"UIDL")
+                if count:
+                    await conn.multi(f"RETR {self.rng.randrange(count) + 1}".encode())
+            elif name == "dele" and count:
+                await conn.ok(b"DELE 1")
+                if self.keep_mail:  # no reset will bring it back: take the deletion back
+                    await conn.ok(b"RSET")
+        await conn.ok(b"QUIT")
+        await conn.eof()
+
+    async def run(self, count: int) -> None:
+        names = [n for n, _ in CLI_SCENARIOS]
+        weights = [w for _, w in CLI_SCENARIOS]
+        for _ in range(count):
+            name = "full" if self.chaos else self.rng.choices(names, weights)[0]
+            self.stats.sessions += 1
+            self.stats.scenarios[name] += 1
+            try:
+                await self.scenario(name)
+                if self.chaos:
+                    self.stats.chaos_outcomes["clean"] += 1
+            except Refused:
+                self.stats.connect_faults += 1
+            except (ProtocolError, ConnectionError, asyncio.IncompleteReadError) as error:
+                if self.chaos:
+                    self.stats.chaos_outcomes[type(error).__name__] += 1
+                else:
+                    self.stats.error(type(error).__name__, f"{name} {self.user}: {error}")
+            except Hang as error:
+                self.stats.error("Hang", f"{name} {self.user}: {error}")
+
+
+async def _cli_round(workers: list[CliWorker], sessions: int) -> None:
+    share, extra = divmod(sessions, len(workers))
+    await asyncio.gather(*(w.run(share + (i < extra)) for i, w in enumerate(workers)))
+
+
+def cli_soak(args: argparse.Namespace) -> dict[str, Any]:
+    import tempfile
+
+    rng = random.Random(args.seed)
+    users = [f"user{i}" for i in range(args.concurrency)]
+    chaos = [f"chaos{i}" for i in range(max(1, args.concurrency // 10))]
+    stats = Stats()
+    per_round = [args.sessions // args.rounds] * args.rounds
+    per_round[-1] += args.sessions - sum(per_round)
+    rss: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fakepop3-soak-") as tmp:
+        server = CliServer(Path(tmp), cli_config(users, chaos), args.history_limit)
+        port = server.ready["port"]
+        rss.append({"after": 0, "rss_kib": server.rss_kib()})
+        started = time.monotonic()
+        loop = asyncio.new_event_loop()
+        try:
+            done = 0
+            for index, count in enumerate(per_round, 1):
+                workers = [
+                    CliWorker(
+                        port, u, u in chaos, random.Random(rng.random()), stats, not args.resets
+                    )
+                    for u in users + chaos
+                ]
+                loop.run_until_complete(_cli_round(workers, count))
+                done += count
+                if args.resets:
+                    server.reset(index)  # fresh maildrops for the next round: a reset mixed in
+                rss.append({"after": done, "rss_kib": server.rss_kib()})
+                if not args.json:
+                    print(
+                        f"round {index}/{args.rounds}: {done:,} sessions, RSS "
+                        f"{rss[-1]['rss_kib'] / 1024:.1f} MiB, errors "
+                        f"{sum(stats.errors.values())}",
+                        flush=True,
+                    )
+        finally:
+            loop.close()
+            status = server.stop()
+        elapsed = time.monotonic() - started
+        text = server.history.read_bytes()
+        err = (Path(tmp) / "stderr.txt").read_text("utf-8", "replace")
+    lines = text.splitlines()
+    events = collections.Counter(json.loads(line)["event"] for line in lines)
+    middle = rss[len(rss) // 2]
+    result = {
+        "mode": "cli",
+        "history_limit": args.history_limit,
+        "resets": args.resets,
+        "sessions": stats.sessions,
+        "concurrency": len(users) + len(chaos),
+        "seconds": round(elapsed, 1),
+        "sessions_per_second": round(stats.sessions / elapsed, 1),
+        "rss_mib": {
+            "start": round(rss[0]["rss_kib"] / 1024, 1),
+            "first_round": round(rss[1]["rss_kib"] / 1024, 1),
+            "middle": round(middle["rss_kib"] / 1024, 1),
+            "end": round(rss[-1]["rss_kib"] / 1024, 1),
+        },
+        "rss_by_round": rss,
+        "history_file": {
+            "mib": round(len(text) / 2**20, 1),
+            "whole_lines": text.endswith(b"\n") or not text,
+            "events": dict(events),
+        },
+        "scenarios": dict(stats.scenarios),
+        "chaos_outcomes": dict(stats.chaos_outcomes),
+        "connect_faults_seen": stats.connect_faults,
+        "in_use_retries": stats.in_use_retries,
+        "errors": dict(stats.errors),
+        "error_examples": stats.examples,
+        "exit_status": status,
+        "stderr": err[-2000:],
+    }
+    result["ok"] = (
+        not stats.errors and status == 0 and not err and result["history_file"]["whole_lines"]
+    )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sessions", type=int, default=100_000)
@@ -703,6 +977,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="~1,500 sessions (the smoke test)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cli", action="store_true", help="soak the standalone program (python -m fakepop3)"
+    )
+    parser.add_argument(
+        "--history-limit", default="1000", help="--cli: the program's --history-limit (or none)"
+    )
+    parser.add_argument(
+        "--no-resets",
+        dest="resets",
+        action="store_false",
+        help="--cli: no SIGHUP between rounds (the maildrops empty, the history only grows)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.concurrency, args.rounds = 1500, 20, 3
@@ -710,11 +996,12 @@ def main() -> int:
         return serve(args)
     if args.sessions < args.rounds or args.concurrency < 1 or args.rounds < 1:
         parser.error("need --rounds >= 1, --concurrency >= 1 and --sessions >= --rounds")
-    result = soak(args)
+    result = cli_soak(args) if args.cli else soak(args)
     if args.json:
         print(json.dumps(result))
     else:
-        print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=2))
+        shown = {k: v for k, v in result.items() if k not in ("rounds", "rss_by_round")}
+        print(json.dumps(shown, indent=2))
         print("OK: no errors, no leaks" if result["ok"] else "FAILED: see errors and leaks")
     return 0 if result["ok"] else 1
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["is_loopback", "listen"]
+__all__ = ["listen"]
 
 #: New ports to try when another address of the host has the first one taken.
 _ATTEMPTS = 20
@@ -68,13 +67,3 @@ def _is_address(host: str | None) -> bool:
             continue
         return True
     return False
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return bool(host) and ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False

@@ -153,6 +153,17 @@ def token(value: Any, name: str) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """Is ``host`` an address of this machine only (``localhost``, 127.0.0.0/8, ``::1``)?
+    Anything else (``0.0.0.0``, ``""``, a name) may be reachable from other machines."""
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def user_name(value: Any, name: str) -> str:
     """A non-empty user name with no spaces at its ends and no CR, LF or NUL."""
     if not isinstance(value, str) or not value or value != value.strip() or _has_bad_chars(value):

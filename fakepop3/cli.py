@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -165,9 +166,11 @@ def make_server(opts: Options) -> POP3Server:
             for o in python_options()
             if o.surfaces & TEXT
         }
-        return POP3Server(**kwargs)
+        server = POP3Server(**kwargs)
     except (ValueError, TypeError) as error:
         raise ConfigError(str(error)) from None
+    server.history.keep_sessions(opts.history_limit)  # the history file keeps every one
+    return server
 
 
 def _faults(config: list[dict[str, Any]], seed: int) -> Any:
@@ -235,19 +238,58 @@ def fill_mailboxes(server: POP3Server, opts: Options, progress: _Progress) -> No
 
 # --- files for the CI script --------------------------------------------------------------
 class HistoryFile:
-    """Appends one JSON object a line to a file and flushes it at once."""
+    """Appends one JSON object a line to a file, each line written whole at once.
 
-    def __init__(self, path: Path) -> None:
+    A write that fails (a full disk, a broken device) is taken back (the file is cut to its
+    last whole line), warned about once on stderr, and the file is written no more: the
+    server goes on serving.  :meth:`open` refuses a path that cannot be written at all.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
         self.path = path
-        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        self._fd: int | None = fd
+        self._size = 0  # bytes of whole lines written so far
         self._lock = threading.Lock()
+        self.failed: str | None = None  # why it stopped writing, once it did
 
-    def write(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **fields}, ensure_ascii=False)
+    @classmethod
+    def open(cls, path: Path) -> HistoryFile:
+        """The file at ``path``, emptied; :class:`ConfigError` if it cannot be opened."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise ConfigError(f"--history {path}: {_why(error)}") from None
+        return cls(path, fd)
+
+    def write(self, event: str, *, strict: bool = False, **fields: Any) -> None:
+        """Append one line; a failure warns once (``strict``: raises :class:`ConfigError`)."""
+        data = (json.dumps({"event": event, **fields}, ensure_ascii=False) + "\n").encode()
         with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
-                self._file.flush()
+            fd = self._fd
+            if fd is None:
+                return
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as error:
+                self._give_up(fd, error, strict)
+            else:
+                self._size += len(data)
+
+    def _give_up(self, fd: int, error: OSError, strict: bool) -> None:
+        """Take back the part of the line that was written, warn once, write no more."""
+        with contextlib.suppress(OSError):  # a device (/dev/full) cannot be cut: nothing to
+            os.ftruncate(fd, self._size)  # take back there
+        self.failed = _why(error)
+        self._fd = None
+        os.close(fd)
+        if strict:
+            raise ConfigError(f"--history {self.path}: {self.failed}")
+        _warn(
+            f"cannot write the history file {self.path} ({self.failed}): it stops here, "
+            "at its last whole line; the server goes on serving"
+        )
 
     def command(self, record: CommandRecord) -> None:
         self.write("command", **record.to_dict())
@@ -257,9 +299,95 @@ class HistoryFile:
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _why(error: OSError) -> str:
+    """An OSError as the few words a user needs (``Is a directory``, ``Permission denied``)."""
+    return error.strerror or str(error)
+
+
+class _GuardedStream:
+    """A stand-in for ``sys.stdout`` while the program runs: a stdout that is closed
+    (``fakepop3 ... | head -1``, a dead ``tee``) silences the server's own lines, never stops
+    the server (a reset still gets counted, SIGTERM still exits 0)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):  # BrokenPipeError, EPIPE, a closed file object
+                self._break()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._break()
+
+    def _break(self) -> None:
+        self.broken = True
+        _silence(self._stream)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _warn(text: str) -> None:
+    """One line on stderr (a stderr that is gone is left alone)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point a broken stream's descriptor at /dev/null, so that the interpreter's own flush at
+    exit does not fail on it (the recipe of the Python docs, "Note on SIGPIPE")."""
+    try:
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        return
+    try:
+        os.dup2(devnull, fd)
+    except OSError:  # pragma: no cover - dup2 onto an open descriptor does not fail
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _write_ready(path: Path, data: dict[str, Any]) -> None:
+    """The first ready file: a path that cannot be written is a bad option."""
+    try:
+        write_atomically(path, data)
+    except OSError as error:
+        raise ConfigError(f"--ready-file {path}: {_why(error)}") from None
+
+
+def _check_writable(opts: Options) -> None:
+    """Refuse at once a ready file or CA file in a folder where no file can be made (before
+    mail is generated and ports are bound)."""
+    for what, path in (("--ready-file", opts.ready_file), ("--ca-out", opts.ca_out)):
+        if path is None:
+            continue
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        except OSError as error:
+            raise ConfigError(
+                f"{what} {path}: cannot write in {path.parent}: {_why(error)}"
+            ) from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def write_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -319,7 +447,7 @@ class _App:
         if hasattr(signal, "SIGHUP"):
             _on_signal(loop, signal.SIGHUP, self.reset)
         if opts.history is not None:
-            self.history = HistoryFile(opts.history)
+            self.history = HistoryFile.open(opts.history)
             server.history.add_listener(self.history.command)
             server.history.add_session_listener(self.history.session_end)
         try:
@@ -339,10 +467,10 @@ class _App:
                     server.smtp.add_listener(lambda d: history.write("smtp", **d.to_dict()))
                 self._write_ca()
                 if self.history is not None:
-                    self.history.write("start", **self.ready_data(), time=time.time())
+                    self.history.write("start", strict=True, **self.ready_data(), time=time.time())
                 self.banner()  # before the ready file: a reader of it finds the banner too
                 if opts.ready_file is not None:
-                    write_atomically(opts.ready_file, self.ready_data())
+                    _write_ready(opts.ready_file, self.ready_data())
                 await stop.wait()
             finally:
                 await server.stop_async()
@@ -362,7 +490,10 @@ class _App:
         if tls is None or tls.ca_pem is None:
             return
         if self.opts.ca_out is not None:
-            self.ca = tls.write_ca(self.opts.ca_out).resolve()
+            try:
+                self.ca = tls.write_ca(self.opts.ca_out).resolve()
+            except OSError as error:
+                raise ConfigError(f"--ca-out {self.opts.ca_out}: {_why(error)}") from None
         else:
             self.ca = tls.ca_path.resolve()
 
@@ -451,11 +582,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = args
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_stopped) if in_main_thread else None
+    stdout = sys.stdout
+    sys.stdout = _GuardedStream(stdout)
     try:
         opts = options_from(argv)
+        _check_writable(opts)
         server = make_server(opts)
         if opts.ready_file is not None:
-            opts.ready_file.unlink(missing_ok=True)  # never let a stale one look ready
+            try:
+                opts.ready_file.unlink(missing_ok=True)  # never let a stale one look ready
+            except OSError as error:
+                raise ConfigError(f"--ready-file {opts.ready_file}: {_why(error)}") from None
         run = _uvloop_run() if opts.uvloop else asyncio.run
         fill_mailboxes(server, opts, _Progress(sys.stderr))
         return run(_App(opts, server).serve())
@@ -465,5 +602,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: stopped before it was ready", file=sys.stderr, flush=True)
         return 0
     finally:
+        sys.stdout = stdout
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

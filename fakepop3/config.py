@@ -80,6 +80,11 @@ ConfigError = OptionError
 
 _OPTIONS: dict[str, Option] = toml_options()
 _PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file"})
+#: The files the server writes.
+_OUTPUT_FLAGS = frozenset({"--ca-out", "--history", "--ready-file"})
+#: The most messages ``--generate`` makes in all: each takes about 300 bytes while the server
+#: runs (sizes now, bytes on RETR), and more would run a CI machine out of memory.
+MAX_GENERATED = 1_000_000
 #: Keys a config file may have.
 KNOWN_KEYS = frozenset((*_OPTIONS, "generate_options"))
 
@@ -108,6 +113,7 @@ class Options:
     seed: int = 0
     locale: str | tuple[str, ...] = "en_US"
     history: Path | None = None
+    history_limit: int | None = 1000
     ready_file: Path | None = None
     smtp_port: int | None = None
     smtp_host: str | None = None
@@ -175,6 +181,15 @@ class Options:
         ):
             if path is not None and not path.parent.is_dir():
                 raise ConfigError(f"{what} {path}: the folder {path.parent} does not exist")
+            if path is not None and path.is_dir():
+                raise ConfigError(f"{what} {path}: is a folder; give a file path in it")
+        self._check_one_path_each()
+        generated = sum(count for _, count in self.generate)
+        if generated > MAX_GENERATED:
+            raise ConfigError(
+                f"--generate: {generated:,} messages in all is more than the {MAX_GENERATED:,} "
+                "a server generates (each takes memory while it serves); use fewer, or --load"
+            )
         for name, path in self.load:
             if not path.exists():
                 raise ConfigError(f"--load {name}={path}: no such file or folder")
@@ -184,6 +199,30 @@ class Options:
                 raise ConfigError(
                     f"mail for {name!r} but no such user: add --user {name}:PASSWORD "
                     "(or [users] in the config), or --any-login"
+                )
+
+    def _check_one_path_each(self) -> None:
+        """No two of the files the server writes, nor one it writes and one it reads, are the
+        same file (``--ready-file X --history X`` would destroy the history)."""
+        named: list[tuple[str, Path]] = [
+            (what, path)
+            for what, path in (
+                ("--ca-out", self.ca_out),
+                ("--history", self.history),
+                ("--ready-file", self.ready_file),
+                ("--cert", self.cert),
+                ("--key", self.key),
+            )
+            if path is not None
+        ]
+        named += [(f"--load {name}", path) for name, path in self.load]
+        seen: dict[str, str] = {}
+        for what, path in named:
+            real = os.path.realpath(path)
+            first = seen.setdefault(real, what)
+            if first != what and (what in _OUTPUT_FLAGS or first in _OUTPUT_FLAGS):
+                raise ConfigError(
+                    f"{first} and {what} name the same file {path}: give each its own"
                 )
 
 
@@ -245,6 +284,11 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"--config {file}: cannot read it: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}); TOML files are UTF-8"
+        ) from None
     return check_config(data, base=file.parent, where=where)
 
 

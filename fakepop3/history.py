@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
 import threading
 import time
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
 
 _now = time.time
+#: ``_compact_at`` with no bound: more sessions than memory holds, and an int that CPython
+#: compares on its fast path (one 30-bit digit; ``sys.maxsize`` is not).
+_NO_BOUND = 2**30 - 1
 _new_object = object.__new__
 
 #: How a session ended.
@@ -172,10 +176,21 @@ class SessionRecord:
 
 
 class History:
-    """Sessions and commands recorded by one server.  Thread-safe."""
+    """Sessions and commands recorded by one server.  Thread-safe.
+
+    It numbers the sessions it records 1, 2, ... (:attr:`session_ids`; :meth:`clear`
+    does not start again), and keeps every one unless :meth:`keep_sessions` bounds it.
+    """
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
+        #: The numbers of its sessions: 1, 2, ... in this history (so per server), also when
+        #: recording is off.  The protocol core takes ``next(session_ids)`` for each session.
+        self.session_ids: Iterator[int] = itertools.count(1)
+        # keep_sessions: how many ended sessions to keep (None: all), and the length of
+        # _sessions past which the oldest ended ones are dropped.
+        self._keep: int | None = None
+        self._compact_at = _NO_BOUND
         # A plain lock, taken with C calls (bench/README.md, "Speed notes"); the condition
         # shares it, for waiters.
         self._lock = threading.Lock()
@@ -306,6 +321,8 @@ class History:
                     reason,
                     tuple(session._log),
                 )
+                if slot >= self._compact_at:  # over the keep_sessions bound: drop old ones
+                    self._drop_oldest_locked()
         self._ended += 1
         waiting = self._blocked_waiters or self._waiters or self._session_listeners
         lock.release()
@@ -328,6 +345,46 @@ class History:
             except RuntimeError:  # that loop is closed (its test gave up waiting): nobody waits
                 pass
         _call_each(listeners, session)
+
+    def keep_sessions(self, limit: int | None) -> None:
+        """Keep in memory only the last ``limit`` ended sessions and their commands (None: all).
+
+        Every open session is kept, however many.  Older ended sessions are dropped in
+        batches, so up to ``2 * limit + 100`` ended sessions may be held between two drops;
+        listeners (a history file) still get every command and every session.  The drop
+        runs where sessions end (the server's loop), which is also where the core records.
+        """
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"keep_sessions takes a count, 0 or more, or None, not {limit!r}")
+        with self._lock:
+            self._keep = limit
+            self._compact_at = _NO_BOUND if limit is None else 2 * limit + 100
+            if len(self._sessions) > self._compact_at:
+                self._drop_oldest_locked()
+
+    def _drop_oldest_locked(self) -> None:
+        """Forget the ended sessions (and their commands) older than the last ``_keep``."""
+        keep = self._keep
+        assert keep is not None
+        self._settle_locked()  # every command now in its record: _commands can be cut
+        sessions = self._sessions
+        kept: list[SessionRecord | tuple[Any, ...]] = []
+        ended = 0
+        for item in reversed(sessions):
+            if isinstance(item, SessionRecord):  # open (an ended one is kept as a tuple)
+                kept.append(item)
+            elif ended < keep:
+                ended += 1
+                kept.append(item)
+        kept.reverse()
+        ids = {item.id if isinstance(item, SessionRecord) else item[0] for item in kept}
+        for slot, item in enumerate(kept):
+            if isinstance(item, SessionRecord):
+                item._slot = slot
+        sessions[:] = kept
+        commands = self._commands  # cut in place: add_command is its bound append
+        commands[:] = [entry for entry in commands if entry[0] in ids]
+        self._settled = len(commands)
 
     def add_listener(self, listener: Callable[[CommandRecord], None]) -> None:
         """Call ``listener(record)`` for every command recorded from now on."""

@@ -410,6 +410,9 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            P),
     Option("history_file", "path", None, _opt(_path), "write every command here as JSON lines",
            TEXT, "FILE", None, _G5, key="history"),
+    Option("history_limit", "int | None", 1000, _opt_non_negative, "ended sessions the "
+           "server keeps in memory, the last ones (the --history file keeps every one; "
+           "none: no bound)", TEXT, "N", _parse_optional_int, _G5),
     Option("ready_file", "path", None, _opt(_path),
            "write host, ports, CA path and pid here once ready", TEXT, "FILE", None, _G5),
     Option("uvloop", "bool", False, v.boolean, "serve on uvloop, a faster event loop "

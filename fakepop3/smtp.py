@@ -37,6 +37,7 @@ from typing import Any
 from ._binding import listen
 from ._loopthread import ExceptionHandler
 from ._service import Service
+from ._validate import is_loopback
 from ._validate import port as check_port
 from .store import MailStore
 
@@ -258,6 +259,13 @@ class SMTPIntake(Service):
             ) from error
         self._servers = servers
         self.port = servers[0].sockets[0].getsockname()[1]
+        if not is_loopback(self.host):  # after the bind: a bind that fails says so itself
+            log.warning(
+                "the fakepop3 SMTP intake is listening on %s:%d, not on loopback: other "
+                "machines can reach this fake server and put mail into its maildrops",
+                self.host or "every address",
+                self.port,
+            )
 
     async def _close(self) -> None:
         """Stop listening and close every SMTP connection."""

@@ -7,11 +7,13 @@ it.  A certificate/key pair of the user's own works as well.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import ssl
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 __all__ = ["TLSCertificates"]
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+log = logging.getLogger("fakepop3")
 
 
 class TLSCertificates:
@@ -67,6 +70,7 @@ class TLSCertificates:
                 f"cannot load the TLS certificate {os.fspath(cert)} with key {os.fspath(key)}: {exc}"
             ) from exc
         ca_pem = Path(ca).read_bytes() if ca is not None else None
+        _warn_if_out_of_date(os.fspath(cert))
         return cls(context, ca_pem)
 
     @property
@@ -104,6 +108,38 @@ class TLSCertificates:
                 self._finalizer()
                 self._finalizer = None
             self._dir = None
+
+
+def _warn_if_out_of_date(cert: str, now: float | None = None) -> None:
+    """Log a warning when the certificate in ``cert`` has expired, or is not valid yet: the
+    server serves it all the same, and every client that checks it refuses the connection."""
+    dates = _validity(cert)
+    if dates is None:  # pragma: no cover - a CPython without the certificate decoder
+        return
+    not_before, not_after = dates
+    moment = time.time() if now is None else now
+    if moment > ssl.cert_time_to_seconds(not_after):
+        state = f"expired on {not_after}"
+    elif moment < ssl.cert_time_to_seconds(not_before):
+        state = f"is not valid before {not_before}"
+    else:
+        return
+    log.warning(
+        "the TLS certificate %s %s: clients that check certificates will refuse it", cert, state
+    )
+
+
+def _validity(cert: str) -> tuple[str, str] | None:
+    """The ``notBefore`` and ``notAfter`` of the first certificate in a PEM file (as ``ssl``
+    spells them), or None when they cannot be read."""
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is None:  # pragma: no cover - every CPython from 3.10 to 3.13 has it
+        return None
+    try:
+        info = decode(cert)
+    except (ssl.SSLError, OSError, ValueError):  # pragma: no cover - loaded fine just before
+        return None
+    return str(info["notBefore"]), str(info["notAfter"])
 
 
 def _remove_dir(path: str) -> None:

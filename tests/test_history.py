@@ -386,3 +386,59 @@ def test_a_disabled_history_ignores_add_command() -> None:
     history.add_command(fields(session, "STAT"))
     history.close_session(session, "quit")
     assert history.commands == [] and session.commands == []
+
+
+# --- a bounded history (a server that runs for days) ---------------------------------------
+def test_keep_sessions_keeps_the_last_ended_ones_and_every_open_one() -> None:
+    history = History()
+    history.keep_sessions(5)
+    seen: list[int] = []
+    history.add_session_listener(lambda s: seen.append(s.id))
+    long_lived = history.open_session(next(history.session_ids), ("127.0.0.1", 1), False)
+    record(history, long_lived, "USER alice")
+    for _ in range(300):
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
+        record(history, session, "STAT")
+        history.close_session(session, "quit")
+    record(history, long_lived, "NOOP")
+    kept = history.sessions
+    assert len(kept) <= 2 * 5 + 100 + 1, len(kept)
+    ids = [s.id for s in kept]
+    assert ids[0] == 1, "the open session is kept, whatever its age"
+    assert ids[-5:] == [297, 298, 299, 300, 301]
+    assert {c.session_id for c in history.commands} == set(ids)
+    assert [c.line for c in history.filter(session=1)] == ["USER alice", "NOOP"]
+    assert len(seen) == 300 and history.ended_sessions == 300, "listeners get every session"
+    history.close_session(long_lived, "quit")
+    first = history.sessions[0]  # in the order they started
+    assert first.id == 1 and first.ended and len(first.commands) == 2
+
+
+def test_keep_sessions_zero_and_none() -> None:
+    history = History()
+    for _ in range(150):
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
+        history.close_session(session, "quit")
+    assert len(history.sessions) == 150, "no bound unless asked for"
+    history.keep_sessions(0)  # applied at once
+    assert history.sessions == [] and len(history) == 0
+    history.keep_sessions(None)
+    for _ in range(150):
+        session = history.open_session(next(history.session_ids), ("127.0.0.1", 2), False)
+        history.close_session(session, "quit")
+    assert len(history.sessions) == 150
+    with pytest.raises(ValueError, match="keep_sessions takes a count"):
+        history.keep_sessions(-1)
+
+
+def test_sessions_are_numbered_per_server_from_1() -> None:
+    """The second server of a process (the next test's) numbers its sessions 1, 2, ... too."""
+    import poplib
+
+    for _ in range(2):
+        with POP3Server(users=USERS) as server:
+            for _ in range(2):
+                client = poplib.POP3(server.host, server.port, timeout=10)
+                client.quit()
+            server.history.wait_for_sessions(2)
+            assert [s.id for s in server.history.sessions] == [1, 2]

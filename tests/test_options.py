@@ -104,6 +104,7 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
         [{"command": "RETR", "action": "error"}],
     ),
     "history_file": ('"h.jsonl"', "h.jsonl", "h.jsonl"),
+    "history_limit": ("50", "50", 50),
     "ready_file": ('"r.json"', "r.json", "r.json"),
     "uvloop": ("true", "1", True),
     "seed": ("42", "42", 42),

@@ -17,7 +17,6 @@ module:
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, MutableMapping
 from collections.abc import Set as AbstractSet
@@ -37,7 +36,8 @@ from ._state import AUTHORIZATION, CLOSED, MAX_SASL_LINE, TRANSACTION, State
 
 __all__ = ["Session"]
 
-_session_ids = itertools.count(1)
+#: The history of a Session made without one: records nothing, numbers its sessions.
+_UNRECORDED = History(enabled=False)
 _NONE_DELETED: AbstractSet[int] = frozenset()
 _NO_ANSWERS: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
 #: The dispatch of UPDATE and CLOSED: no command is read in them.
@@ -150,7 +150,7 @@ class Session:
         return Session.open(
             store,
             settings,
-            history if history is not None else History(enabled=False),
+            history if history is not None else _UNRECORDED,
             client,
             tls,
             faults,
@@ -178,7 +178,7 @@ class Session:
         self.store = store
         self.auth = auth
         self.history = history
-        self.id = session_id = next(_session_ids)
+        self.id = session_id = next(history.session_ids)  # 1, 2, ... per history (server)
         self.record = history.open_session(session_id, client, tls)
         self.client = client
         self.tls = tls
@@ -346,6 +346,7 @@ class Session:
             reply = self._reply.err("SASL response too long; authentication cancelled.")
             return self._finish("SASL", ("***",), (reply,))
         if raw is None:
+            self._pending_user = None  # a line too long is a command but PASS: USER forgotten
             text = f"Command line too long (at most {self.settings.max_line} octets)."
             return self._finish("", (), (self._reply.err(text),), bad=True)
         if self._sasl is not None:

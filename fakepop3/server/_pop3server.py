@@ -22,9 +22,10 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import history as _history
-from .._binding import is_loopback, listen
+from .._binding import listen
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
+from .._validate import is_loopback
 from ..auth import Authenticator
 from ..faults import Faults
 from ..history import History, SessionRecord
@@ -388,7 +389,6 @@ class POP3Server(Service):
         """Bind the listeners (and the SMTP intake), then start the idle sweep."""
         loop = self._loop
         assert loop is not None
-        _warn_if_exposed(self.host)
         binding = self.port
         try:
             # Every address of the host on one port (see _binding: port 0 and "localhost").
@@ -418,6 +418,7 @@ class POP3Server(Service):
             raise OSError(
                 error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
+        _warn_if_exposed(self.host)  # once bound: a bind that fails says so itself
         if self._smtp_port is not None:
             intake = self.smtp_intake(
                 self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port

@@ -19,7 +19,7 @@ import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._binding import is_loopback
+from .._validate import is_loopback
 from ..auth import Authenticator
 from ..options import RUNTIME_OPTIONS, OptionError, Surface
 

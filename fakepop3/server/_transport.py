@@ -248,9 +248,16 @@ class _Connection(asyncio.BufferedProtocol):
         if self.drained is not None and not self.drained.done():
             self.drained.cancel()
         self.server._connections.discard(self)
-        if self.session is not None:
+        session = self.session
+        if session is not None:
+            transport = self.transport
+            if session.tls and transport is not None and not transport.is_closing():
+                # Python 3.10's TLS transport (implicit TLS, or after STLS) is not marked
+                # closed when the client drops the connection: collected, it would warn
+                # "unclosed transport" (a ResourceWarning, an error under -W error).
+                transport.abort()
             try:
-                self.session.connection_lost(self.close_reason)
+                session.connection_lost(self.close_reason)
             except Exception as error:  # pragma: no cover - a bug; surfaced to the test
                 self.server._report(error)
 

@@ -410,6 +410,7 @@ class _App:
         self.server = server
         self.history: HistoryFile | None = None
         self.resets = 0
+        self.ready_file_failed = False
         self.ca: Path | None = None
 
     def ready_data(self) -> dict[str, Any]:
@@ -436,7 +437,16 @@ class _App:
             self.history.write("reset", resets=self.resets, time=time.time())
         print(f"{PROG}: reset #{self.resets}: back to the start for the next test", flush=True)
         if self.opts.ready_file is not None:
-            write_atomically(self.opts.ready_file, self.ready_data())
+            try:
+                write_atomically(self.opts.ready_file, self.ready_data())
+            except OSError as error:  # a full disk: the reset is done all the same
+                if not self.ready_file_failed:
+                    self.ready_file_failed = True
+                    _warn(
+                        f"cannot rewrite the ready file {self.opts.ready_file} "
+                        f"({error.strerror or error}): resets go on, but its count stays at the "
+                        "last one written (POST /api/v1/reset answers with the count)"
+                    )
 
     async def serve(self) -> int:
         opts, server = self.opts, self.server
@@ -475,7 +485,9 @@ class _App:
             finally:
                 await server.stop_async()
                 if opts.ready_file is not None:
-                    opts.ready_file.unlink(missing_ok=True)
+                    # What is there now may not be ours (a folder put in its place): left alone.
+                    with contextlib.suppress(OSError):
+                        opts.ready_file.unlink(missing_ok=True)
                 if server.tls is not None:
                     server.tls.cleanup()
         finally:

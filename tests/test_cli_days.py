@@ -105,6 +105,39 @@ def test_a_full_disk_stops_the_history_file_not_the_server(tmp_path: Path) -> No
     assert any(line["event"] == "command" for line in lines)
 
 
+def test_a_ready_file_that_cannot_be_rewritten_never_breaks_a_reset(tmp_path: Path) -> None:
+    """The ready file cannot be rewritten (something else took its place): POST /api/v1/reset
+    still resets, with one warning, no traceback, and exit 0."""
+    import urllib.request
+
+    ready_file = tmp_path / "ready.json"
+    argv = command(
+        "--port", "0", "--user", "alice:pw", "--ready-file", str(ready_file),
+        "--control-port", "0",
+    )  # fmt: skip
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("wb") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path)
+    try:
+        ready = _wait_ready(ready_file, proc)
+        ready_file.unlink()
+        ready_file.mkdir()  # a folder where the file was: os.replace() onto it fails
+        url = f"http://{ready['host']}:{ready['control_port']}/api/v1/reset"
+        for count in (1, 2):
+            request = urllib.request.Request(url, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert json.load(response) == {"resets": count}
+        _login(ready["host"], ready["port"])
+    finally:
+        status = _stop(proc)
+    assert status == 0
+    err = err_file.read_text("utf-8")
+    assert "Traceback" not in err, err
+    [warning] = err.splitlines()
+    assert warning.startswith(f"fakepop3: warning: cannot rewrite the ready file {ready_file} (")
+    assert ready_file.is_dir()  # not ours to remove at exit
+
+
 # --- a closed stdout ----------------------------------------------------------------------
 def test_a_closed_stdout_never_stops_the_server(tmp_path: Path) -> None:
     """``fakepop3 ... | head -1``: the reader goes away; resets are still counted."""

@@ -119,7 +119,7 @@ def pop3_server(
 ) -> Iterator[POP3Server]:
     """A running :class:`fakepop3.POP3Server`, fresh for each test.
 
-    It runs on its own event loop in a background thread, so blocking clients
+    It runs on the shared background event loop (not the test's), so blocking clients
     (``poplib``) and async tests can both use it.  It listens on a free port of
     ``--pop3-host`` (127.0.0.1): use ``pop3_server.host`` and ``pop3_server.port``.
 

@@ -101,6 +101,7 @@ PLUGIN_HANDLED = frozenset(
         "host",
         "login",
         "allow_server_errors",
+        "uvloop",
     }
 )
 
@@ -407,7 +408,7 @@ SERVER_OPTIONS: tuple[Option, ...] = (
     Option("ready_file", "path", None, _opt(_path),
            "write host, ports, CA path and pid here once ready", TEXT, "FILE", None, _G5),
     Option("uvloop", "bool", False, v.boolean, "serve on uvloop, a faster event loop "
-           "(pip install 'fakepop3[speed]')", TEXT, None, _parse_bool, _G5),
+           "(pip install 'fakepop3[speed]')", M | TEXT, None, _parse_bool, _G5),
     Option("store", "MailStore | None", None, None, "a MailStore to share between servers", P),
     Option("on_session_end", "Callable[[SessionRecord], None] | None", None, _callable,
            "called with each SessionRecord as it ends", P),

@@ -297,15 +297,15 @@ class LoopThread:
             raise
         self._shared = shared
 
-    def stop(self) -> None:
-        """Stop the service (its ``stop_async`` runs on the loop); a service inherited through
-        ``fork`` from a parent is only forgotten."""
+    def stop(self) -> bool:
+        """Stop the service (its ``stop_async`` runs on the loop); True when it did.  A service
+        inherited through ``fork`` from a parent is only forgotten (False): its loop thread is
+        not in this process, and what it holds (sockets, files) is still the parent's."""
         shared, self._shared = self._shared, None
-        if shared is None:
-            return
-        if shared.pid != os.getpid():
-            return  # the parent's loop thread does not exist in this process
+        if shared is None or shared.pid != os.getpid():
+            return False
         try:
             shared.run(self, self._stop)
         finally:
             _registry.release(self, shared)
+        return True

@@ -136,11 +136,10 @@ class Service:
         host, self._host = self._host, None
         if host is None:
             return
-        try:
-            host.stop()
-        finally:
-            self._running = False  # also for a service inherited through fork, never stopped
+        if host.stop():
             self._stopped()
+        else:  # inherited through fork: the parent's to stop (and to clean up after)
+            self._running = False
 
     def __enter__(self: _S) -> _S:
         self.start()

@@ -280,8 +280,11 @@ def test_a_failing_start_leaves_the_host_free() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 def test_a_forked_child_gets_its_own_loop() -> None:
-    with POP3Server(users=USERS) as parent_server:
+    pytest.importorskip("trustme")
+    with POP3Server(users=USERS, tls=True) as parent_server:
         parent_loop = parent_server._loop
+        assert parent_server.tls is not None
+        ca_path = parent_server.tls.ca_path  # a file of the parent's, which the child must keep
         read_end, write_end = os.pipe()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork with threads
@@ -306,6 +309,7 @@ def test_a_forked_child_gets_its_own_loop() -> None:
         assert answer == b"0"
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         assert parent_server.running
+        assert ca_path.exists()
         assert session(parent_server) == (0, 0)
     parent_server.raise_errors()
 

@@ -127,10 +127,20 @@ def pytest_configure(config: pytest.Config) -> None:
             "--pop3-uvloop (ini pop3_uvloop): uvloop is not installed (it does not run on "
             "Windows): pip install 'fakepop3[speed]'"
         )
-    if config.pluginmanager.has_plugin("asyncio"):
+    if _pytest_asyncio_runs(config):
         from . import _plugin_async
 
         config.pluginmanager.register(_plugin_async, "fakepop3-async")
+
+
+def _pytest_asyncio_runs(config: pytest.Config) -> bool:
+    """pytest-asyncio is registered (by its entry point, ``asyncio``, or as ``-p pytest_asyncio``)."""
+    if config.pluginmanager.has_plugin("asyncio"):
+        return True
+    return any(
+        getattr(plugin, "__name__", "").startswith("pytest_asyncio")
+        for plugin in config.pluginmanager.get_plugins()
+    )
 
 
 def _uvloop_missing() -> bool:

@@ -181,6 +181,23 @@ def test_async_pop3_server_without_pytest_asyncio_says_what_to_install(run: Runn
     )
 
 
+def test_pytest_asyncio_loaded_by_module_name_gets_the_real_fixture(run: Runner) -> None:
+    result = run(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_async(async_pop3_server):
+            assert async_pop3_server.running
+        """,
+        "-p",
+        "no:asyncio",
+        "-p",
+        "pytest_asyncio.plugin",
+    )
+    result.assert_outcomes(passed=1)
+
+
 # --- the fixtures of an async test refer to its one server ---------------------------------
 
 

@@ -67,6 +67,8 @@ class SharedLoop:
         self.hosts: set[LoopThread] = set()  # the services on it now (under _lock)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
+        # The start and stop tasks under way (the loop holds only weak references to tasks).
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def open(self) -> None:
         """Make the loop in a new thread and run it; raise what the loop factory raised."""
@@ -154,10 +156,14 @@ class SharedLoop:
 
         def begin() -> None:  # on the loop, in `context`: the task and its callbacks inherit it
             try:
-                _start_task(loop, call())
+                task = _start_task(loop, call())
             except BaseException as error:  # the loop refused the task
                 failure.append(error)
                 done.release()
+                return
+            if not task.done():
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
         context = contextvars.copy_context()
         context.run(_OWNER.set, host)
@@ -187,13 +193,14 @@ class SharedLoop:
         return hosts[0] if len(hosts) == 1 else None
 
 
-def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+def _start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
     """A task of ``coro``, its first step run now where Python can (3.12+: ``eager_start``),
     which saves a turn of the loop."""
     if _EAGER:
-        asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    else:
-        loop.create_task(coro)
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg, unused-ignore]
+    return loop.create_task(coro)
 
 
 _EAGER = sys.version_info >= (3, 12)

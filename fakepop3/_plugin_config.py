@@ -6,22 +6,24 @@ to check it at teardown.  ``plugin.py`` holds the hooks and fixtures only and ca
 
 Rules: a bad marker or option fails the test (or the run, for ``--pop3-*``) with one line that
 names the option and says what it accepts, never a traceback; nothing here starts a server.
+
+Importing this module (pytest imports the plugin in every project that has fakepop3 installed)
+imports pytest and the standard library only: the options schema, the faults, the server, the
+store and the generator are imported by the functions that need them, when a fixture first runs.
+``tests/test_plugin_import.py`` holds it.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import pytest
 
-from .faults import Faults
-from .options import marker_options, marker_server_options
-from .server import POP3Server, ServerError
-from .store import MessageInput
+if TYPE_CHECKING:
+    from .faults import Faults
+    from .server import POP3Server
+    from .store import MessageInput
 
 __all__ = [
     "DEFAULT_MESSAGES",
@@ -43,15 +45,39 @@ DEFAULT_SEED = 0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_LOCALE = "en_US"
 
-#: Marker options passed straight to :class:`fakepop3.POP3Server`, and every option
-#: ``@pytest.mark.pop3(...)`` accepts: both derived from the options schema (fakepop3.options),
-#: where each is declared once with its check and help.
-SERVER_OPTIONS: tuple[str, ...] = marker_server_options()
-MARKER_OPTIONS: tuple[str, ...] = marker_options()
+#: ``SERVER_OPTIONS``: the marker options passed straight to :class:`fakepop3.POP3Server`, and
+#: ``MARKER_OPTIONS``: every option ``@pytest.mark.pop3(...)`` accepts.  Both are derived from
+#: the options schema (fakepop3.options, where each is declared once with its check and help),
+#: on first use (module ``__getattr__``), so that importing the plugin does not import it.
+_LAZY: dict[str, tuple[str, ...]] = {}
+MARKER_OPTIONS: tuple[str, ...]  # declared only: the module __getattr__ gives the value
+SERVER_OPTIONS: tuple[str, ...]
 
-MARKER_HELP = "pop3(**options): configure the fakepop3 servers of this test; options: " + ", ".join(
-    MARKER_OPTIONS
-)
+
+def _marker_names(which: str) -> tuple[str, ...]:
+    if not _LAZY:
+        from .options import marker_options, marker_server_options
+
+        _LAZY["MARKER_OPTIONS"] = marker_options()
+        _LAZY["SERVER_OPTIONS"] = marker_server_options()
+    return _LAZY[which]
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name in ("MARKER_OPTIONS", "SERVER_OPTIONS"):
+        return _marker_names(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: The marker's line in ``pytest --markers`` (and what ``--strict-markers`` knows).
+MARKER_HELP = "pop3(**options): configure the fakepop3 servers of this test"
+
+
+def marker_help(with_options: bool) -> str:
+    """The marker's help; its option list (from the schema) only when ``--markers`` shows it."""
+    if not with_options:
+        return MARKER_HELP + " (options: pytest --markers, docs/pytest.md)"
+    return MARKER_HELP + "; options: " + ", ".join(_marker_names("MARKER_OPTIONS"))
 
 
 class POP3User(NamedTuple):
@@ -73,12 +99,27 @@ INI_OPTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
+#: The boolean flag ``--pop3-uvloop`` (ini ``pop3_uvloop``, marker ``uvloop=True``).
+UVLOOP_HELP = "serve the thread-hosted fixture servers on uvloop (pip install 'fakepop3[speed]')"
+
+
 class Defaults:
-    host: str
-    seed: int
-    locale: tuple[str, ...]
-    messages: int
+    """The run-wide options (``--pop3-*`` and ini keys), checked once at configure time.
+
+    (Plain classes here rather than dataclasses: a dataclass costs about a millisecond to
+    define, and this module is imported by every pytest run of a project with fakepop3.)
+    """
+
+    __slots__ = ("host", "locale", "messages", "seed", "uvloop")
+
+    def __init__(
+        self, host: str, seed: int, locale: tuple[str, ...], messages: int, uvloop: bool = False
+    ) -> None:
+        self.host = host
+        self.seed = seed
+        self.locale = locale
+        self.messages = messages
+        self.uvloop = uvloop
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Defaults:
@@ -108,30 +149,72 @@ class Defaults:
         host = value("host")
         if not host:
             raise pytest.UsageError("--pop3-host (ini pop3_host) must not be empty")
-        return cls(host, number("seed", None), locale, number("messages", 0))
+        uvloop = bool(config.getoption("pop3_uvloop")) or _ini_bool(config, "pop3_uvloop")
+        return cls(host, number("seed", None), locale, number("messages", 0), uvloop)
+
+
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    value = config.getini(name)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise pytest.UsageError(f"ini {name} must be true or false, not {value!r}")
 
 
 DEFAULTS_KEY = pytest.StashKey[Defaults]()
-SERVERS_KEY = pytest.StashKey[list[POP3Server]]()
+SERVERS_KEY = pytest.StashKey[list["POP3Server"]]()
 
 
 # --- per-test configuration ---------------------------------------------------------------
 
 
-@dataclass
 class PerTestConfig:
     """The options of one test: run-wide defaults, Faker's seed, then the marker."""
 
-    users: dict[str, str | None]
-    messages: int | Sequence[MessageInput]
-    seed: int
-    locale: tuple[str, ...]
-    generate: dict[str, Any]
-    host: str
-    login: bool
-    allow_server_errors: bool
-    faults: Any
-    server: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "allow_server_errors",
+        "faults",
+        "generate",
+        "host",
+        "locale",
+        "login",
+        "messages",
+        "seed",
+        "server",
+        "users",
+        "uvloop",
+    )
+
+    def __init__(
+        self,
+        *,
+        users: dict[str, str | None],
+        messages: int | Sequence[MessageInput],
+        seed: int,
+        locale: tuple[str, ...],
+        generate: dict[str, Any],
+        host: str,
+        login: bool,
+        allow_server_errors: bool,
+        faults: Any,
+        uvloop: bool = False,
+        server: dict[str, Any] | None = None,
+    ) -> None:
+        self.users = users
+        self.messages = messages
+        self.seed = seed
+        self.locale = locale
+        self.generate = generate
+        self.host = host
+        self.login = login
+        self.allow_server_errors = allow_server_errors
+        self.faults = faults
+        self.uvloop = uvloop
+        self.server = server if server is not None else {}
 
     @property
     def user(self) -> POP3User:
@@ -142,21 +225,24 @@ class PerTestConfig:
 def _marker_options(node: pytest.Item) -> dict[str, Any]:
     """Merge every ``pop3`` marker from the farthest (module) to the closest (function)."""
     merged: dict[str, Any] = {}
+    known = _marker_names("MARKER_OPTIONS")
     for marker in reversed(list(node.iter_markers("pop3"))):
         if marker.args:
             fail(
                 node,
                 f"@pytest.mark.pop3 takes keyword arguments only, got positional {marker.args!r}; "
-                f"known options: {', '.join(MARKER_OPTIONS)}",
+                f"known options: {', '.join(known)}",
             )
         for name in marker.kwargs:
-            if name not in MARKER_OPTIONS:
-                close = difflib.get_close_matches(name, MARKER_OPTIONS, n=1)
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 fail(
                     node,
                     f"unknown option {name!r} in @pytest.mark.pop3{hint}; "
-                    f"known options: {', '.join(MARKER_OPTIONS)}",
+                    f"known options: {', '.join(known)}",
                 )
         merged.update(marker.kwargs)
     return merged
@@ -175,6 +261,8 @@ def _seed_as_int(value: object) -> int:
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
+    import hashlib
+
     digest = hashlib.sha256(repr(value).encode("utf-8", "replace")).digest()
     return int.from_bytes(digest[:8], "big")
 
@@ -256,7 +344,8 @@ def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
         login=bool(options.get("login", True)),
         allow_server_errors=bool(options.get("allow_server_errors", False)),
         faults=options.get("faults"),
-        server={name: options[name] for name in SERVER_OPTIONS if name in options},
+        uvloop=bool(options.get("uvloop", defaults.uvloop)),
+        server={name: options[name] for name in _marker_names("SERVER_OPTIONS") if name in options},
     )
 
 
@@ -265,6 +354,8 @@ def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
 
 def _faults(value: object, node: pytest.Item) -> Faults | None:
     """The marker's ``faults=``: a list of fault dicts (``Faults.from_config``) or a ``Faults``."""
+    from .faults import Faults
+
     if value is None or isinstance(value, Faults):
         return value
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
@@ -278,12 +369,16 @@ def _faults(value: object, node: pytest.Item) -> Faults | None:
 
 
 def build_server(request: pytest.FixtureRequest, config: PerTestConfig) -> POP3Server:
+    from .server import POP3Server
+
     node = request.node
     assert isinstance(node, pytest.Item)
     kwargs = dict(config.server)
     faults = _faults(config.faults, node)
     if faults is not None:
         kwargs["faults"] = faults
+    if config.uvloop and kwargs.get("loop_factory") is None:
+        kwargs["loop_factory"] = uvloop_loop_factory(node)
     try:
         server = POP3Server(config.users, host=config.host, **kwargs)
     except (TypeError, ValueError) as error:
@@ -306,6 +401,16 @@ def build_server(request: pytest.FixtureRequest, config: PerTestConfig) -> POP3S
     return server
 
 
+def uvloop_loop_factory(node: pytest.Item | None) -> Any:
+    """``uvloop.new_event_loop`` for ``uvloop=True``, or a one-line failure saying how to get it."""
+    from .server import uvloop_factory
+
+    try:
+        return uvloop_factory()
+    except RuntimeError as error:
+        fail(node, f"uvloop=True (--pop3-uvloop, ini pop3_uvloop): {error}")
+
+
 def register(request: pytest.FixtureRequest, server: POP3Server) -> None:
     """Remember the server for the transcript section of this test's report."""
     request.node.stash.setdefault(SERVERS_KEY, []).append(server)
@@ -315,6 +420,8 @@ def check_errors(servers: Sequence[POP3Server], allowed: bool) -> None:
     """Fail the test (at teardown) with the first server-side traceback, unless allowed."""
     if allowed:
         return
+    from .server import ServerError
+
     for server in servers:
         if server.errors:
             try:
@@ -326,3 +433,30 @@ def check_errors(servers: Sequence[POP3Server], allowed: bool) -> None:
                     "on purpose, mark it @pytest.mark.pop3(allow_server_errors=True).",
                     pytrace=False,
                 )
+
+
+def report_transcript(server: POP3Server) -> str:
+    """The transcript of a failed test's report: each session with its greeting (``S:``
+    first), every command and reply with the fault that fired on it, then the fault rules
+    that fired, with how often (connect faults such as a delayed greeting are among them)."""
+    settings = server.settings
+    greeting = f"+OK {settings.greeting}"
+    if settings.enabled("APOP"):
+        greeting += " <APOP timestamp>"
+    blocks = []
+    for record in server.history.sessions:
+        end = f"ended by {record.end_reason}" if record.end_reason else "still open"
+        lines = [f"session #{record.id} from {record.client[0]}:{record.client[1]} ({end})"]
+        lines.append(f"  S: {greeting}")
+        for command in record.commands:
+            fault = f"  [fault: {command.fault}]" if command.fault else ""
+            lines.append(f"  C: {command.line}{' [TLS]' if command.tls else ''}")
+            lines.append(f"  S: {command.reply}{fault}")
+        blocks.append("\n".join(lines))
+    fired = [rule for rule in server.faults.rules if rule.fired]
+    if fired:
+        blocks.append(
+            "faults that fired:\n"
+            + "\n".join(f"  {rule.description}: {rule.fired} time(s)" for rule in fired)
+        )
+    return "\n".join(blocks) or "(no POP3 sessions)"

@@ -1,8 +1,9 @@
 """The lifecycle of a listening service, written once for ``POP3Server`` and ``SMTPIntake``.
 
 A :class:`Service` runs either on the running loop (``async with`` / :meth:`~Service.start_async`)
-or on a loop of its own in a background thread (``with`` / :meth:`~Service.start`, hosted by
-:class:`~fakepop3._loopthread.LoopThread`).  Exceptions inside it are kept in ``errors`` (and
+or on the process's shared loop in a background thread (``with`` / :meth:`~Service.start`,
+hosted by :class:`~fakepop3._loopthread.LoopThread`: one loop thread for every thread-hosted
+service with the same ``loop_factory``; see that module for the rules).  Exceptions inside it are kept in ``errors`` (and
 logged) so that a test can fail on them: :meth:`~Service.raise_errors`.
 
 Rules a maintainer must keep:
@@ -116,7 +117,8 @@ class Service:
 
     # --- lifecycle in a thread --------------------------------------------------------------
     def start(self) -> None:
-        """Start on a loop of its own in a background thread; returns once serving."""
+        """Start on the shared background loop (made by ``loop_factory``); returns once serving,
+        and raises what start-up raised (a bind error) here."""
         if self._running or self._host is not None:
             raise RuntimeError(f"this {self._kind} is already running")
         host = LoopThread(
@@ -134,8 +136,10 @@ class Service:
         host, self._host = self._host, None
         if host is None:
             return
-        host.stop()
-        self._stopped()
+        if host.stop():
+            self._stopped()
+        else:  # inherited through fork: the parent's to stop (and to clean up after)
+            self._running = False
 
     def __enter__(self: _S) -> _S:
         self.start()

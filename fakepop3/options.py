@@ -105,6 +105,7 @@ PLUGIN_HANDLED = frozenset(
         "host",
         "login",
         "allow_server_errors",
+        "uvloop",
     }
 )
 
@@ -416,7 +417,7 @@ SERVER_OPTIONS: tuple[Option, ...] = (
     Option("ready_file", "path", None, _opt(_path),
            "write host, ports, CA path and pid here once ready", TEXT, "FILE", None, _G5),
     Option("uvloop", "bool", False, v.boolean, "serve on uvloop, a faster event loop "
-           "(pip install 'fakepop3[speed]')", TEXT, None, _parse_bool, _G5),
+           "(pip install 'fakepop3[speed]')", M | TEXT, None, _parse_bool, _G5),
     Option("control_port", "int | None", None, _opt_port, "serve the HTTP control API and "
            "the live page on this port (0 picks a free port; needs the control extra)",
            P | TEXT, "PORT", _parse_optional_int, _G6),

@@ -31,14 +31,12 @@ Seeds
 from __future__ import annotations
 
 import contextlib
-import difflib
 import inspect
-import poplib
-from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any
+import sys
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytest_asyncio
 
 from ._plugin_config import (
     DEFAULT_MESSAGES,
@@ -46,21 +44,30 @@ from ._plugin_config import (
     DEFAULT_USER,
     DEFAULTS_KEY,
     INI_OPTIONS,
-    MARKER_HELP,
-    MARKER_OPTIONS,
     SERVERS_KEY,
+    UVLOOP_HELP,
     Defaults,
     PerTestConfig,
     POP3User,
     build_server,
     check_errors,
     fail,
+    marker_help,
     per_test_config,
     register,
+    report_transcript,
+    uvloop_loop_factory,
 )
-from .history import History
-from .server import POP3Server
-from .store import Mailbox
+
+if TYPE_CHECKING:
+    import poplib
+
+    from .server import POP3Server
+    from .store import Mailbox
+
+# Importing this module imports pytest and the standard library only (pytest imports it in every
+# project that has fakepop3 installed): the server, the generator, the email package and
+# pytest-asyncio are imported when a fixture first runs (tests/test_plugin_import.py holds it).
 
 __all__ = [
     "DEFAULT_MESSAGES",
@@ -70,6 +77,18 @@ __all__ = [
     "POP3User",
     "ServerFactory",
 ]
+
+
+MARKER_OPTIONS: tuple[str, ...]  # declared only: the module __getattr__ gives the value
+
+
+def __getattr__(name: str) -> Any:
+    """``MARKER_OPTIONS``: every option the marker accepts (from the schema, on first use)."""
+    if name == "MARKER_OPTIONS":
+        from . import _plugin_config
+
+        return _plugin_config.MARKER_OPTIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- options ------------------------------------------------------------------------------
@@ -87,20 +106,83 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{help_text} (default: {default}; ini: pop3_{name})",
         )
         parser.addini(f"pop3_{name}", f"fakepop3: {help_text}", default=default)
+    group.addoption(
+        "--pop3-uvloop",
+        dest="pop3_uvloop",
+        action="store_true",
+        default=False,
+        help=f"{UVLOOP_HELP} (ini: pop3_uvloop; marker: uvloop=True)",
+    )
+    parser.addini("pop3_uvloop", f"fakepop3: {UVLOOP_HELP}", type="bool", default=False)
+
+
+#: pytest-asyncio's ini key that it warns about in every run where a project left it unset.
+LOOP_SCOPE_INI = "asyncio_default_fixture_loop_scope"
+
+
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """Give pytest-asyncio's ``asyncio_default_fixture_loop_scope`` the default ``"function"``.
+
+    pytest-asyncio (a dependency of fakepop3, for ``async_pop3_server``) warns in every run of a
+    project that never set the key, so installing fakepop3 would make a quiet ``-W error`` run
+    fail.  ``"function"`` is the scope pytest-asyncio says it will default to; a value in the
+    project's ini file or ``-o`` still wins (only the default is given here).  This hook runs
+    once every plugin has added its options and before any of them reads its ini values.
+    """
+    if _pytest_asyncio_runs(early_config):
+        parser.addini(
+            LOOP_SCOPE_INI,
+            "default event loop scope of asynchronous fixtures (pytest-asyncio; fakepop3 makes "
+            "the default 'function', the scope pytest-asyncio will default to)",
+            default="function",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker and check the run-wide options once."""
-    config.addinivalue_line("markers", MARKER_HELP)
-    config.stash[DEFAULTS_KEY] = Defaults.from_config(config)
+    """Register the marker, check the run-wide options once, and, when pytest-asyncio runs,
+    the real ``async_pop3_server`` (``fakepop3._plugin_async``, which imports it)."""
+    config.addinivalue_line("markers", marker_help(bool(config.getoption("markers", False))))
+    defaults = Defaults.from_config(config)
+    config.stash[DEFAULTS_KEY] = defaults
+    if defaults.uvloop and _uvloop_missing():
+        raise pytest.UsageError(
+            "--pop3-uvloop (ini pop3_uvloop): uvloop is not installed (it does not run on "
+            "Windows): pip install 'fakepop3[speed]'"
+        )
+    if _pytest_asyncio_runs(config):
+        from . import _plugin_async
+
+        config.pluginmanager.register(_plugin_async, "fakepop3-async")
+
+
+def _pytest_asyncio_runs(config: pytest.Config) -> bool:
+    """pytest-asyncio is registered (by its entry point, ``asyncio``, or as ``-p pytest_asyncio``)."""
+    if config.pluginmanager.has_plugin("asyncio"):
+        return True
+    return any(
+        getattr(plugin, "__name__", "").startswith("pytest_asyncio")
+        for plugin in config.pluginmanager.get_plugins()
+    )
+
+
+def _uvloop_missing() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("uvloop") is None
+    except ValueError:  # a module without a spec in sys.modules
+        return False
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which seed, locale and message count the default maildrops use."""
     d = config.stash[DEFAULTS_KEY]
+    loop = " loop=uvloop" if d.uvloop else ""
     return (
         f"fakepop3: host={d.host} seed={d.seed} (unless faker_seed is defined) "
-        f"locale={','.join(d.locale)} messages={d.messages}"
+        f"locale={','.join(d.locale)} messages={d.messages}{loop}"
     )
 
 
@@ -119,9 +201,11 @@ def pop3_server(
 ) -> Iterator[POP3Server]:
     """A running :class:`fakepop3.POP3Server`, fresh for each test.
 
-    It runs on its own event loop in a background thread, so blocking clients
-    (``poplib``) and async tests can both use it.  It listens on a free port of
-    ``--pop3-host`` (127.0.0.1): use ``pop3_server.host`` and ``pop3_server.port``.
+    It runs on the process's shared background event loop (not the test's), so
+    blocking clients (``poplib``) and async tests can both use it.  It listens on a
+    free port of ``--pop3-host`` (127.0.0.1): use ``pop3_server.host`` and
+    ``pop3_server.port``.  With ``--pop3-uvloop`` (ini ``pop3_uvloop``, marker
+    ``uvloop=True``) that loop is uvloop's.
 
     The default user (``pop3_user``: ``alice``/``secret`` unless the marker gives
     ``users=``) has a maildrop of ``--pop3-messages`` (3) messages generated
@@ -149,18 +233,24 @@ class ServerFactory:
 
         other = pop3_server_factory(users={"bob": "pw"}, disable=["UIDL"])
 
-    ``host`` defaults to ``--pop3-host``.  Every server it started is stopped at
-    the end of the test, and errors inside them fail the test.
+    ``host`` defaults to ``--pop3-host``, and ``loop_factory`` to uvloop's under
+    ``--pop3-uvloop`` (or the marker's ``uvloop=True``).  Every server it started is
+    stopped at the end of the test, and errors inside them fail the test.
     """
 
-    def __init__(self, request: pytest.FixtureRequest, host: str) -> None:
+    def __init__(self, request: pytest.FixtureRequest, host: str, loop_factory: Any = None) -> None:
         self._request = request
         self._host = host
+        self._loop_factory = loop_factory
         self.servers: list[POP3Server] = []
 
     def __call__(self, users: Any = None, **kwargs: Any) -> POP3Server:
         """Start and return a new server configured with these ``POP3Server`` arguments."""
+        from .server import POP3Server
+
         kwargs.setdefault("host", self._host)
+        if self._loop_factory is not None:
+            kwargs.setdefault("loop_factory", self._loop_factory)
         server = POP3Server(users, **kwargs)
         server.start()
         self.servers.append(server)
@@ -185,7 +275,10 @@ def pop3_server_factory(
     stopped at the end of the test; an error inside any of them fails the test
     (opt out: ``@pytest.mark.pop3(allow_server_errors=True)``).
     """
-    factory = ServerFactory(request, _pop3_config.host)
+    node = request.node if isinstance(request.node, pytest.Item) else None
+    factory = ServerFactory(
+        request, _pop3_config.host, uvloop_loop_factory(node) if _pop3_config.uvloop else None
+    )
     started = factory.servers
     try:
         yield factory
@@ -195,63 +288,53 @@ def pop3_server_factory(
     check_errors(everything, _pop3_config.allow_server_errors)
 
 
-@pytest_asyncio.fixture
-async def async_pop3_server(
-    request: pytest.FixtureRequest, _pop3_config: PerTestConfig
-) -> AsyncIterator[POP3Server]:
+@pytest.fixture
+def async_pop3_server(request: pytest.FixtureRequest) -> None:
     """The ``pop3_server`` of an async test, served on the test's own event loop.
 
-    For pytest-asyncio tests (strict mode: ``@pytest.mark.asyncio``; auto mode:
-    any ``async def`` test).  Same configuration as ``pop3_server`` (marker,
-    options, seed).  Because the server shares the test's loop, a blocking client
-    would freeze it: run ``poplib`` through ``asyncio.to_thread``::
-
-        async def test_fetch(async_pop3_server, pop3_user):
-            count, _ = await asyncio.to_thread(fetch_stat, async_pop3_server, pop3_user)
-            await async_pop3_server.wait_for_sessions_async(1)
-
-    The fixture runs on the function-scoped loop (pytest-asyncio's default); a
-    test with another ``loop_scope`` should start its own ``POP3Server`` with
-    ``async with``.
+    Needs pytest-asyncio (a dependency of fakepop3); when it runs, the fixture of
+    ``fakepop3._plugin_async`` takes this name (see its docstring).  When it is disabled
+    (``-p no:asyncio``) or was uninstalled, this one fails the test saying so.
     """
+    fail(
+        request.node if isinstance(request.node, pytest.Item) else None,
+        "async_pop3_server needs pytest-asyncio, which is not installed or not enabled "
+        "(-p no:asyncio): pip install pytest-asyncio, or drop -p no:asyncio; a synchronous "
+        "test uses pop3_server",
+    )
+
+
+def _async_test_server(request: pytest.FixtureRequest) -> bool:
+    """True in an async test that uses ``async_pop3_server``: the test's one server."""
+    if "async_pop3_server" not in request.fixturenames:
+        return False
     func = getattr(request.node, "function", None)
-    if func is not None and not inspect.iscoroutinefunction(func):
-        fail(
-            request.node,
-            "async_pop3_server serves on the test's event loop, so it only works in async tests "
-            "(async def, run by pytest-asyncio); use pop3_server in a synchronous test",
-        )
-    server = build_server(request, _pop3_config)
-    await server.start_async()
-    register(request, server)
-    try:
-        yield server
-    finally:
-        await server.stop_async()
-        if server.tls is not None:
-            server.tls.cleanup()
-    check_errors([server], _pop3_config.allow_server_errors)
+    return func is not None and inspect.iscoroutinefunction(func)
 
 
 @pytest.fixture
 def pop3_user(_pop3_config: PerTestConfig) -> POP3User:
-    """The default user of ``pop3_server`` as ``(name, password)``; ``alice``/``secret`` by default."""
+    """The default user of the test's server as ``(name, password)``; ``alice``/``secret`` by
+    default (the same for ``pop3_server`` and ``async_pop3_server``)."""
     return _pop3_config.user
 
 
 @pytest.fixture
-def pop3_mailbox(pop3_server: POP3Server, pop3_user: POP3User) -> Mailbox:
-    """The default user's :class:`fakepop3.Mailbox` on ``pop3_server``: add and inspect mail.
+def pop3_mailbox(request: pytest.FixtureRequest, pop3_user: POP3User) -> Mailbox:
+    """The default user's :class:`fakepop3.Mailbox` on the test's server: add and inspect mail.
 
-    Mail added during a session shows at the client's next login; deletions show
-    after the client's QUIT.
+    The server is ``pop3_server``, or, in an async test that uses ``async_pop3_server``,
+    that one (never a second server beside it).  Mail added during a session shows at the
+    client's next login; deletions show after the client's QUIT.
     """
-    return pop3_server.mailbox(pop3_user.name)
+    name = "async_pop3_server" if _async_test_server(request) else "pop3_server"
+    server: POP3Server = request.getfixturevalue(name)
+    return server.mailbox(pop3_user.name)
 
 
 @pytest.fixture
 def pop3_client(
-    pop3_server: POP3Server, pop3_user: POP3User, _pop3_config: PerTestConfig
+    request: pytest.FixtureRequest, pop3_user: POP3User, _pop3_config: PerTestConfig
 ) -> Iterator[poplib.POP3]:
     """A ``poplib.POP3`` connected to ``pop3_server`` and logged in as ``pop3_user``.
 
@@ -259,7 +342,20 @@ def pop3_client(
     server requires TLS (``require_tls=True``) the client upgrades with STLS
     (verifying the test certificate) before logging in.  The client is closed at
     teardown without QUIT (so nothing is deleted unless the test sent QUIT).
+
+    It is a blocking client, so an async test that uses ``async_pop3_server`` (which
+    serves on the test's loop) cannot have it: that fails at once, saying to connect
+    with ``await asyncio.to_thread(async_pop3_server.client)``.
     """
+    if _async_test_server(request):
+        fail(
+            request.node if isinstance(request.node, pytest.Item) else None,
+            "pop3_client is a blocking poplib client, and async_pop3_server serves on this "
+            "test's event loop, which a blocking client would freeze: connect in a thread, "
+            "client = await asyncio.to_thread(async_pop3_server.client), and use pop3_user "
+            "and pop3_mailbox (which refer to async_pop3_server)",
+        )
+    pop3_server: POP3Server = request.getfixturevalue("pop3_server")
     client = pop3_server.client(timeout=10.0)
     try:
         if pop3_server.settings.require_tls and pop3_server.tls is not None:
@@ -280,7 +376,8 @@ def pop3_client(
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
-    """Add the POP3 transcript of every server the test used to a failed test's report."""
+    """Add the POP3 transcript of every server the test used to a failed test's report:
+    each session with its greeting, its commands and replies, and the faults that fired."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if not report.failed:
@@ -292,15 +389,20 @@ def pytest_runtest_makereport(
         title = "POP3 transcript"
         if len(servers) > 1:
             title += f" (server {number} of {len(servers)}, port {server.port})"
-        report.sections.append((title, server.history.transcript()))
+        report.sections.append((title, report_transcript(server)))
 
 
 def pytest_assertrepr_compare(
     config: pytest.Config, op: str, left: object, right: object
 ) -> list[str] | None:
     """Explain ``assert "RETR 1" in server.history`` (and ``not in``) with what was sent."""
-    if op not in ("in", "not in") or not isinstance(right, History) or not isinstance(left, str):
+    history = sys.modules.get("fakepop3.history")  # not imported: no History exists yet
+    if history is None or op not in ("in", "not in"):
         return None
+    if not isinstance(right, history.History) or not isinstance(left, str):
+        return None
+    import difflib
+
     sent = right.command_lines()
     if op == "in":
         head = f"{left!r} was not sent; {len(sent)} command(s) were:"

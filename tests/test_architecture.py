@@ -46,9 +46,10 @@ LAYERS: dict[str, int] = {
     "server": 7,
     "_plugin_config": 8,
     "config": 8,
+    "_plugin_async": 9,
     "cli": 9,
-    "plugin": 9,
-    "__main__": 10,
+    "plugin": 10,
+    "__main__": 11,
 }
 #: The façade: it names every part, and imports each lazily (see tests/test_public_api.py).
 FACADE = "__init__"

@@ -206,7 +206,7 @@ async def test_async_marker(async_pop3_server, pop3_user, pop3_mailbox):
 
 def test_async_server_strict_mode(run: Runner) -> None:
     result = run(ASYNC_TESTS.format(mark="@pytest.mark.asyncio"), "-o", "asyncio_mode=strict")
-    # test_async_marker also asks for pop3_mailbox, i.e. a (thread-hosted) pop3_server.
+    # test_async_marker also asks for pop3_mailbox: async_pop3_server's (no second server).
     result.assert_outcomes(passed=2)
 
 

@@ -4,25 +4,36 @@ The site is built once per test run (shared by the xdist workers through a lock 
 temporary folder.  The checks: no raw Sphinx role (``:class:`X```) is left in the API reference;
 every public name of ``fakepop3.__all__`` has a docstring, a ``::: fakepop3.NAME`` entry in
 docs/reference/api.md and its section in the built page, and so do the attributes users reach
-for first.
+for first; the layers diagram of docs/architecture.md is the one ``LAYERS`` draws; and, in
+headless Chromium (Debian's, ``.ci/install-browser``), the home page, the reference and the pages
+with diagrams load with no console error, with every diagram drawn as SVG by the site's own
+mermaid.js (the browser resolves no host but localhost, so a CDN load would fail loudly).
+``FAKEPOP3_SITE_SCREENSHOTS=FOLDER`` saves each page's first diagram as a PNG there.
 
-Without the docs tools the tests are skipped on a developer's machine and fail in CI (``CI``
-set).
+Without the docs tools, Chromium or npm (which fetches mermaid.js: docs/_mermaid.py) the tests
+are skipped on a developer's machine and fail in CI (``CI`` set).
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import http.server
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import fakepop3
+from tests.test_architecture import LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -92,6 +103,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for module in ("mkdocs", "mkdocstrings_handlers.python", "material", "griffe_sphinx"):
         if importlib.util.find_spec(module) is None:
             _missing(f"the docs tools (pip install -e '.[test]'): {module}")
+    if not (DOCS / "assets" / "vendor" / "mermaid.min.js").is_file() and not shutil.which("npm"):
+        _missing("npm, to fetch mermaid.js for the docs (docs/_mermaid.py)")
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     site = shared / "fakepop3-site"
@@ -184,3 +197,171 @@ def test_every_public_name_is_documented_and_rendered(site: Path) -> None:
         if f'id="fakepop3.{dotted}"' not in page:
             problems.append(f"{dotted}: not rendered in the built reference")
     assert not problems, "\n".join(problems)
+
+
+def layers_diagram() -> str:
+    """The Mermaid text of the layers picture in docs/architecture.md, drawn from LAYERS."""
+    parts: dict[int, list[str]] = {}
+    for part, layer in LAYERS.items():
+        parts.setdefault(layer, []).append(part)
+    order = sorted(parts, reverse=True)
+    lines = ["flowchart TB"]
+    lines += [f'    L{n}["{n} · {" · ".join(parts[n])}"]' for n in order]
+    lines.append("    " + " --> ".join(f"L{n}" for n in order))
+    return "\n".join(lines)
+
+
+def test_the_layers_diagram_is_the_one_LAYERS_draws() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```mermaid\n(.*?)\n```$", text, flags=re.M | re.S)
+    expected = layers_diagram()
+    assert expected in blocks, (
+        f"docs/architecture.md needs this diagram:\n```mermaid\n{expected}\n```"
+    )
+
+
+# --- in a real browser ------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+WAIT = 30.0  # seconds the pages may take to draw their diagrams
+#: The pages opened, and how many diagrams each draws.
+PAGES = {
+    "": 0,
+    "reference/api/": 0,
+    "server/": 1,
+    "faults/": 1,
+    "ci/": 1,
+    "architecture/": 1,
+}
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site: Path) -> Iterator[str]:
+    """The built site on http://127.0.0.1:PORT (port 0: a free one)."""
+    handler = functools.partial(_Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        _missing("chromium and chromedriver: run .ci/install-browser")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    assert CHROMIUM is not None
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="fakepop3-chromium-")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        # Nothing but this machine: a page that reaches for a CDN gets a console error.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # Material draws each diagram into a closed shadow root; open it, so the test can see the SVG.
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "const attach = Element.prototype.attachShadow;"
+            "Element.prototype.attachShadow = function (init) {"
+            "  return attach.call(this, {...init, mode: 'open'}); };"
+        },
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+#: The one request a page makes off the site: Material's header fetches the repository's stars
+#: and latest release from GitHub's API (``repo_url``); offline it fails and shows none.
+ONLINE_EXTRA = re.compile(r"^https://api\.github\.com/repos/fakepop3/fakepop3(/releases/latest)? ")
+
+
+def _online_extra(entry: dict[str, str]) -> bool:
+    return entry.get("source") == "network" and bool(ONLINE_EXTRA.match(entry["message"]))
+
+
+DRAWN = """
+const blocks = document.querySelectorAll('pre.mermaid');
+const drawn = [...document.querySelectorAll('div.mermaid')].map(d => {
+  const svg = d.shadowRoot && d.shadowRoot.querySelector('svg');
+  const box = svg ? svg.getBoundingClientRect() : null;
+  return svg && box.width > 0 && box.height > 0 ? svg.textContent : null;
+});
+return {waiting: blocks.length, drawn: drawn};
+"""
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_the_page_loads_in_chromium_without_console_errors(
+    browser: object, served: str, path: str
+) -> None:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get_log("browser")  # type: ignore[attr-defined]  # forget the previous page's
+    driver.get(served + path)  # type: ignore[attr-defined]
+    diagrams = PAGES[path]
+
+    def settled(d: object) -> dict[str, object] | None:
+        state = d.execute_script(DRAWN)  # type: ignore[attr-defined]
+        if d.execute_script("return document.readyState") != "complete":  # type: ignore[attr-defined]
+            return None
+        return state if state["waiting"] == 0 and len(state["drawn"]) == diagrams else None
+
+    try:
+        state = WebDriverWait(driver, WAIT, poll_frequency=0.1).until(settled)
+    except TimeoutException:
+        state = driver.execute_script(DRAWN)  # type: ignore[attr-defined]
+        raise AssertionError(f"{path or 'home'}: diagrams not drawn: {state}") from None
+    assert all(state["drawn"]), f"{path}: a diagram is not an SVG with a size: {state}"
+    assert driver.execute_script("return typeof mermaid") == (  # type: ignore[attr-defined]
+        "object"
+    ), "the site's own mermaid.js did not load"
+    scripts = driver.execute_script(  # type: ignore[attr-defined]
+        "return [...document.scripts].map(s => s.src).filter(Boolean)"
+    )
+    assert all(src.startswith(served) for src in scripts), scripts
+    errors = [
+        entry
+        for entry in driver.get_log("browser")  # type: ignore[attr-defined]
+        if entry["level"] in ("SEVERE", "ERROR") and not _online_extra(entry)
+    ]
+    assert not errors, f"{path or 'home'}: console errors: {errors}"
+    assert "fakepop3" in driver.title  # type: ignore[attr-defined]
+    if path == "server/":
+        assert "TRANSACTION" in state["drawn"][0]
+    shots = os.environ.get("FAKEPOP3_SITE_SCREENSHOTS")  # a folder: one PNG a page, to look at
+    if shots and diagrams:
+        element = driver.find_element("css selector", "div.mermaid")  # type: ignore[attr-defined]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)  # type: ignore[attr-defined]
+        element.screenshot(str(Path(shots) / f"{path.strip('/').replace('/', '-') or 'home'}.png"))

@@ -57,14 +57,23 @@ class CommandRecord(NamedTuple):
     """
 
     session_id: int
+    """The number of the session (its `SessionRecord.id`)."""
     client: tuple[str, int]
+    """The client's address: ``(host, port)``."""
     user: str | None
+    """The user logged in (or named by USER) when the command came, or None."""
     command: str
+    """The command, upper-cased: ``"RETR"``."""
     args: tuple[str, ...]
+    """Its arguments as sent (secrets masked: ``("***",)`` for PASS)."""
     reply: str
+    """The status line of the reply: ``"+OK 120 octets"``."""
     tls: bool
+    """True if the connection was under TLS (STLS or implicit TLS) at that command."""
     received_at: float
+    """When the command was read (``time.time()``)."""
     fault: str | None = None
+    """The description of the fault rule that answered the command, or None."""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +86,7 @@ class CommandRecord(NamedTuple):
         return " ".join((self.command, *self.args))
 
     def to_dict(self) -> dict[str, Any]:
+        """The command as the history file's ``command`` line has it."""
         return {
             "session": self.session_id,
             "client": f"{self.client[0]}:{self.client[1]}",
@@ -123,12 +133,19 @@ class SessionRecord:
     """One connection: who, when, how it ended, and its commands in order."""
 
     id: int
+    """The number of the session, from 1 in the order of connection."""
     client: tuple[str, int]
+    """The client's address: ``(host, port)``."""
     started_at: float
+    """When the client connected (``time.time()``)."""
     user: str | None = None
+    """The user who logged in, or None."""
     tls: bool = False
+    """True once the connection is under TLS."""
     ended_at: float | None = None
+    """When the session ended, or None while it is open."""
     end_reason: EndReason | None = None
+    """How it ended: ``"quit"``, ``"drop"``, ``"timeout"``, ``"server"``, ``"reset"``; None while open."""
     # The commands as plain tuples of the CommandRecord fields, which the garbage collector
     # stops tracking (a named tuple it walks for ever): bench/README.md, "Speed notes".
     _log: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
@@ -149,6 +166,7 @@ class SessionRecord:
 
     @property
     def ended(self) -> bool:
+        """True once the session has ended."""
         return self.ended_at is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +201,7 @@ class History:
     """
 
     def __init__(self, *, enabled: bool = True) -> None:
+        #: False: nothing is recorded (``history=False``).
         self.enabled = enabled
         #: The numbers of its sessions: 1, 2, ... in this history (so per server), also when
         #: recording is off.  The protocol core takes ``next(session_ids)`` for each session.
@@ -401,12 +420,14 @@ class History:
     # --- reading -------------------------------------------------------------------------
     @property
     def sessions(self) -> list[SessionRecord]:
+        """Every session recorded (open and ended), in the order of connection (a new list)."""
         with self._lock:
             kept = list(self._sessions)
         return [r if isinstance(r, SessionRecord) else _ended_session(r) for r in kept]
 
     @property
     def commands(self) -> list[CommandRecord]:
+        """Every command recorded, of all sessions, in the order received (a new list)."""
         with self._lock:
             return list(map(_as_record, self._commands))
 
@@ -468,6 +489,7 @@ class History:
         return result
 
     def count(self, command: str | None = None, *args: str, user: str | None = None) -> int:
+        """How many commands match (the arguments as for :meth:`filter`)."""
         return len(self.filter(command, *args, user=user))
 
     def command_lines(self, *, user: str | None = None, session: int | None = None) -> list[str]:
@@ -479,6 +501,7 @@ class History:
         return "\n".join(s.transcript() for s in self.sessions) or "(no POP3 sessions)"
 
     def to_jsonl(self) -> str:
+        """The commands as JSON lines, one :meth:`CommandRecord.to_dict` a line."""
         return "".join(json.dumps(c.to_dict()) + "\n" for c in self.commands)
 
     # --- assertions ----------------------------------------------------------------------

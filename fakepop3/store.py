@@ -200,6 +200,7 @@ class Message:
         self._source = source
         self._index = index
         self._size = size
+        #: The unique ID UIDL reports.
         self.uid = uid
         self._crlf: bytes | None = None
         self._stuffed: bytes | None = None
@@ -288,8 +289,11 @@ class Mailbox:
     login (RFC 1939 keeps message numbers stable within a session).
     """
 
+    #: The user name.
     name: str
+    #: The password of USER/PASS, APOP and SASL PLAIN/LOGIN/CRAM-MD5 (None: no password login).
     password: str | None = field(default=None, repr=False)  # secrets stay out of reprs
+    #: The OAuth bearer tokens accepted for this user (XOAUTH2, OAUTHBEARER).
     tokens: set[str] = field(default_factory=set, repr=False)
     #: The APOP shared secret, when not the password (None: APOP uses the password).
     apop_secret: str | None = field(default=None, repr=False)
@@ -416,6 +420,7 @@ class Mailbox:
 
     @property
     def uids(self) -> list[str]:
+        """The UIDs of the messages in order (what UIDL lists at the next login)."""
         return [m.uid for m in self.messages]
 
     def snapshot_initial(self) -> None:
@@ -536,6 +541,7 @@ class MailStore:
     __getitem__ = mailbox
 
     def get(self, name: str) -> Mailbox | None:
+        """The mailbox of ``name``, or None (:meth:`mailbox` raises instead)."""
         # One dict lookup is atomic: no lock (a login asks for its mailbox).
         return self._mailboxes.get(name)
 
@@ -553,6 +559,7 @@ class MailStore:
 
     @property
     def users(self) -> list[str]:
+        """The user names, in the order they were added."""
         with self._lock:
             return list(self._mailboxes)
 

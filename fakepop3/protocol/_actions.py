@@ -23,9 +23,11 @@ class Send(NamedTuple):
     """
 
     buffers: tuple[bytes | memoryview, ...]
+    """The bytes to write, in order."""
 
     @property
     def size(self) -> int:
+        """How many bytes the buffers hold."""
         return sum(len(b) for b in self.buffers)
 
 
@@ -34,6 +36,7 @@ class Pause:
     """Wait this many seconds before the next action (fault injection)."""
 
     seconds: float
+    """How long to wait."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Throttle:
     """From now on, send at most this many bytes per second (fault injection)."""
 
     bytes_per_second: float
+    """The rate limit."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,12 @@ class Close:
     """Close the connection after the previous actions; ``reason`` as recorded in the history."""
 
     reason: str
+    """Why: ``"quit"``, ``"timeout"``, ``"server"`` ... (a `SessionRecord.end_reason`)."""
 
 
 Action = Send | Pause | Throttle | StartTLS | Close
+"""One thing the core asks the transport to do: :class:`Send`, :class:`Pause`, :class:`Throttle`,
+:class:`StartTLS` or :class:`Close` (what :meth:`Session.next_actions` returns)."""
 
 
 class CommandFault(Protocol):
@@ -70,12 +77,18 @@ class CommandFault(Protocol):
 
 
 class FaultHook(Protocol):
+    """What the core calls to inject faults (:class:`Faults` is one; see :class:`Session`)."""
+
     #: False while the hook has nothing to do: the session then does not call it (a plain
     #: attribute, read before every command).
     armed: bool
 
-    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None: ...
+    def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None:
+        """The actions that replace sending ``greeting``, or None to send it."""
+        ...
 
     def on_command(
         self, session: Session, command: str, args: tuple[str, ...]
-    ) -> CommandFault | None: ...
+    ) -> CommandFault | None:
+        """The fault that answers this command instead of the core, or None."""
+        ...

@@ -105,10 +105,16 @@ MAX_SASL_LINE = 64 * 1024
 
 
 class State(enum.Enum):
+    """The state of a POP3 session (RFC 1939 s3)."""
+
     AUTHORIZATION = "AUTHORIZATION"
+    """From the greeting until a login succeeds: USER/PASS, APOP, AUTH, STLS, CAPA."""
     TRANSACTION = "TRANSACTION"
+    """Logged in, the maildrop locked: STAT, LIST, RETR, DELE, RSET ..."""
     UPDATE = "UPDATE"
+    """After QUIT in TRANSACTION: the deletions are committed, then the connection closes."""
     CLOSED = "CLOSED"
+    """The session is over."""
 
 
 # Module constants: an attribute of an Enum class is slow to read (bench/README.md, "Speed notes").

@@ -169,23 +169,31 @@ class POP3Server(Service):
         user_passwords: dict[str, str | None] = checked["users"] or {}
         user_tokens: dict[str, tuple[str, ...]] = checked["tokens"] or {}
         disable, mechanisms = checked["disable"], checked["mechanisms"]
+        #: The address the listeners bind (``host=``).
         self.host = host
+        #: The plain POP3 port: the real one once started (``port=0`` picks a free one).
         self.port = port
+        #: The implicit-TLS (POP3S) port once started, or None when there is none.
         self.tls_port = tls_port
+        #: The users and their maildrops (:class:`MailStore`); :meth:`mailbox` reaches one.
         self.store = store if store is not None else MailStore()
         for name, password in user_passwords.items():
             self.store.add_user(name, password)
         for name, tokens_of_name in user_tokens.items():
             self.store.add_user(name, tokens=tokens_of_name)
+        #: Every session and command received (:class:`History`): ``assert_sent``, ``transcript``.
         self.history = history if isinstance(history, History) else History(enabled=history)
         if on_session_end is not None:
             self.history.add_session_listener(on_session_end)
+        #: The autologout timer in seconds (``timeout=``; RFC 1939 s3), or None.
         self.timeout = timeout
         #: Seconds a client may take to finish a command line it started (slowloris guard),
         #: and at most the time a TLS handshake may take; None: no limit but the idle timeout.
         self.command_timeout = command_timeout
+        #: How many sessions may be open at once (None: no limit).
         self.max_connections = max_connections
         if tls is True or (tls_port is not None and tls is False):
+            #: The certificates of STLS and the TLS port (:class:`TLSCertificates`), or None.
             self.tls: TLSCertificates | None = TLSCertificates.generate()
         elif isinstance(tls, TLSCertificates):
             self.tls = tls
@@ -207,9 +215,12 @@ class POP3Server(Service):
                 lenient_syntax=lenient_syntax,
                 greeting=greeting,
             )
+        #: What the protocol core does (:class:`Settings`); change it at run time with :meth:`configure`.
         self.settings = settings
         self._auth = Authenticator(self.store, any_login=settings.any_login)
+        #: The fault rules (:class:`Faults`): ``server.faults.on("RETR").disconnect()``.
         self.faults = faults if faults is not None else Faults()
+        #: Errors raised inside the server; :meth:`raise_errors` (and the pytest fixture) fails on them.
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None

@@ -79,7 +79,7 @@ __all__ = [
 ConfigError = OptionError
 
 _OPTIONS: dict[str, Option] = toml_options()
-_PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file"})
+_PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file", "persona_file"})
 #: Keys a config file may have.
 KNOWN_KEYS = frozenset((*_OPTIONS, "generate_options"))
 
@@ -124,6 +124,8 @@ class Options:
     max_bad_commands: int = 10
     lenient_syntax: bool = False
     greeting: str = "fakepop3 ready."
+    persona: str | None = None
+    persona_file: Path | None = None
     uvloop: bool = False
     control_port: int | None = None
     control_host: str | None = None
@@ -175,6 +177,8 @@ class Options:
         ):
             if path is not None and not path.parent.is_dir():
                 raise ConfigError(f"{what} {path}: the folder {path.parent} does not exist")
+        if self.persona_file is not None and not self.persona_file.is_file():
+            raise ConfigError(f"--persona-file {self.persona_file}: no such file")
         for name, path in self.load:
             if not path.exists():
                 raise ConfigError(f"--load {name}={path}: no such file or folder")

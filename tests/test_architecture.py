@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "_validate": 0,
     "_wait": 0,
     "_knobs": 1,
+    # real servers' personalities: data and its loader, read by the core and the server
+    "personas": 1,
     "store": 1,
     "auth": 2,
     "history": 2,

@@ -283,9 +283,8 @@ def test_reference_lists_every_fixture_and_marker_argument() -> None:
 
 
 def test_cli_reference_is_the_real_help(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fakepop3.cli import build_parser
-
     from fakepop3._wait import _parser as wait_parser
+    from fakepop3.cli import build_parser
 
     monkeypatch.setenv("COLUMNS", "100")
     page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")

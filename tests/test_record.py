@@ -1,0 +1,201 @@
+"""fakepop3 record against fakepop3 itself: record a persona's server with a generated
+maildrop, replay the capture, and a fresh client sees the same; nothing is deleted."""
+
+from __future__ import annotations
+
+import poplib
+from pathlib import Path
+
+import pytest
+
+from fakepop3 import POP3Server
+from fakepop3.cli import main as cli_main
+
+
+def _look(server: POP3Server, user: str, password: str) -> dict[str, object]:
+    """Everything a client can see of a server, but the UIDLs (the replay makes its own)."""
+    client = poplib.POP3(server.host, server.port)
+    seen: dict[str, object] = {"greeting": client.getwelcome()}
+    try:
+        seen["capa"] = client._longcmd("CAPA")[:2]
+    except poplib.error_proto as error:
+        seen["capa"] = error.args
+    for command in ("XYZZY", "STAT", "PASS x"):
+        try:
+            seen[command] = client._shortcmd(command)
+        except poplib.error_proto as error:
+            seen[command] = error.args
+    seen["user"] = client.user(user)
+    seen["pass"] = client.pass_(password)
+    seen["capa after"] = client._longcmd("CAPA")[:2]
+    seen["stat"] = client.stat()
+    seen["list"] = client.list()[:2]
+    count = client.stat()[0]
+    seen["messages"] = [client.retr(n)[1] for n in range(1, count + 1)]
+    seen["quit"] = client.quit()
+    return seen
+
+
+@pytest.mark.parametrize("persona", ["hmailserver", "courier", "gmail"])
+def test_record_and_replay(
+    persona: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "capture"
+    with POP3Server({"alice": "s3cret!"}, persona=persona) as original:
+        original.mailbox("alice").generate(6, seed=7)
+        original.mailbox("alice").add(b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nend\r\n")
+        before = [m.crlf for m in original.mailbox("alice").messages]
+        monkeypatch.setenv("POP_PASSWORD", "s3cret!")
+        status = cli_main(
+            ["record", "--upstream", f"{original.host}:{original.port}", "--user", "alice",
+             "--password-env", "POP_PASSWORD", "--out", str(out)]
+        )  # fmt: skip
+        assert status == 0, capsys.readouterr().err
+        assert "7 messages" in capsys.readouterr().out
+        # nothing changed: no DELE, every message still there
+        assert [m.crlf for m in original.mailbox("alice").messages] == before
+        commands = [c.command for s in original.history.sessions for c in s.commands]
+        assert "DELE" not in commands and commands[-1] == "QUIT"
+        if persona != "gmail":  # gmail hides what was popped: look before recording there
+            expected = _look(original, "alice", "s3cret!")
+    files = sorted((out / "mail").iterdir())
+    assert [f.name for f in files] == [f"{n:04d}.eml" for n in range(1, 8)]
+    assert [f.read_bytes() for f in files] == before  # byte for byte
+    transcript = (out / "transcript.txt").read_text()
+    assert "s3cret!" not in transcript and "PASS ***" in transcript
+    assert "lines of the message)" in transcript
+    with POP3Server({"alice": "s3cret!"}, persona_file=out / "persona.toml") as replay:
+        replay.mailbox("alice").load(out / "mail")
+        seen = _look(replay, "alice", "s3cret!")
+    if persona != "gmail":
+        assert seen == expected
+    else:
+        assert seen["greeting"] == b"+OK Gpop ready for requests from 192.168.1.1 a1b2c3d4e5"
+        assert seen["pass"] == b"+OK Welcome."
+
+
+def test_record_through_the_cli_and_replay_with_load(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "c"
+    with POP3Server({"bob": "pw"}, persona="dovecot") as original:
+        original.mailbox("bob").generate(3, seed=1)
+        result = subprocess.run(
+            [sys.executable, "-m", "fakepop3", "record", "--upstream",
+             f"{original.host}:{original.port}", "--user", "bob", "--password-env", "PW",
+             "--out", str(out), "--top-only"],
+            env={"PW": "pw", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        headers = [m.crlf.split(b"\r\n\r\n", 1)[0] for m in original.mailbox("bob").messages]
+    got = [f.read_bytes() for f in sorted((out / "mail").iterdir())]
+    assert [g.rstrip(b"\r\n") for g in got] == headers  # TOP n 0: headers only
+    persona = (out / "persona.toml").read_text()
+    assert 'greeting = "Dovecot ready."' in persona
+    assert 'mechanisms = ["PLAIN"]' in persona
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--upstream", "nohost", "--user", "a", "--password-env", "P", "--out", "x"], {"P": "p"},
+         "--upstream 'nohost': expected HOST:PORT"),
+        (["--upstream", "h:1", "--user", "a", "--password-env", "NOPE_UNSET", "--out", "x"], {},
+         "--password-env NOPE_UNSET: that variable is not set"),
+        (["--upstream", "h:1"], {}, "the following arguments are required"),
+    ],
+)  # fmt: skip
+def test_bad_record_arguments(
+    argv: list[str], env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert cli_main(["record", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fakepop3: error: ") and message in err and err.count("\n") == 1
+
+
+def test_record_reports_a_refused_login_and_a_closed_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("P", "wrong")
+    with POP3Server({"alice": "right"}) as server:
+        argv = ["record", "--upstream", f"{server.host}:{server.port}", "--user", "alice",
+                "--password-env", "P", "--out", str(tmp_path / "o")]  # fmt: skip
+        assert cli_main(argv) == 1
+        assert "the server said: [AUTH] Authentication failed." in capsys.readouterr().err
+        port = server.port
+    argv[2] = f"127.0.0.1:{port}"
+    assert cli_main(argv) == 1
+    assert capsys.readouterr().err.startswith(f"fakepop3: error: 127.0.0.1:{port}: ")
+
+
+@pytest.mark.parametrize("mode", ["--tls", "--stls"])
+def test_record_over_tls(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("P", "pw")
+    with POP3Server({"alice": "pw"}, tls=True, tls_port=0, persona="dovecot") as server:
+        assert server.tls is not None
+        server.mailbox("alice").add(b"Subject: secure\r\n\r\nhello\r\n")
+        port = server.tls_port if mode == "--tls" else server.port
+        argv = ["record", "--upstream", f"localhost:{port}", mode, "--cafile",
+                str(server.tls.ca_path), "--user", "alice", "--password-env", "P",
+                "--out", str(tmp_path / "o")]  # fmt: skip
+        assert cli_main(argv) == 0, capsys.readouterr().err
+    assert (
+        tmp_path / "o" / "mail" / "0001.eml"
+    ).read_bytes() == b"Subject: secure\r\n\r\nhello\r\n"
+    assert "C: PASS ***" in (tmp_path / "o" / "transcript.txt").read_text()
+
+
+def test_record_masks_sasl_and_handles_a_server_without_capa_or_uidl(tmp_path: Path) -> None:
+    from fakepop3._record import _Transcript
+
+    transcript = _Transcript()
+    transcript.sent(b"AUTH PLAIN AGFsaWNlAHB3")
+    transcript.received(b"+OK")
+    transcript.sent(b"AUTH LOGIN")
+    transcript.received(b"+ VXNlcm5hbWU6")
+    transcript.sent(b"YWxpY2U=")
+    transcript.sent(b"APOP alice 0123456789abcdef0123456789abcdef")
+    transcript.sent(b"RETR 9")
+    transcript.received(b"-ERR There's no message 9.")
+    assert transcript.lines == [
+        "C: AUTH PLAIN ***",
+        "S: +OK",
+        "C: AUTH LOGIN",
+        "S: + VXNlcm5hbWU6",
+        "C: *** (SASL response)",
+        "C: APOP alice ***",
+        "C: RETR 9",
+        "S: -ERR There's no message 9.",
+    ]
+
+
+def test_record_a_qmail_like_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No CAPA, an APOP timestamp in the greeting, no UIDL: the persona file says so."""
+    monkeypatch.setenv("P", "pw")
+    with POP3Server({"alice": "pw"}, persona="qmail", disable=["UIDL"]) as server:
+        server.mailbox("alice").add(b"Subject: q\r\n\r\nq\r\n")
+        argv = ["record", "--upstream", f"{server.host}:{server.port}", "--user", "alice",
+                "--password-env", "P", "--out", str(tmp_path / "o")]  # fmt: skip
+        assert cli_main(argv) == 0, capsys.readouterr().err
+    persona = (tmp_path / "o" / "persona.toml").read_text()
+    assert 'greeting = ""' in persona and "apop = true" in persona
+    assert "supported = false" in persona
+    assert 'unknown_command = "authorization first"' in persona
+    with POP3Server({"alice": "pw"}, persona_file=tmp_path / "o" / "persona.toml") as replay:
+        client = poplib.POP3(replay.host, replay.port)
+        assert client.getwelcome().startswith(b"+OK <")
+        with pytest.raises(poplib.error_proto, match="authorization first"):
+            client._longcmd("CAPA")
+        client.quit()

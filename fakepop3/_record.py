@@ -180,7 +180,6 @@ def record(args: argparse.Namespace, password: str) -> dict[str, Any]:
         client: poplib.POP3 = secure(host, port, timeout=args.timeout, context=context)
     else:
         client = _recording(poplib.POP3, transcript)(host, port, timeout=args.timeout)
-    transcript.lines.insert(0, f"S: {client.welcome.decode('utf-8', 'replace')}")
     seen: dict[str, Any] = {"greeting": client.welcome.decode("utf-8", "replace")}
     try:
         if args.stls:
@@ -245,7 +244,7 @@ def _write_persona(
         lines.append(f"before_login = {_toml(seen['capa_before'])}")
         if seen["capa_after"] is not None:
             lines.append(f"after_login = {_toml(seen['capa_after'])}")
-    replies = {k: seen[k] for k in ("user", "logged_in", "quit") if seen.get(k)}
+    replies = {k: seen[k] for k in ("user", "logged_in", "quit") if seen.get(k) is not None}
     if replies:
         lines += ["", "[replies]"] + [f"{k} = {_toml(v)}" for k, v in replies.items()]
     errors = {k: seen[k] for k in ("unknown_command", "wrong_state", "no_user") if seen.get(k)}

@@ -3,7 +3,9 @@ maildrop, replay the capture, and a fresh client sees the same; nothing is delet
 
 from __future__ import annotations
 
+import gc
 import poplib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,6 @@ def test_record_and_replay(
 
 
 def test_record_through_the_cli_and_replay_with_load(tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     out = tmp_path / "c"
@@ -199,3 +200,57 @@ def test_record_a_qmail_like_server(
         with pytest.raises(poplib.error_proto, match="authorization first"):
             client._longcmd("CAPA")
         client.quit()
+
+
+def _dovecot() -> object:
+    try:
+        from bench.targets import DovecotTarget
+    except ImportError:  # pragma: no cover - the sdist's layout
+        pytest.skip("bench/ is not importable")
+    target = DovecotTarget(max_sessions=10)
+    reason = target.unavailable()
+    if reason is not None:  # pragma: no cover - CI installs it (.ci/install-clients)
+        pytest.skip(f"dovecot: {reason}")
+    return target
+
+
+def test_record_dovecot_and_replay_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real server: Dovecot on loopback in a temporary folder (bench/targets.py), its
+    Maildir holding the benchmark's ten messages (some lines start with a dot)."""
+    from bench.targets import PASSWORD, session_messages
+
+    target = _dovecot()
+    running = target.start(1, "session")  # type: ignore[attr-defined]
+    out = tmp_path / "capture"
+    try:
+
+        class Upstream:  # what _look needs of a server
+            host, port = running.host, running.port
+
+        maildir = Path(running.extra["dir"]) / "mail" / "u0" / "cur"
+        files_before = sorted(p.name for p in maildir.iterdir())
+        monkeypatch.setenv("P", PASSWORD)
+        argv = ["record", "--upstream", f"{running.host}:{running.port}", "--user", "u0",
+                "--password-env", "P", "--out", str(out)]  # fmt: skip
+        assert cli_main(argv) == 0, capsys.readouterr().err
+        assert sorted(p.name for p in maildir.iterdir()) == files_before  # nothing deleted
+        expected = _look(Upstream, "u0", PASSWORD)  # type: ignore[arg-type]
+    finally:
+        running.stop()
+        # bench/targets.py leaves the stderr pipe of its Popen open: close it here
+        for obj in gc.get_objects():
+            if isinstance(obj, subprocess.Popen) and obj.pid == running.pid and obj.stderr:
+                obj.stderr.close()
+    got = [f.read_bytes() for f in sorted((out / "mail").iterdir())]
+    assert got == session_messages()  # byte for byte, dot-unstuffed
+    persona = (out / "persona.toml").read_text()
+    assert 'greeting = "Dovecot' in persona and 'mechanisms = ["PLAIN"]' in persona
+    transcript = (out / "transcript.txt").read_text()
+    assert transcript.startswith("S: +OK Dovecot") and transcript.count("S: +OK Dovecot") == 1
+    assert PASSWORD not in transcript
+    with POP3Server({"u0": PASSWORD}, persona_file=out / "persona.toml") as replay:
+        replay.mailbox("u0").load(out / "mail")
+        seen = _look(replay, "u0", PASSWORD)
+    assert seen == expected

@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="where to write (made if missing)")
     p.add_argument("--top-only", action="store_true",
                    help="read headers only (TOP n 0), for servers that mark messages seen on RETR")  # fmt: skip
+    p.add_argument("--anonymize", action="store_true",
+                   help="rewrite names, addresses, subjects and bodies with Faker, keeping the "
+                   "MIME structure, header order, dates and sizes (and addresses in the persona "
+                   "and transcript)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="the seed of --anonymize (default 0): the same capture and seed give "
+                   "the same output")  # fmt: skip
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="socket timeout (default 30)")  # fmt: skip
     return p
@@ -174,6 +181,11 @@ def record(args: argparse.Namespace, password: str) -> dict[str, Any]:
     mail = out / "mail"
     mail.mkdir(parents=True, exist_ok=True)
     transcript = _Transcript()
+    anonymizer = None
+    if args.anonymize:
+        from ._anonymize import Anonymizer
+
+        anonymizer = Anonymizer(args.seed)
     context = ssl.create_default_context(cafile=args.cafile) if (args.tls or args.stls) else None
     if args.tls:
         secure: Any = _recording(poplib.POP3_SSL, transcript)
@@ -202,13 +214,23 @@ def record(args: argparse.Namespace, password: str) -> dict[str, Any]:
                 _, lines, _ = client.top(n, 0)
             else:
                 _, lines, _ = client.retr(n)
-            (mail / f"{n:04d}.eml").write_bytes(b"".join(line + b"\r\n" for line in lines))
+            raw = b"".join(line + b"\r\n" for line in lines)
+            if anonymizer is not None:
+                raw = anonymizer.message(raw)
+            (mail / f"{n:04d}.eml").write_bytes(raw)
         seen["count"] = count
         seen["quit"] = _ok_text(client.quit())
     finally:
         client.close()
+    said = transcript.lines
+    if anonymizer is not None:
+        user = anonymizer.text(args.user) if "@" in args.user else "user"
+        said = [anonymizer.text(line).replace(args.user, user) for line in said]
+        for key, value in list(seen.items()):
+            if isinstance(value, str):
+                seen[key] = anonymizer.text(value)
     _write_persona(out / "persona.toml", seen, args, host, port)
-    (out / "transcript.txt").write_text("\n".join(transcript.lines) + "\n", encoding="utf-8")
+    (out / "transcript.txt").write_text("\n".join(said) + "\n", encoding="utf-8")
     return seen
 
 

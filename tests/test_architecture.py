@@ -24,7 +24,8 @@ LAYERS: dict[str, int] = {
     "_cache": 0,
     "_validate": 0,
     "_wait": 0,
-    "_record": 0,
+    "_record": 1,
+    "_anonymize": 0,
     "_knobs": 1,
     # real servers' personalities: data and its loader, read by the core and the server
     "personas": 1,

@@ -44,6 +44,8 @@ LAYERS: dict[str, int] = {
     "_loopthread": 4,
     "_service": 5,
     "options": 5,
+    # fakepop3 proxy: its STLS on the client side uses the test certificates of tls
+    "_proxy": 5,
     "smtp": 6,
     # the control API: below the server, which imports it when control_port is given
     "control": 6,

@@ -363,3 +363,120 @@ def test_record_anonymize_is_seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         replay.mailbox("alice").load(tmp_path / "a" / "mail")
         assert replay.mailbox("alice").messages[0].crlf == a
 
+
+# --- fakepop3 proxy ---------------------------------------------------------------------------
+class _RunningProxy:
+    """fakepop3 proxy in a thread of this process (its own event loop)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        import asyncio
+        import threading
+
+        from fakepop3._proxy import Proxy, _parser
+
+        self.proxy = Proxy(_parser().parse_args(argv))
+        self.thread = threading.Thread(target=asyncio.run, args=(self.proxy.serve(),))
+        self.thread.start()
+        assert self.proxy.ready.wait(10)
+
+    def __enter__(self) -> _RunningProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proxy.stop()
+        self.thread.join(10)
+
+
+def _wait_for_file(path: Path) -> str:
+    import time
+
+    deadline = time.monotonic() + 10
+    while not path.exists():  # written when the session ends, on the proxy's thread
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+    return path.read_text()
+
+
+PROXIED = b"Subject: hi\r\n\r\n.dot line\r\nhello\r\n"
+
+
+def test_proxy_records_both_directions_with_secrets_masked(tmp_path: Path) -> None:
+    import base64
+
+    with POP3Server({"alice": "s3cret!"}, persona="courier") as upstream:
+        upstream.mailbox("alice").add(PROXIED)
+        argv = ["--upstream", f"{upstream.host}:{upstream.port}", "--record", str(tmp_path)]
+        with _RunningProxy(argv) as running:
+            client = poplib.POP3("127.0.0.1", running.proxy.port)
+            assert client.getwelcome() == b"+OK Hello there."
+            client.user("alice")
+            assert client.pass_("s3cret!") == b"+OK logged in."
+            assert client.retr(1)[1] == [b"Subject: hi", b"", b".dot line", b"hello"]
+            client.quit()
+            transcript = _wait_for_file(tmp_path / "session-0001.txt")
+            # a second session: a refused PASS (credentials base64'd) is masked all the same
+            client = poplib.POP3("127.0.0.1", running.proxy.port)
+            plain = base64.b64encode(b"\0alice\0s3cret!").decode()
+            client._shortcmd("USER alice")
+            with pytest.raises(poplib.error_proto):
+                client._shortcmd(f"PASS {plain}")
+            client.close()
+            second = _wait_for_file(tmp_path / "session-0002.txt")
+    assert transcript.splitlines() == [
+        "S: +OK Hello there.",
+        "C: USER alice",
+        "S: +OK Password required.",
+        "C: PASS ***",
+        "S: +OK logged in.",
+        "C: RETR 1",
+        f"S: +OK {len(PROXIED)} octets",
+        "S: (4 lines of the message)",
+        "S: .",
+        "C: QUIT",
+        "S: +OK Bye-bye.",
+    ]
+    assert "s3cret!" not in second and plain not in second and "C: PASS ***" in second
+
+
+def test_proxy_answers_stls_with_its_test_certificate(tmp_path: Path) -> None:
+    import ssl
+    import sys
+
+    if sys.version_info < (3, 11):  # pragma: no cover
+        pytest.skip("StreamWriter.start_tls is Python 3.11+")
+    ca = tmp_path / "proxy-ca.pem"
+    with POP3Server({"alice": "pw"}) as upstream:
+        argv = ["--upstream", f"{upstream.host}:{upstream.port}", "--record",
+                str(tmp_path / "t"), "--ca-out", str(ca)]  # fmt: skip
+        with _RunningProxy(argv) as running:
+            client = poplib.POP3("localhost", running.proxy.port)
+            context = ssl.create_default_context(cafile=str(ca))
+            client._shortcmd("STLS")
+            client.sock = context.wrap_socket(client.sock, server_hostname="localhost")
+            client.file = client.sock.makefile("rb")
+            client.user("alice")
+            assert client.pass_("pw") == b"+OK Logged in."
+            client.quit()
+            transcript = _wait_for_file(tmp_path / "t" / "session-0001.txt")
+    assert "C: STLS" in transcript and "the proxy's, a test certificate" in transcript
+    assert "C: PASS ***" in transcript and "pw" not in transcript.replace("PASS ***", "")
+
+
+def test_proxy_to_an_unreachable_server_and_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    with _RunningProxy(["--upstream", f"127.0.0.1:{dead}", "--record", str(tmp_path)]) as running:
+        with socket.create_connection(("127.0.0.1", running.proxy.port), timeout=10) as conn:
+            assert conn.makefile("rb").readline() == (
+                b"-ERR [SYS/TEMP] The proxy cannot reach the server.\r\n"
+            )
+        assert "(upstream 127.0.0.1:" in _wait_for_file(tmp_path / "session-0001.txt")
+    assert cli_main(["proxy", "--upstream", "x", "--record", str(tmp_path)]) == 2
+    assert "--upstream 'x': expected HOST:PORT" in capsys.readouterr().err
+    assert cli_main(["proxy", "--upstream", "h:1", "--record", str(tmp_path), "--listen", "x"]) == 2
+    assert "--listen 'x': expected HOST:PORT" in capsys.readouterr().err

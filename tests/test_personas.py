@@ -182,6 +182,16 @@ def test_gmail_offers_a_message_once_unless_recent() -> None:
         assert len(box) == 3
 
 
+def test_gmail_forgets_what_was_popped_at_a_reset() -> None:
+    with POP3Server({"alice": "secret"}, persona="gmail") as server:
+        server.mailbox("alice").add(b"Subject: one\r\n\r\n1\r\n")
+        server.snapshot()
+        assert _retrieve_all(server, "alice") == [b"Subject: one"]
+        assert _retrieve_all(server, "alice") == []
+        server.reset()  # the next test case starts afresh
+        assert _retrieve_all(server, "alice") == [b"Subject: one"]
+
+
 def test_gmail_a_session_without_quit_pops_nothing() -> None:
     with POP3Server({"alice": "secret"}, persona="gmail") as server:
         server.mailbox("alice").add(b"Subject: one\r\n\r\n1\r\n")

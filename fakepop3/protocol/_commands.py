@@ -83,26 +83,30 @@ def login(session: Session, mailbox: Mailbox, recent: bool = False) -> bytes:
 
 # --- Gmail's normal mode (a persona's pop_once) ----------------------------------------------
 #: The UIDs of the messages each maildrop has given out in a session that ended with QUIT,
-#: and those retrieved in its open session (one at a time: the maildrop is locked).
-_POPPED: WeakKeyDictionary[Mailbox, set[str]] = WeakKeyDictionary()
-_RETRIEVED: WeakKeyDictionary[Mailbox, set[str]] = WeakKeyDictionary()
+#: and those retrieved in its open session (one at a time: the maildrop is locked), each with
+#: the maildrop's generation (``Mailbox._generation``: a reset or restore starts a new one, and
+#: forgets what was popped, as it forgets deletions).
+_POPPED: WeakKeyDictionary[Mailbox, tuple[int, set[str]]] = WeakKeyDictionary()
+_RETRIEVED: WeakKeyDictionary[Mailbox, tuple[int, set[str]]] = WeakKeyDictionary()
 
 
 def _pop_once_login(session: Session, mailbox: Mailbox, recent: bool) -> None:
     """Gmail's normal mode hides the messages popped before; recent mode shows them all."""
-    _RETRIEVED[mailbox] = set()
+    generation = mailbox._generation
+    _RETRIEVED[mailbox] = (generation, set())
     popped = _POPPED.get(mailbox)
-    if not recent and popped:
-        session.messages = tuple(m for m in session.messages if m.uid not in popped)
+    if not recent and popped is not None and popped[0] == generation and popped[1]:
+        hidden = popped[1]
+        session.messages = tuple(m for m in session.messages if m.uid not in hidden)
         session._answers = {}  # not the shared answers of the whole snapshot
 
 
 def retr_once(session: Session, args: tuple[str, ...]) -> Reply:
     """RETR, remembering the message as retrieved (a persona's pop_once)."""
     reply = retr(session, args)
-    if len(reply) > 1 and session.mailbox is not None:
-        message = session.messages[int(args[0]) - 1]
-        _RETRIEVED.setdefault(session.mailbox, set()).add(message.uid)
+    retrieved = _RETRIEVED.get(session.mailbox) if session.mailbox is not None else None
+    if len(reply) > 1 and retrieved is not None:
+        retrieved[1].add(session.messages[int(args[0]) - 1].uid)
     return reply
 
 
@@ -111,7 +115,12 @@ def quit_once(session: Session, args: tuple[str, ...]) -> Reply:
     normally (with the QUIT command), Gmail will mark the message as popped")."""
     mailbox = session.mailbox
     if session.state is TRANSACTION and mailbox is not None:
-        _POPPED.setdefault(mailbox, set()).update(_RETRIEVED.pop(mailbox, ()))
+        generation, retrieved = _RETRIEVED.pop(mailbox, (-1, set()))
+        if generation == mailbox._generation:  # no reset since the login
+            popped = _POPPED.get(mailbox)
+            if popped is None or popped[0] != generation:
+                popped = _POPPED[mailbox] = (generation, set())
+            popped[1].update(retrieved)
     return quit_(session, args)
 
 

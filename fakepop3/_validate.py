@@ -23,6 +23,7 @@ Rules a maintainer must keep:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
@@ -40,6 +41,8 @@ __all__ = [
     "non_negative",
     "one_line",
     "optional",
+    "persona",
+    "persona_names",
     "port",
     "positive",
     "share",
@@ -273,3 +276,31 @@ def parse_bool(raw: str) -> bool | str:
     if low in ("0", "false", "no", "off"):
         return False
     return raw
+
+
+@functools.cache
+def persona_names() -> tuple[str, ...]:
+    """The personas shipped in ``fakepop3/personas/`` (their TOML files' names), sorted.
+
+    Package data, listed without importing the package (this module imports nothing from
+    fakepop3).
+    """
+    from importlib.resources import files
+
+    folder = files("fakepop3") / "personas"
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+def persona(value: Any, name: str) -> str:
+    """The name of a shipped persona (``gmail``, ``dovecot`` ...)."""
+    known = persona_names()
+    if not isinstance(value, str) or value not in known:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise OptionError(
+            f"{name} must be the name of a shipped persona, not {value!r}{hint}; known: "
+            f"{', '.join(known)} (or give your own file with persona_file)"
+        )
+    return value

@@ -591,6 +591,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._wait import main as wait
 
         return wait(args[1:])
+    if args[:1] == ["record"]:
+        from ._record import main as record
+
+        return record(args[1:])
+    if args[:1] == ["proxy"]:
+        from ._proxy import main as proxy
+
+        return proxy(args[1:])
     argv = args
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_stopped) if in_main_thread else None

@@ -79,7 +79,7 @@ __all__ = [
 ConfigError = OptionError
 
 _OPTIONS: dict[str, Option] = toml_options()
-_PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file"})
+_PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file", "persona_file"})
 #: The files the server writes.
 _OUTPUT_FLAGS = frozenset({"--ca-out", "--history", "--ready-file"})
 #: The most messages ``--generate`` makes in all: each takes about 300 bytes while the server
@@ -130,6 +130,8 @@ class Options:
     max_bad_commands: int = 10
     lenient_syntax: bool = False
     greeting: str = "fakepop3 ready."
+    persona: str | None = None
+    persona_file: Path | None = None
     uvloop: bool = False
     control_port: int | None = None
     control_host: str | None = None
@@ -190,6 +192,8 @@ class Options:
                 f"--generate: {generated:,} messages in all is more than the {MAX_GENERATED:,} "
                 "a server generates (each takes memory while it serves); use fewer, or --load"
             )
+        if self.persona_file is not None and not self.persona_file.is_file():
+            raise ConfigError(f"--persona-file {self.persona_file}: no such file")
         for name, path in self.load:
             if not path.exists():
                 raise ConfigError(f"--load {name}={path}: no such file or folder")

@@ -397,6 +397,10 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            "advertise EXPIRE: days, or NEVER", _ALL | K, "DAYS", _parse_optional_int, _G3),
     Option("greeting", "str", "fakepop3 ready.", v.one_line, "the text of the greeting after "
            "+OK (the APOP timestamp follows it)", _ALL | K, "TEXT", None, _G3),
+    Option("persona", "str | None", None, _opt(v.persona), "behave like a real server: "
+           + ", ".join(v.persona_names()) + " (see docs/personas.md)", _ALL, "NAME", None, _G3),
+    Option("persona_file", "path", None, _opt(_path), "a persona of your own: a TOML file "
+           "(docs/personas.md; 'fakepop3 record' writes one)", P | M | TEXT, "FILE", None, _G3),
     Option("timeout", "float | None", 600.0, _opt_duration, "autologout timer in seconds "
            "(none: off)", _ALL | K, "SECONDS", _parse_seconds, _G4),
     Option("command_timeout", "float | None", 60.0, _opt_duration, "seconds one command line "

@@ -24,7 +24,11 @@ LAYERS: dict[str, int] = {
     "_cache": 0,
     "_validate": 0,
     "_wait": 0,
+    "_record": 1,
+    "_anonymize": 0,
     "_knobs": 1,
+    # real servers' personalities: data and its loader, read by the core and the server
+    "personas": 1,
     "store": 1,
     "auth": 2,
     "history": 2,
@@ -40,6 +44,8 @@ LAYERS: dict[str, int] = {
     "_loopthread": 4,
     "_service": 5,
     "options": 5,
+    # fakepop3 proxy: its STLS on the client side uses the test certificates of tls
+    "_proxy": 5,
     "smtp": 6,
     # the control API: below the server, which imports it when control_port is given
     "control": 6,

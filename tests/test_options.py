@@ -53,6 +53,11 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "max_bad_commands": (2, lambda s: s.settings.max_bad_commands == 2),
     "lenient_syntax": (True, lambda s: s.settings.lenient_syntax is True),
     "greeting": ("Dovecot ready.", lambda s: s.settings.greeting == "Dovecot ready."),
+    "persona": ("dovecot", lambda s: s.persona.name == "dovecot"),
+    "persona_file": (
+        Path(__file__).parent.parent / "fakepop3" / "personas" / "qmail.toml",
+        lambda s: s.persona.name == "qmail",
+    ),
     "control_port": (0, lambda s: s._control_port == 0),
     "control_host": ("127.0.0.2", lambda s: s._control_host == "127.0.0.2"),
     "control_token": ("s3cret", lambda s: s._control_token == "s3cret"),
@@ -95,6 +100,8 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "max_bad_commands": ("2", "2", 2),
     "lenient_syntax": ("true", "on", True),
     "greeting": ('"Dovecot ready."', "Dovecot ready.", "Dovecot ready."),
+    "persona": ('"gmail"', "gmail", "gmail"),
+    "persona_file": ('"p.toml"', "p.toml", "p.toml"),
     "control_port": ("0", "0", 0),
     "control_host": ('"127.0.0.2"', "127.0.0.2", "127.0.0.2"),
     "control_token": ('"s3cret"', "s3cret", "s3cret"),
@@ -127,6 +134,7 @@ BAD: dict[str, tuple[Any, str]] = {
     "smtp_host": ("a\0b", "a\0b"),
     "seed": ("x", "x"),
     "greeting": ("two\nlines", "two\nlines"),
+    "persona": ("nope", "nope"),
     "control_port": (-1, "-1"),
     "control_token": ("with space", "with space"),
 }
@@ -171,7 +179,7 @@ def test_every_toml_key_reaches_the_options(option: Any, tmp_path: Path) -> None
     opts = Options()
     opts.apply(values)
     got = _field(option.text_key, opts)
-    if option.text_key in ("cert", "key", "ca_out", "history", "ready_file"):
+    if option.text_key in ("cert", "key", "ca_out", "history", "ready_file", "persona_file"):
         expected = str(tmp_path / expected)
     if option.name == "load":
         expected = [("bob", str(tmp_path / "m.mbox"))]

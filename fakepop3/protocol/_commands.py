@@ -18,11 +18,12 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from .. import history as _history
 from ..auth import Challenge, Failure, Mechanism, Success, make_mechanism
 from ..store import Mailbox, Message
-from ._replies import LOGGED_IN, LOGGING_OUT, OK_REPLY, known_retr_status, lines, retr_status
+from ._replies import known_retr_status, lines, retr_status
 from ._state import CLOSED, COMMANDS, TRANSACTION, UPDATE
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 Reply = tuple[bytes, ...]
 Handler = Callable[["Session", tuple[str, ...]], Reply]
+
+#: The SASL mechanisms of OAuth: a persona without basic auth takes these only.
+OAUTH_MECHANISMS = frozenset({"XOAUTH2", "OAUTHBEARER"})
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -46,7 +50,7 @@ def message_number(session: Session, arg: str) -> Message | bytes:
     return session.messages[number - 1]
 
 
-def login(session: Session, mailbox: Mailbox) -> bytes:
+def login(session: Session, mailbox: Mailbox, recent: bool = False) -> bytes:
     """Enter TRANSACTION on ``mailbox`` (the credentials are checked), or the ``-ERR``."""
     s = session.settings
     now = session.clock()
@@ -58,31 +62,77 @@ def login(session: Session, mailbox: Mailbox) -> bytes:
     ):
         # RFC 2449 s8.1.1: LOGIN-DELAY "occurs on an -ERR response to an AUTH, USER,
         # PASS or APOP command" when the user logged in too recently.
-        return session._reply.err(
-            f"Minimum time between logins is {s.login_delay} seconds.", "LOGIN-DELAY"
-        )
+        return session._reply.login_delay
     taken = mailbox.login(session)
     if taken is None:
         # RFC 2449 s8.1.2: IN-USE "occurs on an -ERR response to an AUTH, APOP, or PASS
         # command. It indicates the authentication was successful, but the user's maildrop
         # is currently in use".
-        return session._reply.err("Mailbox is locked by another POP3 session.", "IN-USE")
+        return session._reply.in_use
     mailbox.last_login = now
     session.mailbox = mailbox
     session.messages, session._answers = taken
+    if s.persona is not None and s.persona.pop_once:
+        _pop_once_login(session, mailbox, recent)
     session.user = mailbox.name
     session.record.user = mailbox.name
     session.state = TRANSACTION
     session._refresh()
-    return LOGGED_IN
+    return session._reply.logged_in
+
+
+# --- Gmail's normal mode (a persona's pop_once) ----------------------------------------------
+#: The UIDs of the messages each maildrop has given out in a session that ended with QUIT,
+#: and those retrieved in its open session (one at a time: the maildrop is locked), each with
+#: the maildrop's generation (``Mailbox._generation``: a reset or restore starts a new one, and
+#: forgets what was popped, as it forgets deletions).
+_POPPED: WeakKeyDictionary[Mailbox, tuple[int, set[str]]] = WeakKeyDictionary()
+_RETRIEVED: WeakKeyDictionary[Mailbox, tuple[int, set[str]]] = WeakKeyDictionary()
+
+
+def _pop_once_login(session: Session, mailbox: Mailbox, recent: bool) -> None:
+    """Gmail's normal mode hides the messages popped before; recent mode shows them all."""
+    generation = mailbox._generation
+    _RETRIEVED[mailbox] = (generation, set())
+    popped = _POPPED.get(mailbox)
+    if not recent and popped is not None and popped[0] == generation and popped[1]:
+        hidden = popped[1]
+        session.messages = tuple(m for m in session.messages if m.uid not in hidden)
+        session._answers = {}  # not the shared answers of the whole snapshot
+
+
+def retr_once(session: Session, args: tuple[str, ...]) -> Reply:
+    """RETR, remembering the message as retrieved (a persona's pop_once)."""
+    reply = retr(session, args)
+    retrieved = _RETRIEVED.get(session.mailbox) if session.mailbox is not None else None
+    if len(reply) > 1 and retrieved is not None:
+        retrieved[1].add(session.messages[int(args[0]) - 1].uid)
+    return reply
+
+
+def quit_once(session: Session, args: tuple[str, ...]) -> Reply:
+    """QUIT, marking what the session retrieved as popped (Gmail: "if the POP session ends
+    normally (with the QUIT command), Gmail will mark the message as popped")."""
+    mailbox = session.mailbox
+    if session.state is TRANSACTION and mailbox is not None:
+        generation, retrieved = _RETRIEVED.pop(mailbox, (-1, set()))
+        if generation == mailbox._generation:  # no reset since the login
+            popped = _POPPED.get(mailbox)
+            if popped is None or popped[0] != generation:
+                popped = _POPPED[mailbox] = (generation, set())
+            popped[1].update(retrieved)
+    return quit_(session, args)
 
 
 def auth_failed(
     session: Session, text: str = "Authentication failed.", code: str | None = "AUTH"
 ) -> bytes:
+    reply = session._reply
+    if reply.sasl_failed is not None:
+        return reply.sasl_failed
     if code == "AUTH" and not session.settings.enabled("AUTH-RESP-CODE"):
         code = None
-    return session._reply.err(text, code)
+    return reply.err(text, code)
 
 
 def mechanisms(session: Session) -> list[str]:
@@ -114,6 +164,13 @@ def sasl_step(session: Session, mech: Mechanism, step: Challenge | Success | Fai
 def capabilities(session: Session) -> list[str]:
     """What CAPA lists now (RFC 2449 s5 and s6; STLS per RFC 2595; UTF8/LANG per RFC 6856)."""
     s = session.settings
+    persona_lines = session._reply.capa_lines
+    if persona_lines is not None:
+        # A persona's lines as seen, STLS only while it can be used.
+        shown = persona_lines[1] if session.state is TRANSACTION else persona_lines[0]
+        if s.tls_available and not session.tls and not session.utf8:
+            return list(shown)
+        return [line for line in shown if line.split()[:1] != ["STLS"]]
     caps: list[str] = []
     for cap in ("TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"):
         # AUTH-RESP-CODE promises [AUTH] codes, which RESP-CODES switched off strips.
@@ -167,22 +224,39 @@ def wrong_arity(session: Session, name: str, args: tuple[str, ...]) -> Reply:
 def user(session: Session, args: tuple[str, ...]) -> Reply:
     session._pending_user = args[0]
     # Like Dovecot: +OK for any name, so USER reveals nothing; PASS decides.
-    return OK_REPLY
+    return session._reply.user_ok
 
 
 def pass_(session: Session, args: tuple[str, ...]) -> Reply:
     # RFC 1939 s7: PASS "may only be given in the AUTHORIZATION state immediately after a
     # successful USER command".
+    reply = session._reply
     if session._pending_user is None:
-        return (session._reply.err("No username given; send USER first."),)
+        return (reply.no_user,)
     if not args:  # the arity check the table leaves to this handler (see its PASS row)
-        return (session._reply.err(f"PASS needs {COMMANDS['PASS'].needs}."),)
+        return (reply.err(f"PASS needs {COMMANDS['PASS'].needs}."),)
     name, session._pending_user = session._pending_user, None
+    recent = False
+    prefix = reply.recent_prefix
+    if prefix is not None and name.startswith(prefix) and len(name) > len(prefix):
+        name, recent = name[len(prefix) :], True  # Gmail's recent mode
     mailbox = session.auth.check_password(name, args[0])
     if mailbox is None:
         session.user = None
-        return (auth_failed(session),)
-    return (login(session, mailbox),)
+        if reply.unknown_user is not None and session.store.get(name) is None:
+            return (reply.unknown_user,)
+        return (reply.auth_failed,)
+    return (login(session, mailbox, recent),)
+
+
+def pass_refused(session: Session, args: tuple[str, ...]) -> Reply:
+    """PASS on a server that takes no password (a persona's ``basic_auth = false``)."""
+    if session._pending_user is None:
+        return (session._reply.no_user,)
+    session._pending_user = None
+    refusal = session._reply.basic_auth_refused
+    assert refusal is not None
+    return (refusal,)
 
 
 def apop(session: Session, args: tuple[str, ...]) -> Reply:
@@ -197,7 +271,7 @@ def apop(session: Session, args: tuple[str, ...]) -> Reply:
 
     mailbox = session.auth.check_digest(name, expected, digest, apop=True)
     if mailbox is None:
-        return (auth_failed(session),)
+        return (session._reply.auth_failed,)
     return (login(session, mailbox),)
 
 
@@ -210,6 +284,9 @@ def auth(session: Session, args: tuple[str, ...]) -> Reply:
     name = args[0].upper()
     if name not in mechanisms(session):
         return (session._reply.err(f"Unsupported authentication mechanism: {args[0][:40]}"),)
+    refusal = session._reply.basic_auth_refused
+    if refusal is not None and name not in OAUTH_MECHANISMS:
+        return (refusal,)  # a persona that takes OAuth only
     mech = make_mechanism(name, session.auth, session.settings.hostname)
     assert mech is not None
     initial: bytes | None = None
@@ -254,7 +331,7 @@ def lang(session: Session, args: tuple[str, ...]) -> Reply:
 
 
 def capa(session: Session, args: tuple[str, ...]) -> Reply:
-    return lines(session._reply.ok("Capability list follows"), capabilities(session))
+    return lines(session._reply.capa_status, capabilities(session))
 
 
 def quit_(session: Session, args: tuple[str, ...]) -> Reply:
@@ -272,7 +349,7 @@ def quit_(session: Session, args: tuple[str, ...]) -> Reply:
     session.close_reason = _history.QUIT
     session.state = CLOSED
     session._refresh()
-    return LOGGING_OUT
+    return session._reply.logging_out
 
 
 # --- TRANSACTION --------------------------------------------------------------------------
@@ -342,6 +419,18 @@ def list_(session: Session, args: tuple[str, ...]) -> Reply:
         if shared is not None:
             return shared
     return shared_answer(session, "LIST")
+
+
+def uidl_formatted(session: Session, args: tuple[str, ...]) -> Reply:
+    """UIDL in a persona's format (``uidl = "..."``)."""
+    uid_of = session._reply.uid_of
+    assert uid_of is not None
+    if args:
+        message = message_number(session, args[0])
+        if isinstance(message, bytes):
+            return (message,)
+        return (session._reply.ok(f"{int(args[0])} {uid_of(message.uid)}"),)
+    return lines(session._reply.ok(), [f"{i} {uid_of(m.uid)}" for i, m in live(session)])
 
 
 def uidl(session: Session, args: tuple[str, ...]) -> Reply:
@@ -427,6 +516,14 @@ HANDLERS: dict[str, Handler] = {
     "NOOP": noop,
     "LAST": obsolete,
     "RPOP": obsolete,
+}
+
+#: The handlers a persona puts in place of the usual ones (see _dispatch._entry).
+PERSONA_HANDLERS: dict[str, Handler] = {
+    "RETR": retr_once,
+    "QUIT": quit_once,
+    "UIDL": uidl_formatted,
+    "PASS": pass_refused,
 }
 
 #: The handlers of the bare forms (``Command.bare``): the command with no argument.

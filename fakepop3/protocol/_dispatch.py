@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._commands import HANDLERS, Handler, Reply
+from ._commands import HANDLERS, PERSONA_HANDLERS, Handler, Reply
 from ._state import ANY, AUTHORIZATION, COMMANDS, TRANSACTION, Command, State
 
 if TYPE_CHECKING:
@@ -125,12 +125,35 @@ def _entry(
             # RFC 2595 s4: the server MAY answer -ERR when TLS is already active.
             return (_answer(replies.err("TLS is already active.")), 0, ANY)
     if state not in command.states:
-        return (_answer(replies.err(_state_error(command))), 0, ANY)
-    handler = HANDLERS[command.name]
+        wrong_state = replies.wrong_state
+        error = (
+            replies.err(_state_error(command))
+            if wrong_state is None
+            else replies.raw_err(wrong_state)
+        )
+        return (_answer(error), 0, ANY)
+    handler = _persona_handler(command, settings, replies) or HANDLERS[command.name]
     if command.refused_before_tls and settings.require_tls and not tls:
-        refusal = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections; use STLS first."
-        handler = _answer(replies.err(refusal, "AUTH"))
+        handler = _answer(replies.tls_refusal)
     return (handler, command.min_args, command.max_args)
+
+
+def _persona_handler(command: Command, settings: Settings, replies: Replies) -> Handler | None:
+    """The handler a persona puts in place of the usual one, or None (see PERSONA_HANDLERS)."""
+    persona = settings.persona
+    if persona is None:
+        return None
+    name = command.name
+    if name in ("RETR", "QUIT") and persona.pop_once:
+        return PERSONA_HANDLERS[name]
+    if name == "UIDL" and replies.uid_of is not None:
+        return PERSONA_HANDLERS[name]
+    if replies.basic_auth_refused is not None:
+        if name == "PASS":
+            return PERSONA_HANDLERS[name]
+        if name == "APOP":
+            return _answer(replies.basic_auth_refused)
+    return None
 
 
 def _forgetting_user(entry: Entry, command: Command, state: State) -> Entry:

@@ -12,9 +12,10 @@ with its CRLF); a multi-line reply is (status line, body, ``.`` line).  Rules:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .._cache import BoundedCache
@@ -49,11 +50,78 @@ class Replies:
         self.stamp_head = f"<{os.getpid()}."
         self.stamp_tail = f".{time.time_ns()}@{settings.hostname}>"
         if settings.enabled("APOP"):
-            self.greeting_head = f"+OK {settings.greeting} {self.stamp_head}".encode()
+            text = f"{settings.greeting} " if settings.greeting else ""
+            self.greeting_head = f"+OK {text}{self.stamp_head}".encode()
             self.greeting_tail = f"{self.stamp_tail}\r\n".encode()
         else:
             self.greeting_head = self.ok(settings.greeting)
             self.greeting_tail = b""
+        self._persona_texts(settings)
+
+    def _persona_texts(self, settings: Settings) -> None:
+        """The replies a persona may change, made once (its texts, else fakepop3's own)."""
+        persona = settings.persona
+        error = persona.error if persona is not None else (lambda key: None)
+        reply = persona.reply if persona is not None else (lambda key: None)
+
+        def err(key: str, default: str, code: str | None = None) -> bytes:
+            text = error(key)
+            return self.err(default, code) if text is None else self.raw_err(text)
+
+        def ok(key: str, default: bytes) -> bytes:
+            text = reply(key)
+            return default if text is None else self.ok(text)
+
+        auth_code = "AUTH" if settings.enabled("AUTH-RESP-CODE") else None
+        self.auth_failed = err("wrong_password", "Authentication failed.", auth_code)
+        text = error("unknown_user")
+        self.unknown_user = None if text is None else self.raw_err(text)
+        text = error("sasl_failed")
+        self.sasl_failed = None if text is None else self.raw_err(text)
+        self.in_use = err("mailbox_locked", "Mailbox is locked by another POP3 session.", "IN-USE")
+        self.login_delay = err(
+            "login_too_soon",
+            f"Minimum time between logins is {settings.login_delay} seconds.",
+            "LOGIN-DELAY",
+        )
+        self.no_user = err("no_user", "No username given; send USER first.")
+        self.basic_auth_refused = (
+            None
+            if persona is None or persona.basic_auth
+            else err(
+                "basic_auth_disabled",
+                "Basic authentication is disabled for this account; use OAuth.",
+                auth_code,
+            )
+        )
+        self.tls_refusal = err(
+            "tls_required",
+            "Plaintext authentication disallowed on non-secure (SSL/TLS) connections; "
+            "use STLS first.",
+            "AUTH",
+        )
+        self.unknown_command = error("unknown_command")
+        self.wrong_state = error("wrong_state")
+        self.user_ok = (ok("user", OK_REPLY[0]),)
+        self.logged_in = ok("logged_in", LOGGED_IN)
+        self.logging_out = (ok("quit", LOGGING_OUT[0]),)
+        status = persona.capa_status if persona is not None else None
+        self.capa_status = self.ok("Capability list follows" if status is None else status)
+        #: The persona's CAPA lines before and after login (None: computed from the settings).
+        self.capa_lines: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        if persona is not None and (
+            persona.capa_before is not None or persona.capa_after is not None
+        ):
+            before = persona.capa_before if persona.capa_before is not None else persona.capa_after
+            after = persona.capa_after if persona.capa_after is not None else persona.capa_before
+            assert before is not None and after is not None
+            self.capa_lines = (before, after)
+        self.recent_prefix = persona.recent_prefix if persona is not None else None
+        self.uid_of = _uid_formatter(persona.uidl) if persona is not None and persona.uidl else None
+
+    def raw_err(self, text: str) -> bytes:
+        """``-ERR text`` as given (a persona's text: its response code is part of it)."""
+        return f"-ERR {text.translate(_CONTROLS)}\r\n".encode("utf-8", "replace")
 
     def ok(self, text: str = "") -> bytes:
         return f"+OK {text}\r\n".encode() if text else b"+OK\r\n"
@@ -63,6 +131,23 @@ class Replies:
             text = f"[{code}] {text}"
         text = text.translate(_CONTROLS)
         return f"-ERR {text}\r\n".encode("utf-8", "replace")
+
+
+def _uid_formatter(template: str) -> Callable[[str], str]:
+    """The UIDL of a message from its store UID, by a persona's template (made once per UID)."""
+    made: dict[str, str] = {}
+
+    def uid_of(uid: str) -> str:
+        out = made.get(uid)
+        if out is None:
+            digest = hashlib.md5(uid.encode("utf-8")).hexdigest()
+            out = template.format(uid=uid, hash=digest, num=int(digest[:7], 16), validity=1)
+            out = out[:70]
+            if len(made) < 65536:
+                made[uid] = out
+        return out
+
+    return uid_of
 
 
 def lines(status: bytes, items: Sequence[str]) -> tuple[bytes, ...]:

@@ -399,14 +399,17 @@ class Session:
         if isinstance(parsed, str):
             return self._finish("", (), (self._reply.err(parsed),), bad=True)
         name, args, _ = parsed
-        if self.state is TRANSACTION:
-            text = f"Unknown command: {name[:40]}"
+        persona_text = self._reply.unknown_command
+        if persona_text is not None:
+            reply = self._reply.raw_err(persona_text)
+        elif self.state is TRANSACTION:
+            reply = self._reply.err(f"Unknown command: {name[:40]}")
         else:
-            text = "Unknown command."
+            reply = self._reply.err("Unknown command.")
         # A line the server does not know may be a secret (a password or SASL response sent
         # after a refused PASS/AUTH): the history keeps a plausible keyword only, and no args.
         recorded = name if 3 <= len(name) <= 4 and name.isascii() and name.isalpha() else "***"
-        return self._finish(recorded, ("***",) if args else (), (self._reply.err(text),), bad=True)
+        return self._finish(recorded, ("***",) if args else (), (reply,), bad=True)
 
     def _fault(
         self,

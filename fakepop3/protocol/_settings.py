@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .. import _validate as v
 from .._cache import BoundedCache
 from ..auth import ALL_MECHANISMS
+from ..personas import Persona
 from ._dispatch import Dispatch
 from ._replies import Replies
 from ._state import CAPABILITIES, MAX_LINE
@@ -37,12 +38,14 @@ _DISPATCHES: BoundedCache[tuple[object, ...], Dispatch] = BoundedCache(64)
 def dispatch_key(settings: Settings) -> tuple[object, ...]:
     """What the dispatch of ``settings`` depends on (see ``_dispatch.py``): the capabilities
     switched off (RESP-CODES among them, for the error replies), whether SASL has a
-    mechanism, whether STLS has a certificate, and ``require_tls``."""
+    mechanism, whether STLS has a certificate, ``require_tls``, and the persona (its texts
+    and behaviours pick entries)."""
     return (
         settings.disabled,
         bool(settings.mechanisms),
         settings.tls_available,
         settings.require_tls,
+        settings.persona,
     )
 
 
@@ -67,6 +70,11 @@ class Settings:
     #: syntax); by default a command line is as strict as Dovecot's (see ``_parse.py``).
     lenient_syntax: bool = False
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
+    #: A real server's personality (fakepop3.personas): its texts, CAPA lines and behaviours
+    #: are compiled into the replies and the dispatch here, once.  The options it sets
+    #: (greeting, disabled, mechanisms ...) are given as the fields above
+    #: (``POP3Server(persona=...)`` does that).
+    persona: Persona | None = None
     #: What every session of these settings shares, made once in ``__post_init__``: the reply
     #: builder (and greeting), and the dispatch compiled from the command table.
     replies: Replies = field(init=False, repr=False, compare=False)

@@ -16,20 +16,24 @@ import asyncio
 import base64
 import concurrent.futures
 import logging
+import os
 import poplib
 from collections.abc import Callable, Iterable, Mapping
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import history as _history
+from .. import personas as _personas
 from .._binding import listen
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
-from ..auth import Authenticator
+from ..auth import ALL_MECHANISMS, Authenticator
 from ..faults import Faults
 from ..history import History, SessionRecord
+from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
+from ..personas import Persona
 from ..protocol import Settings
 from ..store import Mailbox, MailStore, MessageInput
 from ..tls import TLSCertificates
@@ -50,6 +54,40 @@ log = logging.getLogger("fakepop3")
 
 #: burst of more clients than that would see connects dropped and retried a second later).
 BACKLOG = 1024
+
+
+def _persona_options(persona: Persona, checked: dict[str, object]) -> dict[str, Any]:
+    """The options a persona sets, where ``checked`` (POP3Server's keywords) has the default:
+    a keyword given by the caller wins (``disable`` adds to the persona's)."""
+    out: dict[str, Any] = {}
+
+    def pick(name: str, value: object) -> None:
+        given = checked[name]
+        out[name] = value if given == OPTIONS[name].default else given
+
+    pick(
+        "greeting",
+        persona.greeting if persona.greeting is not None else OPTIONS["greeting"].default,
+    )
+    out["disable"] = tuple(dict.fromkeys((*_personas.disabled(persona), *checked["disable"])))  # type: ignore[misc]
+    mechs = persona.sasl_mechanisms()
+    known = None if mechs is None else tuple(m for m in mechs if m in ALL_MECHANISMS)
+    pick("mechanisms", known)
+    pick("require_tls", persona.require_tls)
+    pick("login_delay", persona.login_delay)
+    pick("expire", persona.expire)
+    pick("timeout", persona.timeout if persona.timeout is not None else OPTIONS["timeout"].default)
+    return out
+
+
+def _persona_settings(persona: Persona | None) -> dict[str, Any]:
+    """The protocol settings a persona sets that are not options."""
+    if persona is None:
+        return {}
+    out: dict[str, Any] = {"enforce_login_delay": persona.enforce_login_delay}
+    if persona.implementation is not None:
+        out["implementation"] = persona.implementation
+    return out
 
 
 def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -121,6 +159,10 @@ class POP3Server(Service):
       ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
       protocol arguments above).
+    * ``persona``: behave like a real server (``"gmail"``, ``"outlook"``, ``"dovecot"``...:
+      docs/personas.md); ``persona_file``: a persona TOML file of your own.  The options it
+      sets (greeting, capabilities, mechanisms, LOGIN-DELAY, EXPIRE, timeout) are the
+      persona's unless given here.
     * ``loop_factory``: makes the event loop of the thread-hosted server
       (``with`` / :meth:`start`; default ``asyncio.new_event_loop``), e.g.
       ``loop_factory=uvloop_factory()`` for uvloop (``speed`` extra).  ``async
@@ -160,6 +202,8 @@ class POP3Server(Service):
         control_port: int | None = None,
         control_host: str | None = None,
         control_token: str | None = None,
+        persona: str | None = None,
+        persona_file: str | os.PathLike[str] | None = None,
     ) -> None:
         # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
         # exactly the parameters, so the one list of options is the signature itself.
@@ -169,6 +213,16 @@ class POP3Server(Service):
         user_passwords: dict[str, str | None] = checked["users"] or {}
         user_tokens: dict[str, tuple[str, ...]] = checked["tokens"] or {}
         disable, mechanisms = checked["disable"], checked["mechanisms"]
+        #: The real server this one imitates (fakepop3.personas), or None.
+        self.persona = _personas.resolve(checked["persona"], checked["persona_file"])
+        if self.persona is not None:
+            # The persona's values, for the options left at their defaults.
+            made = _persona_options(self.persona, checked)
+            disable, mechanisms = made["disable"], made["mechanisms"]
+            greeting, require_tls = made["greeting"], made["require_tls"]
+            login_delay, expire, timeout = made["login_delay"], made["expire"], made["timeout"]
+            if require_tls and tls is False and tls_port is None:
+                tls = True  # a persona that wants TLS first gets a test certificate
         #: The address the listeners bind (``host=``).
         self.host = host
         #: The plain POP3 port: the real one once started (``port=0`` picks a free one).
@@ -214,6 +268,8 @@ class POP3Server(Service):
                 max_bad_commands=max_bad_commands,
                 lenient_syntax=lenient_syntax,
                 greeting=greeting,
+                persona=self.persona,
+                **_persona_settings(self.persona),
             )
         #: What the protocol core does (:class:`Settings`); change it at run time with :meth:`configure`.
         self.settings = settings

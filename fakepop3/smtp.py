@@ -16,8 +16,8 @@ Like any mail added while the server runs, it shows at the user's next login.
 
 The server is ``aiosmtpd``'s protocol on a listener bound here (port 0 picks a
 free port; :attr:`SMTPIntake.port` is the real one), either on the running loop
-(``async with``/:meth:`SMTPIntake.start_async`) or on a loop of its own in a
-background thread (``with``/:meth:`SMTPIntake.start`).
+(``async with``/:meth:`SMTPIntake.start_async`) or on the process's shared
+background loop thread (``with``/:meth:`SMTPIntake.start`).
 
 This module knows the store, never the POP3 server (``POP3Server(smtp=...)`` makes its intake
 with :meth:`POP3Server.smtp_intake`, the one place that wires the two).

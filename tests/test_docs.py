@@ -297,3 +297,27 @@ def test_cli_reference_is_the_real_help(monkeypatch: pytest.MonkeyPatch) -> None
         "docs/reference/cli.md is out of date: paste the output of "
         "COLUMNS=100 fakepop3 wait --help into its second text block"
     )
+
+
+def test_the_failure_report_sample_is_the_real_one(pytester: pytest.Pytester) -> None:
+    """docs/pytest.md shows a failing test and its report: run the test, compare the report."""
+    source = ROOT / "docs" / "pytest.md"
+    found = blocks(source)
+    section = source.read_text(encoding="utf-8").index("## The transcript of a failed test")
+    first_line = source.read_text(encoding="utf-8")[:section].count("\n") + 1
+    code, shown = (b for b in found if b.line > first_line)
+    assert code.lang == "python" and shown.lang == "text"
+    pytester.makeini(INI)
+    pytester.makepyfile(test_example=code.code)
+    result = pytester.runpytest(*INNER_ARGS)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    report = out[out.index("session #1 from") : out.index("=" * 10, out.index("session #1 from"))]
+
+    def same(text: str) -> str:  # the client's port is the one thing that changes
+        return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text).strip()
+
+    expected = shown.code.split("\n", 1)[1]  # below the section's title line
+    assert same(report) == same(expected), (
+        f"docs/pytest.md's sample report is out of date; the real one is:\n{report}"
+    )

@@ -1,7 +1,7 @@
 """The asyncio transport around the protocol core, and the server that hosts it.
 
 ``async with POP3Server(...)`` serves on the running loop.  ``with
-POP3Server(...)`` runs the same server on a loop of its own in a background
+POP3Server(...)`` runs the same server on the process's shared background loop
 thread, so that blocking clients such as ``poplib`` never share a loop with it.
 Either way the server binds before ``start`` returns: ``server.port`` is the
 real port (also for port 0) and a bind error is raised in the caller.

@@ -1,8 +1,9 @@
 """``POP3Server``: the options, the listeners, the lifecycle and the helpers for tests.
 
 ``async with POP3Server(...)`` serves on the running loop.  ``with
-POP3Server(...)`` runs the same server on a loop of its own in a background
-thread, so that blocking clients such as ``poplib`` never share a loop with it.
+POP3Server(...)`` runs the same server on the process's shared background loop
+thread (``fakepop3._loopthread``), so that blocking clients such as ``poplib``
+never share a loop with it.
 Either way the server binds before ``start`` returns: ``server.port`` is the
 real port (also for port 0) and a bind error is raised in the caller.
 

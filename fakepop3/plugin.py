@@ -76,6 +76,7 @@ __all__ = [
     "MARKER_OPTIONS",
     "POP3User",
     "ServerFactory",
+    "ServerWatch",
 ]
 
 
@@ -261,6 +262,66 @@ class ServerFactory:
         """Stop every server started so far (the fixture does this at teardown)."""
         while self.servers:
             self.servers.pop().stop()
+
+
+class ServerWatch:
+    """Watches shared servers for one test; ``pop3_watch`` is one.
+
+    ``pop3_watch(server)`` (a server of a module- or session-scoped fixture of yours) gives this
+    test what ``pop3_server`` gives for free: the server's POP3 transcript in the report when
+    the test fails, a failure at teardown when an error happened inside the server during the
+    test (opt out: ``@pytest.mark.pop3(allow_server_errors=True)``), and, with ``reset=True``
+    (the default), :meth:`fakepop3.POP3Server.reset` after the test, so the next one starts
+    from the baseline: no session, users, mail, fault rules or history of this one.  Returns
+    the server.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self._request = request
+        self.watched: list[tuple[POP3Server, int, bool]] = []
+
+    def __call__(self, server: POP3Server, *, reset: bool = True) -> POP3Server:
+        if not any(watched is server for watched, _, _ in self.watched):
+            register(self._request, server)
+            self.watched.append((server, len(server.errors), reset))
+        return server
+
+    def finish(self, allowed: bool) -> None:
+        """At teardown: reset what asked for it, then fail on the errors of this test."""
+        import traceback
+
+        failures: list[str] = []
+        for server, start, reset in self.watched:
+            new = server.errors[start:]
+            if new:
+                del server.errors[start:]  # the next test starts with none
+                first = "".join(
+                    traceback.format_exception(type(new[0]), new[0], new[0].__traceback__)
+                )
+                failures.append(
+                    f"{len(new)} error(s) inside the POP3 server at {server.host}:{server.port} "
+                    f"while serving this test; the first:\n{first}"
+                )
+            if reset and server.running:
+                server.reset()
+        if failures and not allowed:
+            pytest.fail(
+                "\n".join(failures) + "If the test provokes it on purpose, mark it "
+                "@pytest.mark.pop3(allow_server_errors=True).",
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def pop3_watch(
+    request: pytest.FixtureRequest, _pop3_config: PerTestConfig
+) -> Iterator[ServerWatch]:
+    """Watch a shared (module- or session-scoped) server for this test: the transcript in the
+    report of a failed test, the server's errors failing the test, a reset after it
+    (:class:`ServerWatch`): ``server = pop3_watch(my_shared_server)``."""
+    watch = ServerWatch(request)
+    yield watch
+    watch.finish(_pop3_config.allow_server_errors)
 
 
 @pytest.fixture

@@ -397,3 +397,60 @@ def test_uvloop_marker_without_uvloop_fails_the_test_saying_how_to_install_it(
 def test_a_bad_pop3_uvloop_ini_value_is_a_usage_error(run: Runner) -> None:
     result = run("def test_a():\n    pass\n", ini=INI + "pop3_uvloop = maybe\n")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+# --- a shared server, watched per test -------------------------------------------------------
+SHARED = """
+import poplib
+
+import pytest
+
+from fakepop3 import POP3Server
+
+
+@pytest.fixture(scope="module")
+def shared():
+    with POP3Server(users={"alice": "secret"}) as server:
+        server.mailbox("alice").add(b"Subject: kept\\r\\n\\r\\nbody\\r\\n")
+        yield server
+
+
+@pytest.fixture
+def pop3(shared, pop3_watch):
+    return pop3_watch(shared)
+
+
+def test_one_deletes_and_fails(pop3):
+    client = pop3.client("alice")
+    client.dele(1)
+    client.quit()
+    pop3.wait_for_sessions(1)
+    assert len(pop3.mailbox("alice")) == 99
+
+
+def test_two_sees_the_baseline_and_no_history(pop3):
+    assert len(pop3.mailbox("alice")) == 1
+    assert pop3.history.sessions == []
+
+
+def test_three_an_error_inside_the_server_fails_only_this_test(pop3):
+    pop3.history.add_session_listener(lambda s: 1 / 0)
+    client = pop3.client("alice")
+    client.quit()
+    pop3.wait_for_sessions(2)
+
+
+def test_four_starts_clean(pop3):
+    assert pop3.errors == []
+"""
+
+
+def test_a_watched_shared_server_reports_resets_and_fails_on_its_errors(run: Runner) -> None:
+    result = run(SHARED)
+    result.assert_outcomes(passed=3, failed=1, errors=1)  # three passes, then errs at teardown
+    out = result.stdout.str()
+    assert "POP3 transcript" in out and "C: DELE 1" in out  # the failed test's own sessions
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_three_an_error_inside_the_server_fails_only_this_test*"]
+    )
+    assert "ZeroDivisionError" in out and "error(s) inside the POP3 server at" in out

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_USER",
     "INI_OPTIONS",
     "MARKER_OPTIONS",
+    "TLS_HELP",
     "POP3User",
 ]
 
@@ -96,6 +97,13 @@ INI_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("seed", "seed of the generated mail when no faker_seed fixture is defined", "0"),
     ("locale", "Faker locale(s) of the generated mail, comma-separated", DEFAULT_LOCALE),
     ("messages", "generated messages in the default maildrop", str(DEFAULT_MESSAGES)),
+    ("user", "the default user of the fixtures, NAME:PASSWORD (the password may contain colons)",
+     f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"),
+)  # fmt: skip
+
+#: The boolean flag ``--pop3-tls`` (ini ``pop3_tls``): every fixture server offers STLS.
+TLS_HELP = (
+    "the fixture servers offer STLS with test certificates (the tls extra; marker tls=False: not)"
 )
 
 
@@ -110,16 +118,25 @@ class Defaults:
     define, and this module is imported by every pytest run of a project with fakepop3.)
     """
 
-    __slots__ = ("host", "locale", "messages", "seed", "uvloop")
+    __slots__ = ("host", "locale", "messages", "seed", "tls", "user", "uvloop")
 
     def __init__(
-        self, host: str, seed: int, locale: tuple[str, ...], messages: int, uvloop: bool = False
+        self,
+        host: str,
+        seed: int,
+        locale: tuple[str, ...],
+        messages: int,
+        uvloop: bool = False,
+        user: tuple[str, str] = (DEFAULT_USER, DEFAULT_PASSWORD),
+        tls: bool = False,
     ) -> None:
         self.host = host
         self.seed = seed
         self.locale = locale
         self.messages = messages
         self.uvloop = uvloop
+        self.user = user
+        self.tls = tls
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Defaults:
@@ -150,7 +167,16 @@ class Defaults:
         if not host:
             raise pytest.UsageError("--pop3-host (ini pop3_host) must not be empty")
         uvloop = bool(config.getoption("pop3_uvloop")) or _ini_bool(config, "pop3_uvloop")
-        return cls(host, number("seed", None), locale, number("messages", 0), uvloop)
+        name, colon, password = value("user").partition(":")
+        if not colon or not name or not password or name != name.strip() or "\n" in name:
+            raise pytest.UsageError(
+                f"--pop3-user (ini pop3_user) must be NAME:PASSWORD with both parts non-empty, "
+                f"e.g. alice:secret, not {value('user')!r}"
+            )
+        tls = bool(config.getoption("pop3_tls")) or _ini_bool(config, "pop3_tls")
+        return cls(
+            host, number("seed", None), locale, number("messages", 0), uvloop, (name, password), tls
+        )
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:
@@ -293,7 +319,7 @@ def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
     defaults = request.config.stash[DEFAULTS_KEY]
     options = _marker_options(node)
 
-    users_option = options.get("users", {DEFAULT_USER: DEFAULT_PASSWORD})
+    users_option = options.get("users", dict([defaults.user]))
     if isinstance(users_option, Mapping):
         users: dict[str, str | None] = dict(users_option)
     elif isinstance(users_option, Sequence) and not isinstance(users_option, (str, bytes)):
@@ -345,7 +371,10 @@ def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
         allow_server_errors=bool(options.get("allow_server_errors", False)),
         faults=options.get("faults"),
         uvloop=bool(options.get("uvloop", defaults.uvloop)),
-        server={name: options[name] for name in _marker_names("SERVER_OPTIONS") if name in options},
+        server={
+            **({"tls": True} if defaults.tls else {}),
+            **{name: options[name] for name in _marker_names("SERVER_OPTIONS") if name in options},
+        },
     )
 
 

@@ -45,6 +45,7 @@ from ._plugin_config import (
     DEFAULTS_KEY,
     INI_OPTIONS,
     SERVERS_KEY,
+    TLS_HELP,
     UVLOOP_HELP,
     Defaults,
     PerTestConfig,
@@ -115,6 +116,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"{UVLOOP_HELP} (ini: pop3_uvloop; marker: uvloop=True)",
     )
     parser.addini("pop3_uvloop", f"fakepop3: {UVLOOP_HELP}", type="bool", default=False)
+    group.addoption(
+        "--pop3-tls",
+        dest="pop3_tls",
+        action="store_true",
+        default=False,
+        help=f"{TLS_HELP} (ini: pop3_tls)",
+    )
+    parser.addini("pop3_tls", f"fakepop3: {TLS_HELP}", type="bool", default=False)
 
 
 #: pytest-asyncio's ini key that it warns about in every run where a project left it unset.

@@ -19,6 +19,10 @@ from typing import Protocol
 
 import pytest
 
+# Imported here, once: pytester's in-process runs unload the modules they imported, and
+# cryptography (under trustme, for the TLS defaults below) cannot be imported twice in a process.
+import trustme  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark")
@@ -454,3 +458,42 @@ def test_a_watched_shared_server_reports_resets_and_fails_on_its_errors(run: Run
         ["*ERROR at teardown of test_three_an_error_inside_the_server_fails_only_this_test*"]
     )
     assert "ZeroDivisionError" in out and "error(s) inside the POP3 server at" in out
+
+
+# --- project-wide defaults: the default user, TLS on -------------------------------------------
+def test_the_default_user_and_tls_come_from_the_ini(run: Runner) -> None:
+    ini = "[pytest]\nfilterwarnings = error\npop3_user = importer:s3:cret\npop3_tls = true\n"
+    result = run(
+        """
+        import pytest
+
+        def test_defaults(pop3_server, pop3_user, pop3_client):
+            assert (pop3_user.name, pop3_user.password) == ("importer", "s3:cret")
+            assert "STLS" in pop3_client.capa()
+            assert pop3_server.tls is not None
+
+        @pytest.mark.pop3(users={"bob": "pw"}, tls=False)
+        def test_the_marker_wins(pop3_server, pop3_user):
+            assert pop3_user.name == "bob" and pop3_server.tls is None
+        """,
+        ini=ini,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_the_flags_give_the_same_defaults(run: Runner) -> None:
+    result = run(
+        """
+        def test_defaults(pop3_server, pop3_user):
+            assert pop3_user.name == "carol" and pop3_server.tls is not None
+        """,
+        "--pop3-user", "carol:pw", "--pop3-tls",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("bad", ["nocolon", ":pw", "name:", " spaced :pw"])
+def test_a_bad_default_user_is_a_usage_error(run: Runner, bad: str) -> None:
+    result = run("def test_a(pop3_server):\n    pass\n", "--pop3-user", bad)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--pop3-user (ini pop3_user) must be NAME:PASSWORD*"])

@@ -25,9 +25,11 @@ from ._checks import (
     _MAX_STATUS,
     FaultConfigError,
     _args,
+    _capability,
     _command_name,
     _data,
     _delta,
+    _jitter,
     _one_of,
     _optional_int,
     _positive_int,
@@ -42,14 +44,21 @@ from ._effects import (
     _DISCONNECT,
     _REFUSE,
     _SIZED,
+    JITTER_DISTRIBUTIONS,
     MALFORMED_KINDS,
     _Cut,
     _Delay,
     _Effect,
     _error,
+    _Hang,
+    _Hide,
+    _Inject,
     _Malformed,
     _replace,
+    _Reset,
     _SizeMismatch,
+    _Slice,
+    _SlowClose,
     _Throttle,
     _Truncate,
     _vanished,
@@ -58,6 +67,7 @@ from ._hook import FaultsHook
 from ._rules import FaultRule, _first_due, _label
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
+Distribution = Literal["uniform", "lognormal"]
 _MESSAGE_COMMANDS = frozenset({"RETR", "TOP", "DELE", "LIST", "UIDL"})
 
 
@@ -158,9 +168,17 @@ class OnCommand(_RuleBuilder):
         """
         return self._add(_error(_status_line(text, code)))
 
-    def delay(self, seconds: float) -> FaultRule:
-        """Run the command, then wait ``seconds`` before replying."""
-        return self._add(_Delay(_seconds("seconds", seconds)))
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, distribution: Distribution = "uniform"
+    ) -> FaultRule:
+        """Run the command, then wait ``seconds`` before replying.
+
+        With ``jitter``, each firing waits a time drawn from the seeded random of the
+        :class:`Faults` (the same seed, the same delays): ``"uniform"`` from ``seconds - jitter``
+        (at least 0) to ``seconds + jitter``; ``"lognormal"`` ``seconds * exp(jitter * Z)``, Z a
+        standard normal (median ``seconds``, a long tail).  The history shows the time drawn.
+        """
+        return self._add(_jittered(seconds, jitter, distribution))
 
     def disconnect(self, after_bytes: int | None = None) -> FaultRule:
         """Close the connection before the reply (the command does not run).
@@ -196,6 +214,51 @@ class OnCommand(_RuleBuilder):
         """Send ``data`` (any bytes; a str is UTF-8 encoded) instead of running the command."""
         return self._add(_replace(_data(data)))
 
+    # --- transport faults ----------------------------------------------------------------
+    def reset(self, after_bytes: int | None = None) -> FaultRule:
+        """End the connection with a TCP reset (RST, ``SO_LINGER`` 0) before the reply (the
+        command does not run), or after the first ``after_bytes`` octets of it (it runs)."""
+        if after_bytes is None:
+            return self._add(_Reset())
+        return self._add(_Reset(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def hang(self, after_bytes: int | None = None) -> FaultRule:
+        """Never reply (the command does not run), or stop after ``after_bytes`` octets of the
+        reply (it runs), and keep the connection open: until the client hangs up, the server
+        stops, or its idle ``timeout`` ends the session."""
+        if after_bytes is None:
+            return self._add(_Hang())
+        return self._add(_Hang(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def slice(self, size: int, seconds: float = 0.0) -> FaultRule:
+        """Write the reply in segments of ``size`` octets, ``seconds`` apart."""
+        return self._add(_Slice(_positive_int("size", size), _seconds("seconds", seconds)))
+
+    def slow_close(self, seconds: float) -> FaultRule:
+        """QUIT only: answer it (its deletions done), then close ``seconds`` late (the FIN)."""
+        if self.command != "QUIT":
+            raise FaultConfigError(
+                f"slow_close() delays the close after QUIT; use it on QUIT, not {self.command}"
+            )
+        return self._add(_SlowClose(_seconds("seconds", seconds)))
+
+    # --- attacks on the client -----------------------------------------------------------
+    def inject(self, data: bytes | str) -> FaultRule:
+        """Run the command, send its reply and ``data`` right after it, in the same write.
+
+        On STLS: the bytes go in the clear after the ``+OK``, before the TLS handshake (STLS
+        response injection, CVE-2011-0411 class); a correct client discards them."""
+        return self._add(_Inject(_data(data)))
+
+    def hide(self, capability: str) -> FaultRule:
+        """CAPA only: leave ``capability`` out of the reply (``"STLS"``: STLS stripping)."""
+        if self.command != "CAPA":
+            raise FaultConfigError(
+                f"hide() takes a capability out of the CAPA reply; use it on CAPA, not "
+                f"{self.command}"
+            )
+        return self._add(_Hide(_capability(capability)))
+
 
 class OnConnect(_RuleBuilder):
     """The match part of a connect rule; call one of its actions to add the rule.
@@ -220,9 +283,11 @@ class OnConnect(_RuleBuilder):
         """Close the connection at once, before any greeting."""
         return self._add(_REFUSE)
 
-    def delay(self, seconds: float) -> FaultRule:
-        """Send the greeting ``seconds`` late."""
-        return self._add(_Delay(_seconds("seconds", seconds)))
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, distribution: Distribution = "uniform"
+    ) -> FaultRule:
+        """Send the greeting ``seconds`` late (``jitter``: as :meth:`OnCommand.delay`)."""
+        return self._add(_jittered(seconds, jitter, distribution))
 
     def error(
         self, text: str = "Service not available, try again later.", code: str | None = None
@@ -233,6 +298,28 @@ class OnConnect(_RuleBuilder):
     def throttle(self, bytes_per_second: float) -> FaultRule:
         """Send everything in this session (greeting included) at this rate."""
         return self._add(_Throttle(_rate("bytes_per_second", bytes_per_second)))
+
+    def reset(self) -> FaultRule:
+        """Accept the connection, then reset it (RST) before any greeting."""
+        return self._add(_Reset())
+
+    def hang(self, after_bytes: int | None = None) -> FaultRule:
+        """Accept the connection and never greet (or stop after ``after_bytes`` octets of the
+        greeting), keeping it open: until the client hangs up, the server stops, or its idle
+        ``timeout`` ends the session."""
+        if after_bytes is None:
+            return self._add(_Hang())
+        return self._add(_Hang(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def slice(self, size: int, seconds: float = 0.0) -> FaultRule:
+        """Write the greeting in segments of ``size`` octets, ``seconds`` apart (for every
+        reply, add ``on("*").slice(...)``)."""
+        return self._add(_Slice(_positive_int("size", size), _seconds("seconds", seconds)))
+
+
+def _jittered(seconds: object, jitter: object, distribution: object) -> _Delay:
+    distribution = _one_of("distribution", distribution, JITTER_DISTRIBUTIONS)
+    return _Delay(_seconds("seconds", seconds), _jitter(jitter), distribution)
 
 
 # --- the rule set ----------------------------------------------------------------------------
@@ -436,6 +523,10 @@ class Faults:
     # --- firing (the hook calls this) -------------------------------------------------------
     def _fire(
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
-    ) -> FaultRule | None:
+    ) -> tuple[FaultRule, _Effect] | None:
         with self._lock:
-            return _first_due(self._rules, kind, command, args, user, self.random)
+            rule = _first_due(self._rules, kind, command, args, user, self.random)
+            if rule is None:
+                return None
+            # A jittered delay draws its time here, under the lock, from the seeded random.
+            return rule, rule.effect.draw(self.random)

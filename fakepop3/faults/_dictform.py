@@ -24,17 +24,26 @@ _MATCH_KEYS = {
 _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "command": {
         "error": ("text", "code"),
-        "delay": ("seconds",),
+        "delay": ("seconds", "jitter", "distribution"),
         "disconnect": ("after_bytes",),
         "truncate": (),
         "malformed": ("kind", "length", "delta"),
         "reply": ("data",),
+        "reset": ("after_bytes",),
+        "hang": ("after_bytes",),
+        "slice": ("size", "seconds"),
+        "slow_close": ("seconds",),
+        "inject": ("data",),
+        "hide": ("capability",),
     },
     "connect": {
         "refuse": (),
-        "delay": ("seconds",),
+        "delay": ("seconds", "jitter", "distribution"),
         "error": ("text", "code"),
         "throttle": ("bytes_per_second",),
+        "reset": (),
+        "hang": ("after_bytes",),
+        "slice": ("size", "seconds"),
     },
     "mailbox": {"vanish": (), "size_mismatch": ("delta",)},
 }
@@ -44,6 +53,11 @@ _REQUIRED = {
     ("command", "malformed"): ("kind",),
     ("command", "reply"): ("data",),
     ("connect", "throttle"): ("bytes_per_second",),
+    ("command", "slice"): ("size",),
+    ("connect", "slice"): ("size",),
+    ("command", "slow_close"): ("seconds",),
+    ("command", "inject"): ("data",),
+    ("command", "hide"): ("capability",),
 }
 
 

@@ -76,7 +76,11 @@ class FaultRule:
     @property
     def description(self) -> str:
         """What the rule does and when, e.g. ``error -ERR Try later [rule 1: on RETR nth=2]``."""
-        return f"{self.effect.describe()} [rule {self.id}: {self.label}]"
+        return self.describe(self.effect)
+
+    def describe(self, effect: _Effect) -> str:
+        """:attr:`description` with ``effect`` (one firing of this rule's) in place of its own."""
+        return f"{effect.describe()} [rule {self.id}: {self.label}]"
 
     def remove(self) -> None:
         """Take this rule off its :class:`Faults` (it stops firing at once)."""

@@ -50,9 +50,13 @@ class StartTLS:
 
 @dataclass(frozen=True)
 class Close:
-    """Close the connection after the previous actions; ``reason`` as recorded in the history."""
+    """Close the connection after the previous actions; ``reason`` as recorded in the history.
+
+    ``reset``: end it with a TCP reset (RST, ``SO_LINGER`` 0) instead of a FIN (a fault).
+    """
 
     reason: str
+    reset: bool = False
 
 
 Action = Send | Pause | Throttle | StartTLS | Close

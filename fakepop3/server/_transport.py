@@ -296,7 +296,7 @@ class _Connection(asyncio.BufferedProtocol):
                     self._go_async(actions[i + 1 :])
                     return
             elif isinstance(action, Close):
-                self._close(action.reason)
+                self._close(action.reason, action.reset)
                 return
             elif isinstance(action, Throttle):
                 self.throttle = action.bytes_per_second
@@ -330,7 +330,7 @@ class _Connection(asyncio.BufferedProtocol):
                 elif isinstance(action, StartTLS):
                     await self._start_tls()
                 elif isinstance(action, Close):
-                    self._close(action.reason)
+                    self._close(action.reason, action.reset)
                     return
             if self.mode == _CLOSING:
                 return
@@ -471,10 +471,17 @@ class _Connection(asyncio.BufferedProtocol):
             text = f"-ERR Command line not finished within {limit:g} seconds; closing.\r\n"
             self._abort(text.encode(), _history.TIMEOUT)
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, reset: bool = False) -> None:
         self.close_reason = reason
         self.mode = _CLOSING
-        if self.transport is not None:
+        if self.transport is not None and reset:  # a reset fault: RST, unsent output dropped
+            self.out = None
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            self.transport.abort()
+        elif self.transport is not None:
             if self.out:
                 # Queued output would be lost by close(); hand it over first.
                 for view in self.out:

@@ -94,6 +94,8 @@ class POP3Server(Service):
       as a warning.
     * ``tls``: ``True`` for trustme certificates, or a :class:`TLSCertificates`;
       enables STLS.  ``tls_port``: also listen with implicit TLS (POP3S).
+    * ``tls_cert``: a bad certificate on purpose (``"expired"``, ``"wrong-host"``...: see
+      :mod:`fakepop3.tls`); ``tls_version``: pin TLS to ``"1.2"``, ``"1.3"``, ``"1.0"``, ``"1.1"``.
     * ``require_tls``: refuse USER/PASS/APOP/AUTH until STLS.
     * ``store``: a :class:`MailStore` to share between servers.
     * ``history``: ``False`` turns recording off, or pass a :class:`History`.
@@ -133,6 +135,8 @@ class POP3Server(Service):
         port: int = 0,
         tls: bool | TLSCertificates = False,
         tls_port: int | None = None,
+        tls_cert: str = "valid",
+        tls_version: str | None = None,
         store: MailStore | None = None,
         history: bool | History = True,
         timeout: float | None = 600.0,
@@ -183,10 +187,13 @@ class POP3Server(Service):
         #: and at most the time a TLS handshake may take; None: no limit but the idle timeout.
         self.command_timeout = command_timeout
         self.max_connections = max_connections
-        if tls is True or (tls_port is not None and tls is False):
-            self.tls: TLSCertificates | None = TLSCertificates.generate()
+        hostile = tls_cert != "valid" or tls_version is not None  # tls.py, issue 18
+        if tls is True or (tls is False and (tls_port is not None or hostile)):
+            self.tls: TLSCertificates | None = TLSCertificates.generate(
+                mode=tls_cert, version=tls_version
+            )
         elif isinstance(tls, TLSCertificates):
-            self.tls = tls
+            self.tls = tls.variant(tls_cert, tls_version) if hostile else tls
         else:
             self.tls = None
         if require_tls and self.tls is None:

@@ -58,6 +58,8 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "control_port": (0, lambda s: s._control_port == 0),
     "control_host": ("127.0.0.2", lambda s: s._control_host == "127.0.0.2"),
     "control_token": ("s3cret", lambda s: s._control_token == "s3cret"),
+    "lint": (True, lambda s: s.linter is not None),
+    "lint_ignore": (["login-delay"], lambda s: s.linter.ignore == {"login-delay"}),
     "faults": (None, lambda s: s.faults is not None),
     "history": (False, lambda s: not s.history.enabled),
     "store": (None, lambda s: s.store is not None),
@@ -67,7 +69,7 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
 }
 
 #: What a sample needs beside it.
-NEEDS: dict[str, dict[str, Any]] = {"require_tls": {"tls": True}}
+NEEDS: dict[str, dict[str, Any]] = {"require_tls": {"tls": True}, "lint_ignore": {"lint": True}}
 
 #: A good value of each text option: (TOML literal, CLI/env text, the value in config.Options).
 TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {

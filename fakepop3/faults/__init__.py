@@ -127,6 +127,8 @@ The protocol core calls one object, ``faults.hook`` (a
 ``Session(store, faults=faults)`` takes it from a :class:`Faults`.  ``on_connect(...)``
 on a :class:`Faults` only builds rules.
 
+The strict client lint (``POP3Server(lint=True)``, ``_lint``): see :class:`Linter`.
+
 The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and counting),
 ``_effects`` (what a fired fault does), ``_dictform`` (the dict form), ``_checks`` (every
 value check and its message), ``_hook`` (the object the core calls).
@@ -136,14 +138,19 @@ from ._builders import Faults, OnCommand, OnConnect
 from ._checks import COMMANDS as COMMANDS  # a public name of fakepop3.faults, outside __all__
 from ._checks import FaultConfigError
 from ._effects import JITTER_DISTRIBUTIONS, MALFORMED_KINDS
+from ._lint import LINT_RULES, Linter, LintError, LintFinding
 from ._rules import FaultRule
 
 __all__ = [
     "JITTER_DISTRIBUTIONS",
+    "LINT_RULES",
     "MALFORMED_KINDS",
     "FaultConfigError",
     "FaultRule",
     "Faults",
+    "LintError",
+    "LintFinding",
+    "Linter",
     "OnCommand",
     "OnConnect",
 ]

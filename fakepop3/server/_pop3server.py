@@ -25,7 +25,7 @@ from .._binding import is_loopback, listen
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from ..auth import Authenticator
-from ..faults import Faults
+from ..faults import Faults, Linter
 from ..history import History, SessionRecord
 from ..options import check_python_options as _check_python_options
 from ..protocol import Settings
@@ -97,6 +97,8 @@ class POP3Server(Service):
     * ``tls_cert``: a bad certificate on purpose (``"expired"``, ``"wrong-host"``...: see
       :mod:`fakepop3.tls`); ``tls_version``: pin TLS to ``"1.2"``, ``"1.3"``, ``"1.0"``, ``"1.1"``.
     * ``require_tls``: refuse USER/PASS/APOP/AUTH until STLS.
+    * ``lint``: record the client's protocol mistakes (:data:`fakepop3.faults.LINT_RULES`) and
+      fail at teardown (``server.errors``); ``lint_ignore``: rules not to check.
     * ``store``: a :class:`MailStore` to share between servers.
     * ``history``: ``False`` turns recording off, or pass a :class:`History`.
     * ``timeout``: the autologout timer in seconds (RFC 1939: at least 600 on
@@ -162,6 +164,8 @@ class POP3Server(Service):
         control_port: int | None = None,
         control_host: str | None = None,
         control_token: str | None = None,
+        lint: bool = False,
+        lint_ignore: Iterable[str] = (),
     ) -> None:
         # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
         # exactly the parameters, so the one list of options is the signature itself.
@@ -215,6 +219,13 @@ class POP3Server(Service):
         self.settings = settings
         self._auth = Authenticator(self.store, any_login=settings.any_login)
         self.faults = faults if faults is not None else Faults()
+        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.
+        self.linter: Linter | None = None
+        if lint:
+            if not self.history.enabled:
+                raise ValueError("lint=True reads the history: do not pass history=False")
+            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
+            self.history.add_session_listener(self.linter.session_ended)
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None

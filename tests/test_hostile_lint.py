@@ -1,0 +1,113 @@
+"""The strict client lint (issue 18): a client's protocol mistakes, found and reported."""
+
+from __future__ import annotations
+
+import poplib
+
+import pytest
+
+from fakepop3 import POP3Server
+from fakepop3.faults import LINT_RULES, LintError
+from fakepop3.server import ServerError
+
+from .conftest import USERS, RawClient, login
+
+MESSAGE = b"Subject: hi\r\n\r\nHello\r\n"
+
+
+def lint_server(**options: object) -> POP3Server:
+    server = POP3Server(users=USERS, lint=True, **options)  # type: ignore[arg-type]
+    server.mailbox("alice").extend([MESSAGE, MESSAGE])
+    return server
+
+
+def rules(server: POP3Server) -> list[str]:
+    assert server.linter is not None
+    return [f.rule for f in server.linter.findings]
+
+
+def test_a_careful_client_has_no_findings() -> None:
+    with lint_server() as server:
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        client.stat()
+        client.dele(1)
+        client.quit()
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []
+    server.raise_errors()
+
+
+def test_each_mistake_is_a_finding_with_its_rule() -> None:
+    with lint_server(disable=["TOP"], mechanisms=["PLAIN"]) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"STAT")  # before login
+            raw.command(b"AUTH CRAM-MD5")  # not offered
+            raw.login()
+            raw.command(b"USER alice")  # after login
+            raw.command(b"TOP 1 0")  # disabled
+            raw.command(b"DELE 1")
+            raw.command(b"RETR 1")  # deleted
+        # dropped without QUIT, a DELE pending
+        server.history.wait_for_sessions(1)
+    assert rules(server) == [
+        "wrong-state",
+        "unadvertised-mechanism",
+        "wrong-state",
+        "disabled-capability",
+        "deleted-message",
+        "dropped-with-deletions",
+    ]
+    with pytest.raises(ServerError) as failure:
+        server.raise_errors()
+    text = str(failure.value)
+    assert "the client broke 6 POP3 rule(s)" in text
+    assert "[deleted-message] session " in text and ", RETR 1: message 1 was deleted" in text
+    assert isinstance(server.errors[0], LintError) and len(server.errors) == 1
+
+
+def test_rset_undoes_the_deletions_and_rules_can_be_ignored() -> None:
+    with lint_server(lint_ignore=["wrong-state"]) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"STAT")
+            raw.login()
+            raw.command(b"DELE 1")
+            raw.command(b"RSET")
+            raw.command(b"RETR 1")
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []
+    server.raise_errors()
+
+
+def test_login_in_the_clear_and_within_the_login_delay() -> None:
+    with lint_server(tls=True, require_tls=True, login_delay=3600) as server:
+        assert server.tls is not None
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        client.stls(server.tls.client_context())
+        login(client)
+        client.quit()
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        try:
+            client.stls(server.tls.client_context())
+            with pytest.raises(poplib.error_proto, match="LOGIN-DELAY"):
+                login(client)  # again, within the delay: the server refuses, the lint notes it
+        finally:
+            client.close()
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"USER alice")  # refused, but sent in the clear
+        server.history.wait_for_sessions(3)
+    assert rules(server) == ["login-delay", "login-in-clear"]
+    server.errors.clear()
+
+
+def test_every_rule_is_documented_and_unknown_ones_are_refused() -> None:
+    assert all("RFC" in text for text in LINT_RULES.values())
+    with pytest.raises(ValueError, match="unknown lint rule"):
+        POP3Server(lint=True, lint_ignore=["no-such-rule"])
+    with pytest.raises(ValueError, match="lint=True reads the history"):
+        POP3Server(lint=True, history=False)
+
+
+@pytest.mark.pop3(lint=True, allow_server_errors=True)
+def test_the_marker_turns_the_lint_on(pop3_server: POP3Server) -> None:
+    assert pop3_server.linter is not None

@@ -111,3 +111,64 @@ def test_every_rule_is_documented_and_unknown_ones_are_refused() -> None:
 @pytest.mark.pop3(lint=True, allow_server_errors=True)
 def test_the_marker_turns_the_lint_on(pop3_server: POP3Server) -> None:
     assert pop3_server.linter is not None
+
+
+# --- hold and release (the poller scenarios) ------------------------------------------------
+def test_a_held_reply_waits_for_the_release_while_the_server_serves_others() -> None:
+    from fakepop3.faults import Gate
+
+    with lint_server() as server:
+        gate = server.faults.hold("RETR", nth=2)
+        assert isinstance(gate, Gate) and not gate.released
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        assert client.retr(1)[0].startswith(b"+OK")  # the first RETR is not held
+        client.sock.sendall(b"RETR 2\r\n")
+        gate.wait_held()  # the event: the reply is held now
+        # While the client waits: add mail and serve a second client.
+        server.mailbox("bob").extend([MESSAGE])
+        other = poplib.POP3(server.host, server.port, timeout=10)
+        login(other, "bob", "hunter2")
+        assert other.stat() == (1, len(MESSAGE))
+        other.quit()
+        gate.release()
+        status, lines, _ = client._getlongresp()  # the held reply, now sent
+        assert status.startswith(b"+OK") and lines[-1] == b"Hello"
+        client.quit()
+        server.history.wait_for_sessions(2)
+        held = [c for c in server.history.commands if c.command == "RETR"][-1]
+        assert held.fault is not None and held.fault.startswith("hold the reply until released")
+    server.raise_errors()
+
+
+def test_a_gate_as_a_context_manager_releases_and_removes_its_rule() -> None:
+    with POP3Server(users=USERS) as server:
+        server.mailbox("alice").extend([MESSAGE])
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        with server.faults.on("STAT").hold() as gate:
+            client.sock.sendall(b"STAT\r\n")
+            gate.wait_held()
+            assert len(server.faults) == 1
+        assert client._getresp() == b"+OK 1 %d" % len(MESSAGE)
+        assert len(server.faults) == 0 and gate.released
+        assert "released, 1 held" in repr(gate)
+        with pytest.raises(TimeoutError, match="waited 0s for 2 held"):
+            gate.wait_held(2, timeout=0)
+        client.quit()
+
+
+def test_a_server_that_stops_ends_a_held_session() -> None:
+    with POP3Server(users=USERS) as server:
+        server.mailbox("alice").extend([MESSAGE])
+        gate = server.faults.hold("NOOP")
+        raw = RawClient(server.host, server.port)
+        raw.login()
+        raw.send(b"NOOP\r\n")
+        gate.wait_held()
+    assert raw.read_to_eof() == b""  # never released: the stop closed it
+    raw.close()
+    assert [s.end_reason for s in server.history.sessions] == ["server"]
+    # A released gate lets later replies pass at once.
+    gate.release()
+    assert gate.released

@@ -68,6 +68,8 @@ Transport faults and attacks (command rules):
 - ``inject(data)``: the reply, then ``data`` in the same write (on STLS: in the clear before
   the handshake, STLS response injection).
 - ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
+- ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
+  waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
 
 A dropped connection never runs UPDATE, so nothing is deleted unless QUIT ran.
 
@@ -138,6 +140,7 @@ from ._builders import Faults, OnCommand, OnConnect
 from ._checks import COMMANDS as COMMANDS  # a public name of fakepop3.faults, outside __all__
 from ._checks import FaultConfigError
 from ._effects import JITTER_DISTRIBUTIONS, MALFORMED_KINDS
+from ._hold import Gate
 from ._lint import LINT_RULES, Linter, LintError, LintFinding
 from ._rules import FaultRule
 
@@ -148,6 +151,7 @@ __all__ = [
     "FaultConfigError",
     "FaultRule",
     "Faults",
+    "Gate",
     "LintError",
     "LintFinding",
     "Linter",

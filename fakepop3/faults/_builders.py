@@ -52,6 +52,7 @@ from ._effects import (
     _error,
     _Hang,
     _Hide,
+    _Hold,
     _Inject,
     _Malformed,
     _replace,
@@ -63,6 +64,7 @@ from ._effects import (
     _Truncate,
     _vanished,
 )
+from ._hold import Gate
 from ._hook import FaultsHook
 from ._rules import FaultRule, _first_due, _label
 
@@ -241,6 +243,13 @@ class OnCommand(_RuleBuilder):
                 f"slow_close() delays the close after QUIT; use it on QUIT, not {self.command}"
             )
         return self._add(_SlowClose(_seconds("seconds", seconds)))
+
+    def hold(self) -> Gate:
+        """Run the command and hold its reply until ``gate.release()``; returns the gate
+        (a context manager: released, and the rule removed, on exit).  Python only."""
+        gate = Gate()
+        gate.rule = self._add(_Hold(gate))
+        return gate
 
     # --- attacks on the client -----------------------------------------------------------
     def inject(self, data: bytes | str) -> FaultRule:
@@ -422,6 +431,18 @@ class Faults:
             times=times,
             probability=probability,
         )._add(_SizeMismatch(message, delta))
+
+    def hold(
+        self,
+        command: str,
+        *,
+        args: str | tuple[str, ...] | list[str] | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        user: str | None = None,
+    ) -> Gate:
+        """``on(command, ...).hold()``: hold the reply of a matching command; the gate."""
+        return self.on(command, args=args, nth=nth, times=times, user=user).hold()
 
     # --- the dict form ---------------------------------------------------------------------
     @classmethod

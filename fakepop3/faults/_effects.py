@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .. import history as _history
 from ..protocol import Action, Close, Pause, Send, Session, Throttle
+from ._hold import Gate
 
 Reply = tuple[bytes | memoryview, ...]
 
@@ -212,6 +213,19 @@ class _SlowClose(_Effect):
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         return [Send(reply), Pause(self.seconds)]  # the session adds the Close after QUIT
+
+
+@dataclass(frozen=True)
+class _Hold(_Effect):
+    """Run the command, keep its reply at ``gate`` until the test releases it."""
+
+    gate: Gate
+
+    def describe(self) -> str:
+        return "hold the reply until released"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Pause(math.inf, self.gate), Send(reply)]
 
 
 @dataclass(frozen=True)

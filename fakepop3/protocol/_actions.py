@@ -31,9 +31,13 @@ class Send(NamedTuple):
 
 @dataclass(frozen=True)
 class Pause:
-    """Wait this many seconds before the next action (fault injection)."""
+    """Wait this many seconds before the next action (fault injection).
+
+    ``gate``: wait instead until ``await gate.wait()`` returns (a held command's reply).
+    """
 
     seconds: float
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class Close:
 
 
 Action = Send | Pause | Throttle | StartTLS | Close
+
+
+class Gate(Protocol):
+    """What a :class:`Pause` may wait on instead of a time (``fakepop3.faults.Gate``)."""
+
+    async def wait(self) -> None: ...
 
 
 class CommandFault(Protocol):

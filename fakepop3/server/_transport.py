@@ -324,7 +324,7 @@ class _Connection(asyncio.BufferedProtocol):
                     else:
                         await self._write_slowly(action.buffers, self.throttle)
                 elif isinstance(action, Pause):
-                    await self._sleep(action.seconds)
+                    await self._sleep(action.seconds, action.gate)
                 elif isinstance(action, Throttle):
                     self.throttle = action.bytes_per_second
                 elif isinstance(action, StartTLS):
@@ -404,14 +404,15 @@ class _Connection(asyncio.BufferedProtocol):
                 transport.write(view[start : start + step])
                 await self._sleep(step / rate)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for a fault (Pause, Throttle) while reading, so a client hanging up ends the session."""
+    async def _sleep(self, seconds: float, gate: Any = None) -> None:
+        """Wait for a fault (Pause, Throttle; a held reply's ``gate``) while reading, so a client
+        hanging up ends the session."""
         transport = self.transport
         assert transport is not None
         transport.resume_reading()
         self.mode = _WAITING
         try:
-            await asyncio.sleep(seconds)
+            await (asyncio.sleep(seconds) if gate is None else gate.wait())
         finally:
             if self.mode != _CLOSING:
                 self.mode = _ANSWERING

@@ -172,3 +172,40 @@ def test_a_server_that_stops_ends_a_held_session() -> None:
     # A released gate lets later replies pass at once.
     gate.release()
     assert gate.released
+
+
+# --- scheduled delivery ---------------------------------------------------------------------
+def test_a_message_appears_at_the_third_login_and_only_once() -> None:
+    with POP3Server(users=USERS) as server:
+        rule = server.faults.on("PASS", user="alice", nth=3).deliver(MESSAGE)
+        counts = []
+        for _ in range(5):
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            login(client)
+            counts.append(client.stat()[0])
+            client.quit()
+        assert counts == [0, 0, 1, 1, 1]  # the poller must pick it up at the 3rd poll, once
+        assert rule.fired == 1
+        server.history.wait_for_sessions(5)
+        faults = [c.fault for c in server.history.commands if c.command == "PASS"]
+        assert (
+            faults[2]
+            == f"deliver a message of {len(MESSAGE)} octets first [rule 1: on PASS user='alice' nth=3]"
+        )
+    server.raise_errors()
+
+
+def test_delivery_in_the_dict_form_and_to_an_unknown_user() -> None:
+    from fakepop3.faults import Faults
+
+    with POP3Server(
+        users=USERS,
+        faults=Faults.from_config(
+            [{"command": "USER", "action": "deliver", "data": "Subject: x\r\n\r\ny\r\n"}]
+        ),
+    ) as server:
+        with RawClient(server.host, server.port) as raw:
+            assert raw.command(b"USER nobody").startswith(b"+OK")  # no such maildrop: nothing
+            raw.login()
+            assert raw.command(b"STAT").startswith(b"+OK 1 ")  # the 2nd USER delivered
+        assert server.faults.rules[0].fired == 2

@@ -68,6 +68,8 @@ Transport faults and attacks (command rules):
 - ``inject(data)``: the reply, then ``data`` in the same write (on STLS: in the clear before
   the handshake, STLS response injection).
 - ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
+- ``deliver(data)``: the message ``data`` is put in the user's maildrop just before the command
+  runs (on PASS: there for that login): scheduled delivery.
 - ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
   waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
 
@@ -98,14 +100,14 @@ dicts (for the pytest marker and the standalone server's TOML config).  Keys:
   when ``action`` is ``"vanish"`` or ``"size_mismatch"``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
   ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
-  ``inject``, ``hide``; for connect ``refuse``, ``delay``, ``error``, ``throttle``,
+  ``inject``, ``hide``, ``deliver``; for connect ``refuse``, ``delay``, ``error``, ``throttle``,
   ``reset``, ``hang``, ``slice``; for the mailbox ``vanish``, ``size_mismatch``.
 - matching: ``command`` (required for command rules), ``args``, ``user`` (command and
   mailbox rules), ``nth``, ``times``, ``probability`` (all rules); ``message``
   (required for mailbox rules).
 - action parameters: ``text`` and ``code`` (error), ``seconds``, ``jitter`` and
   ``distribution`` (delay), ``after_bytes`` (disconnect, reset, hang), ``size`` and
-  ``seconds`` (slice), ``seconds`` (slow_close), ``data`` (inject), ``capability`` (hide),
+  ``seconds`` (slice), ``seconds`` (slow_close), ``data`` (inject, deliver), ``capability`` (hide),
   ``kind``, ``length``, ``delta`` (malformed),
   ``data`` (reply; a string is sent UTF-8 encoded), ``bytes_per_second`` (throttle),
   ``delta`` (size_mismatch).

@@ -48,6 +48,7 @@ from ._effects import (
     MALFORMED_KINDS,
     _Cut,
     _Delay,
+    _Deliver,
     _Effect,
     _error,
     _Hang,
@@ -250,6 +251,12 @@ class OnCommand(_RuleBuilder):
         gate = Gate()
         gate.rule = self._add(_Hold(gate))
         return gate
+
+    def deliver(self, data: bytes | str) -> FaultRule:
+        """Put the message ``data`` in the maildrop of the command's user just before it runs, then run
+        it as usual: ``on("PASS", user="alice", nth=3).deliver(raw)`` makes a message appear
+        at alice's 3rd login (attempt), once (scheduled delivery for pollers)."""
+        return self._add(_Deliver(_data(data)))
 
     # --- attacks on the client -----------------------------------------------------------
     def inject(self, data: bytes | str) -> FaultRule:

@@ -35,6 +35,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "slow_close": ("seconds",),
         "inject": ("data",),
         "hide": ("capability",),
+        "deliver": ("data",),
     },
     "connect": {
         "refuse": (),
@@ -58,6 +59,7 @@ _REQUIRED = {
     ("command", "slow_close"): ("seconds",),
     ("command", "inject"): ("data",),
     ("command", "hide"): ("capability",),
+    ("command", "deliver"): ("data",),
 }
 
 

@@ -48,6 +48,9 @@ class _Effect:
         from the seeded ``rng`` of the rules (called under their lock)."""
         return self
 
+    def prepare(self, session: Session, user: str | None) -> None:
+        """Called when the rule fires, before the command runs (a delivery adds mail here)."""
+
 
 @dataclass(frozen=True)
 class _Answer(_Effect):
@@ -226,6 +229,24 @@ class _Hold(_Effect):
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         return [Pause(math.inf, self.gate), Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Deliver(_Effect):
+    """Put ``message`` in the maildrop of the command's user just before the command runs
+    (on PASS: the message is there for the login that opens the maildrop)."""
+
+    message: bytes
+
+    def describe(self) -> str:
+        return f"deliver a message of {len(self.message)} octets first"
+
+    def prepare(self, session: Session, user: str | None) -> None:
+        if user is not None and user in session.store.users:
+            session.store.mailbox(user).add(self.message)
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply)]
 
 
 @dataclass(frozen=True)

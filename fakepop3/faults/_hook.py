@@ -52,10 +52,12 @@ class FaultsHook:
 
     def on_command(self, session: Session, command: str, args: tuple[str, ...]) -> _Hit | None:
         """Called by the session before each command; the fault to apply, or None."""
-        fired = self._fire("command", command, args, _user_of(session, command, args))
+        user = _user_of(session, command, args)
+        fired = self._fire("command", command, args, user)
         if fired is None:
             return None
         rule, effect = fired
+        effect.prepare(session, user)
         return _Hit(rule.describe(effect), effect.runs_command, effect, command, session)
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import poplib
+import socket
 
 import pytest
 
@@ -209,3 +210,60 @@ def test_delivery_in_the_dict_form_and_to_an_unknown_user() -> None:
             raw.login()
             assert raw.command(b"STAT").startswith(b"+OK 1 ")  # the 2nd USER delivered
         assert server.faults.rules[0].fired == 2
+
+
+# --- named server states --------------------------------------------------------------------
+def test_from_the_third_login_the_server_is_down_until_the_test_says_so() -> None:
+    with POP3Server(users=USERS) as server:
+        faults = server.faults
+        switch = faults.on("PASS", nth=3).switch("down")
+        faults.on("PASS", state="down").error("Busy, try later", code="SYS/TEMP")
+        faults.on_connect(state="maintenance").error("Closed for maintenance")
+
+        def attempt() -> str:
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            try:
+                login(client)
+            except poplib.error_proto as error:
+                client.close()
+                return str(error.args[0], "ascii")
+            client.quit()
+            return "ok"
+
+        assert [attempt() for _ in range(4)] == ["ok", "ok"] + [
+            "-ERR [SYS/TEMP] Busy, try later"
+        ] * 2
+        assert faults.state == "down" and switch.fired == 1
+        faults.set_state(None)
+        assert attempt() == "ok"
+        faults.set_state("maintenance")
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            assert sock.recv(200).startswith(b"-ERR Closed for maintenance")
+        faults.restart()
+        assert faults.state is None
+        assert attempt() == "ok"
+        assert switch.description == "enter state 'down' [rule 1: on PASS nth=3]"
+        assert faults.rules[1].description.endswith("[rule 2: on PASS state='down']")
+
+
+def test_states_in_the_dict_form_and_their_checks() -> None:
+    from fakepop3.faults import FaultConfigError, Faults
+
+    faults = Faults.from_config(
+        [
+            {"command": "STAT", "action": "switch", "to": "slow"},
+            {"command": "STAT", "state": "slow", "action": "delay", "seconds": 0},
+            {"on": "connect", "action": "switch", "to": None},
+        ]
+    )
+    assert [r.effect.describe() for r in faults] == [
+        "enter state 'slow'",
+        "delay 0s",
+        "leave every state",
+    ]
+    with pytest.raises(FaultConfigError, match="state must be a state name"):
+        Faults().on("STAT", state="")
+    with pytest.raises(FaultConfigError, match="'to' is missing"):
+        Faults.from_config([{"command": "STAT", "action": "switch"}])
+    with pytest.raises(FaultConfigError, match="state must be a state name"):
+        Faults().set_state(" x")

@@ -70,6 +70,9 @@ Transport faults and attacks (command rules):
 - ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
 - ``deliver(data)``: the message ``data`` is put in the user's maildrop just before the command
   runs (on PASS: there for that login): scheduled delivery.
+- ``switch(to)``: enter the named state ``to`` when the rule fires; rules given ``state=``
+  (``on(..., state=...)``, ``on_connect(state=...)``) fire only in their state;
+  ``Faults.set_state(name)`` and ``Faults.state`` from the test.
 - ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
   waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
 
@@ -100,8 +103,8 @@ dicts (for the pytest marker and the standalone server's TOML config).  Keys:
   when ``action`` is ``"vanish"`` or ``"size_mismatch"``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
   ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
-  ``inject``, ``hide``, ``deliver``; for connect ``refuse``, ``delay``, ``error``, ``throttle``,
-  ``reset``, ``hang``, ``slice``; for the mailbox ``vanish``, ``size_mismatch``.
+  ``inject``, ``hide``, ``deliver``, ``switch``; for connect ``refuse``, ``delay``, ``error``,
+  ``throttle``, ``reset``, ``hang``, ``slice``, ``switch``; for the mailbox ``vanish``, ``size_mismatch``.
 - matching: ``command`` (required for command rules), ``args``, ``user`` (command and
   mailbox rules), ``nth``, ``times``, ``probability`` (all rules); ``message``
   (required for mailbox rules).

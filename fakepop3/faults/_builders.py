@@ -29,13 +29,13 @@ from ._checks import (
     _command_name,
     _data,
     _delta,
-    _jitter,
     _one_of,
     _optional_int,
     _positive_int,
     _probability,
     _rate,
     _seconds,
+    _state_name,
     _status_line,
     _user,
 )
@@ -44,7 +44,6 @@ from ._effects import (
     _DISCONNECT,
     _REFUSE,
     _SIZED,
-    JITTER_DISTRIBUTIONS,
     MALFORMED_KINDS,
     _Cut,
     _Delay,
@@ -61,13 +60,14 @@ from ._effects import (
     _SizeMismatch,
     _Slice,
     _SlowClose,
+    _Switch,
     _Throttle,
     _Truncate,
     _vanished,
 )
 from ._hold import Gate
 from ._hook import FaultsHook
-from ._rules import FaultRule, _first_due, _label
+from ._rules import FaultRule, _choose, _label
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
 Distribution = Literal["uniform", "lognormal"]
@@ -94,6 +94,7 @@ class _RuleBuilder:
         times: object = None,
         user: object = None,
         probability: object = None,
+        state: object = None,
     ) -> None:
         self._faults = faults
         self._kind: Literal["command", "connect"] = kind
@@ -105,8 +106,9 @@ class _RuleBuilder:
         self.times = _optional_int("times", times)
         self.user = _user(user)
         self.probability = _probability(probability)
+        self.state = _state_name("state", state)
 
-    def _add(self, effect: _Effect) -> FaultRule:
+    def _add(self, effect: _Effect, switch: str | None = None) -> FaultRule:
         label = _label(
             self._what,
             args=self.args,
@@ -115,6 +117,8 @@ class _RuleBuilder:
             times=self.times,
             probability=self.probability,
         )
+        if self.state is not None:
+            label += f" state={self.state!r}"
         rule = FaultRule(
             self._faults,
             kind=self._kind,
@@ -128,7 +132,15 @@ class _RuleBuilder:
             probability=self.probability,
             label=label,
         )
+        rule.state, rule.switch = self.state, switch
         return self._faults.add(rule)
+
+    def switch(self, to: str | None) -> FaultRule:
+        """When this rule fires, the server enters the named state ``to`` (None: no state) before
+        the other rules are tried; the command (or connection) is otherwise served as usual.
+        Rules given ``state=`` fire only while the server is in that state."""
+        to = _state_name("to", to)
+        return self._add(_Switch(to), switch=to if to is not None else "")
 
 
 class OnCommand(_RuleBuilder):
@@ -147,6 +159,7 @@ class OnCommand(_RuleBuilder):
         times: int | None = None,
         user: str | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> None:
         self.command = name = _command_name(command)
         super().__init__(
@@ -159,6 +172,7 @@ class OnCommand(_RuleBuilder):
             times=times,
             user=user,
             probability=probability,
+            state=state,
         )
 
     def error(
@@ -181,7 +195,7 @@ class OnCommand(_RuleBuilder):
         (at least 0) to ``seconds + jitter``; ``"lognormal"`` ``seconds * exp(jitter * Z)``, Z a
         standard normal (median ``seconds``, a long tail).  The history shows the time drawn.
         """
-        return self._add(_jittered(seconds, jitter, distribution))
+        return self._add(_Delay.checked(seconds, jitter, distribution))
 
     def disconnect(self, after_bytes: int | None = None) -> FaultRule:
         """Close the connection before the reply (the command does not run).
@@ -290,9 +304,16 @@ class OnConnect(_RuleBuilder):
         nth: int | None = None,
         times: int | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> None:
         super().__init__(
-            faults, "connect", "on connect", nth=nth, times=times, probability=probability
+            faults,
+            "connect",
+            "on connect",
+            nth=nth,
+            times=times,
+            probability=probability,
+            state=state,
         )
 
     def refuse(self) -> FaultRule:
@@ -303,7 +324,7 @@ class OnConnect(_RuleBuilder):
         self, seconds: float, *, jitter: float = 0.0, distribution: Distribution = "uniform"
     ) -> FaultRule:
         """Send the greeting ``seconds`` late (``jitter``: as :meth:`OnCommand.delay`)."""
-        return self._add(_jittered(seconds, jitter, distribution))
+        return self._add(_Delay.checked(seconds, jitter, distribution))
 
     def error(
         self, text: str = "Service not available, try again later.", code: str | None = None
@@ -320,22 +341,14 @@ class OnConnect(_RuleBuilder):
         return self._add(_Reset())
 
     def hang(self, after_bytes: int | None = None) -> FaultRule:
-        """Accept the connection and never greet (or stop after ``after_bytes`` octets of the
-        greeting), keeping it open: until the client hangs up, the server stops, or its idle
-        ``timeout`` ends the session."""
+        """Never greet (or stop after ``after_bytes`` octets of it), the connection kept open."""
         if after_bytes is None:
             return self._add(_Hang())
         return self._add(_Hang(_positive_int("after_bytes", after_bytes, low=0)))
 
     def slice(self, size: int, seconds: float = 0.0) -> FaultRule:
-        """Write the greeting in segments of ``size`` octets, ``seconds`` apart (for every
-        reply, add ``on("*").slice(...)``)."""
+        """The greeting in ``size``-octet segments, ``seconds`` apart (replies: ``on("*")``)."""
         return self._add(_Slice(_positive_int("size", size), _seconds("seconds", seconds)))
-
-
-def _jittered(seconds: object, jitter: object, distribution: object) -> _Delay:
-    distribution = _one_of("distribution", distribution, JITTER_DISTRIBUTIONS)
-    return _Delay(_seconds("seconds", seconds), _jitter(jitter), distribution)
 
 
 # --- the rule set ----------------------------------------------------------------------------
@@ -356,6 +369,7 @@ class Faults:
         self._ids = itertools.count(1)
         self._seed = seed
         self.random = random.Random(seed)
+        self._state: str | None = None
         for i, entry in enumerate(rules, 1):
             _add_entry(self, entry, f"fault #{i}")
 
@@ -369,10 +383,21 @@ class Faults:
         times: int | None = None,
         user: str | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> OnCommand:
-        """Match a command; finish the rule with an action, e.g. ``.error("Try later")``."""
+        """Match a command; finish the rule with an action, e.g. ``.error("Try later")``.
+
+        ``state``: the rule fires only while the server is in this named state (see
+        :meth:`OnCommand.switch` and :attr:`Faults.state`)."""
         return OnCommand(
-            self, command, args=args, nth=nth, times=times, user=user, probability=probability
+            self,
+            command,
+            args=args,
+            nth=nth,
+            times=times,
+            user=user,
+            probability=probability,
+            state=state,
         )
 
     def on_connect(
@@ -381,13 +406,14 @@ class Faults:
         nth: int | None = None,
         times: int | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> OnConnect:
         """Match new connections; finish the rule with an action, e.g. ``.refuse()``.
 
         The actions: ``.refuse()``, ``.delay(s)``, ``.error(text)``,
         ``.throttle(bytes_per_second)``.
         """
-        return OnConnect(self, nth=nth, times=times, probability=probability)
+        return OnConnect(self, nth=nth, times=times, probability=probability, state=state)
 
     def vanish(
         self,
@@ -451,6 +477,17 @@ class Faults:
         """``on(command, ...).hold()``: hold the reply of a matching command; the gate."""
         return self.on(command, args=args, nth=nth, times=times, user=user).hold()
 
+    @property
+    def state(self) -> str | None:
+        """The server's named state (None: none); rules given ``state=`` fire only in theirs."""
+        return self._state
+
+    def set_state(self, state: str | None) -> None:
+        """Enter the named state ``state`` (None: leave every state), e.g. from a test."""
+        state = _state_name("state", state)
+        with self._lock:
+            self._state = state
+
     # --- the dict form ---------------------------------------------------------------------
     @classmethod
     def from_config(cls, entries: Iterable[Mapping[str, Any]], *, seed: int | None = 0) -> Faults:
@@ -505,6 +542,7 @@ class Faults:
                 rule.seen = 0
                 rule.fired = 0
             self.random.seed(self._seed)
+            self._state = None
             self.hook.armed = bool(self._rules)
 
     @property
@@ -553,7 +591,9 @@ class Faults:
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
     ) -> tuple[FaultRule, _Effect] | None:
         with self._lock:
-            rule = _first_due(self._rules, kind, command, args, user, self.random)
+            rule, self._state = _choose(
+                self._rules, self._state, kind, command, args, user, self.random
+            )
             if rule is None:
                 return None
             # A jittered delay draws its time here, under the lock, from the seeded random.

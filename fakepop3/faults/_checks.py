@@ -139,6 +139,15 @@ def _text(name: str, value: object) -> str:
     return value
 
 
+def _state_name(name: str, value: object) -> str | None:
+    """None, or the name of a server state (a non-empty string)."""
+    if value is None or (isinstance(value, str) and value and value.strip() == value):
+        return value
+    raise FaultConfigError(
+        f"{name} must be a state name (a non-empty string) or None, not {value!r}"
+    )
+
+
 def _capability(value: object) -> str:
     """A CAPA capability name (``STLS``, ``UIDL``, ``SASL``...), upper-cased."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", value):

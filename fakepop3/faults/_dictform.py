@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 # --- parsing the dict form -------------------------------------------------------------------
 _MATCH_KEYS = {
-    "command": ("command", "args", "user", "nth", "times", "probability"),
-    "connect": ("nth", "times", "probability"),
+    "command": ("command", "args", "user", "nth", "times", "probability", "state"),
+    "connect": ("nth", "times", "probability", "state"),
     "mailbox": ("message", "user", "nth", "times", "probability"),
 }
 _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -36,6 +36,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "inject": ("data",),
         "hide": ("capability",),
         "deliver": ("data",),
+        "switch": ("to",),
     },
     "connect": {
         "refuse": (),
@@ -45,6 +46,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "reset": (),
         "hang": ("after_bytes",),
         "slice": ("size", "seconds"),
+        "switch": ("to",),
     },
     "mailbox": {"vanish": (), "size_mismatch": ("delta",)},
 }
@@ -60,6 +62,8 @@ _REQUIRED = {
     ("command", "inject"): ("data",),
     ("command", "hide"): ("capability",),
     ("command", "deliver"): ("data",),
+    ("command", "switch"): ("to",),
+    ("connect", "switch"): ("to",),
 }
 
 

@@ -128,6 +128,14 @@ class _Delay(_Effect):
             return f"delay {self.seconds:g}s ({spread})"
         return f"delay {self.drawn:.6f}s (drawn: {self.seconds:g}s, {spread})"
 
+    @classmethod
+    def checked(cls, seconds: object, jitter: object, distribution: object) -> _Delay:
+        """A delay of checked values (the builders' ``delay``)."""
+        from ._checks import _jitter, _one_of, _seconds
+
+        kind = _one_of("distribution", distribution, JITTER_DISTRIBUTIONS)
+        return cls(_seconds("seconds", seconds), _jitter(jitter), kind)
+
     def draw(self, rng: random.Random) -> _Effect:
         if not self.jitter:
             return self
@@ -229,6 +237,19 @@ class _Hold(_Effect):
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         return [Pause(math.inf, self.gate), Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Switch(_Effect):
+    """Enter the named state ``to`` (None: none); the command is served as usual."""
+
+    to: str | None
+
+    def describe(self) -> str:
+        return f"enter state {self.to!r}" if self.to is not None else "leave every state"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply)]
 
 
 @dataclass(frozen=True)

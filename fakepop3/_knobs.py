@@ -133,6 +133,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("threads", "float", 0.3, v.share, "share that reply to an earlier message"),
     Knob("non_ascii", "float", 0.2, v.share, "share with non-ASCII headers and text"),
     Knob("dot_lines", "float", 0.25, v.share, "share with lines that start with a dot"),
+    Knob("broken", "float", 0.0, v.share, "share replaced by deliberately malformed mail "
+         "(fakepop3.mail.BROKEN_KINDS, one picked per message)"),
     Knob("non_ascii_locales", "Sequence[str]", DEFAULT_NON_ASCII_LOCALES, _fallback_locales,
          "locales of the non-ASCII messages"),
     Knob("hook", "Callable | None", None, _hook, "called to edit each message"),

@@ -101,6 +101,8 @@ class Options:
     port: int = 1110
     tls_port: int | None = None
     tls: bool = False
+    tls_cert: str = "valid"
+    tls_version: str | None = None
     cert: Path | None = None
     key: Path | None = None
     ca_out: Path | None = None
@@ -140,7 +142,14 @@ class Options:
     @property
     def tls_enabled(self) -> bool:
         """TLS is on (STLS on the plain port) when any TLS option was given."""
-        return self.tls or self.tls_port is not None or self.cert is not None or self.require_tls
+        return (
+            self.tls
+            or self.tls_port is not None
+            or self.cert is not None
+            or self.require_tls
+            or self.tls_cert != "valid"
+            or self.tls_version is not None
+        )
 
     def apply(self, values: Mapping[str, Any]) -> None:
         """Overwrite fields with ``values`` (checked values, as :func:`load_config` returns);

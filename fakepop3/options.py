@@ -294,6 +294,28 @@ def _tls(value: Any, name: str) -> Any:
     raise OptionError(f"{name} must be true, false or a TLSCertificates, not {value!r}")
 
 
+#: fakepop3.tls.CERT_MODES and TLS_VERSIONS (this module imports no tls; a test holds them equal).
+CERT_MODES = (
+    "valid",
+    "expired",
+    "not-yet-valid",
+    "wrong-host",
+    "self-signed",
+    "untrusted-ca",
+    "missing-intermediate",
+)
+TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+
+
+def _choice(allowed: Sequence[str]) -> Callable[[Any, str], str]:
+    def check(value: Any, name: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise OptionError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return check
+
+
 def _smtp(value: Any, name: str) -> bool | int:
     """True (a free port), False (no SMTP intake), or a port."""
     if isinstance(value, bool):
@@ -355,6 +377,12 @@ SERVER_OPTIONS: tuple[Option, ...] = (
     Option("tls", "bool | TLSCertificates", False, _tls,
            "offer STLS on the plain port (on whenever another TLS option is given)",
            _ALL, None, _parse_bool),
+    Option("tls_cert", "str", "valid", _choice(CERT_MODES), "the certificate TLS presents: "
+           "valid, or a bad one to test a client's verification: " + ", ".join(CERT_MODES[1:]),
+           _ALL, "MODE"),
+    Option("tls_version", "str | None", None, v.optional(_choice(TLS_VERSIONS)),
+           "pin TLS to one version: 1.0, 1.1 (where OpenSSL allows them), 1.2 or 1.3 "
+           "(default: 1.2 and up)", _ALL, "VERSION"),
     Option("cert", "path", None, _opt(_path), "server certificate (PEM), with --key", TEXT,
            "FILE"),
     Option("key", "path", None, _opt(_path), "private key (PEM) of --cert", TEXT, "FILE"),
@@ -430,6 +458,10 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            _G6),
     Option("control_token", "str | None", None, _opt(v.token), "require 'Authorization: "
            "Bearer TOKEN' on every control request", P | TEXT, "TOKEN", None, _G6),
+    Option("lint", "bool", False, v.boolean, "record the client's protocol mistakes (each with "
+           "its RFC) and fail the test at teardown", P | M),
+    Option("lint_ignore", "Iterable[str]", (), None, "lint rules not to check "
+           "(fakepop3.faults.LINT_RULES)", P | M),
     Option("store", "MailStore | None", None, None, "a MailStore to share between servers", P),
     Option("on_session_end", "Callable[[SessionRecord], None] | None", None, _callable,
            "called with each SessionRecord as it ends", P),

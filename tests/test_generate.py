@@ -652,6 +652,7 @@ def test_knobs_are_checked_in_one_function_with_the_same_defaults_everywhere() -
         "threads",
         "non_ascii",
         "dot_lines",
+        "broken",
         "non_ascii_locales",
         "hook",
         "cache_size",

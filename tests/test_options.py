@@ -36,6 +36,8 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "port": (1234, lambda s: s.port == 1234),
     "tls_port": (0, lambda s: s.tls_port == 0 and s.tls is not None),
     "tls": (True, lambda s: s.tls is not None),
+    "tls_cert": ("expired", lambda s: s.tls is not None and s.tls.mode == "expired"),
+    "tls_version": ("1.3", lambda s: s.tls is not None and s.tls.version == "1.3"),
     "smtp": (0, lambda s: s._smtp_port == 0),
     "smtp_host": ("127.0.0.2", lambda s: s.smtp_host == "127.0.0.2"),
     "users": ({"bob": "pw"}, lambda s: s.store.mailbox("bob").password == "pw"),
@@ -61,6 +63,8 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "control_port": (0, lambda s: s._control_port == 0),
     "control_host": ("127.0.0.2", lambda s: s._control_host == "127.0.0.2"),
     "control_token": ("s3cret", lambda s: s._control_token == "s3cret"),
+    "lint": (True, lambda s: s.linter is not None),
+    "lint_ignore": (["login-delay"], lambda s: s.linter.ignore == {"login-delay"}),
     "faults": (None, lambda s: s.faults is not None),
     "history": (False, lambda s: not s.history.enabled),
     "store": (None, lambda s: s.store is not None),
@@ -70,7 +74,7 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
 }
 
 #: What a sample needs beside it.
-NEEDS: dict[str, dict[str, Any]] = {"require_tls": {"tls": True}}
+NEEDS: dict[str, dict[str, Any]] = {"require_tls": {"tls": True}, "lint_ignore": {"lint": True}}
 
 #: A good value of each text option: (TOML literal, CLI/env text, the value in config.Options).
 TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
@@ -78,6 +82,8 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "port": ("1234", "1234", 1234),
     "tls_port": ("0", "0", 0),
     "tls": ("true", "true", True),
+    "tls_cert": ('"wrong-host"', "wrong-host", "wrong-host"),
+    "tls_version": ('"1.2"', "1.2", "1.2"),
     "cert": ('"c.pem"', "c.pem", "c.pem"),
     "key": ('"k.pem"', "k.pem", "k.pem"),
     "ca_out": ('"ca.pem"', "ca.pem", "ca.pem"),
@@ -122,6 +128,8 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
 BAD: dict[str, tuple[Any, str]] = {
     "port": (99999, "99999"),
     "tls_port": (-1, "-1"),
+    "tls_cert": ("bogus", "bogus"),
+    "tls_version": ("2.0", "2.0"),
     "smtp": (70000, "70000"),
     "timeout": (0, "0"),
     "command_timeout": (-1, "-1"),

@@ -54,13 +54,37 @@ Command actions
   octet counts off by ``delta``, default 100).
 - ``reply(data)``: send these bytes instead of the reply; the command does not run.
 
+Transport faults and attacks (command rules):
+
+- ``reset(after_bytes=None)``: end the connection with a TCP reset (RST, ``SO_LINGER`` 0)
+  before the reply (the command does not run) or after ``after_bytes`` octets of it.
+- ``hang(after_bytes=None)``: no reply (or the first ``after_bytes`` octets), the socket kept
+  open until the client hangs up, the server stops or its idle timeout ends the session.
+- ``slice(size, seconds=0)``: the reply written in ``size``-octet segments, ``seconds`` apart.
+- ``slow_close(seconds)`` (QUIT only): QUIT answered, the close ``seconds`` late.
+- ``delay(seconds, jitter=0, distribution="uniform")``: with ``jitter``, each firing waits a
+  time drawn from the seeded ``random`` (``"uniform"``: ``seconds`` +- ``jitter``;
+  ``"lognormal"``: ``seconds * exp(jitter * Z)``); the history shows the time drawn.
+- ``inject(data)``: the reply, then ``data`` in the same write (on STLS: in the clear before
+  the handshake, STLS response injection).
+- ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
+- ``deliver(data)``: the message ``data`` is put in the user's maildrop just before the command
+  runs (on PASS: there for that login): scheduled delivery.
+- ``switch(to)``: enter the named state ``to`` when the rule fires; rules given ``state=``
+  (``on(..., state=...)``, ``on_connect(state=...)``) fire only in their state;
+  ``Faults.set_state(name)`` and ``Faults.state`` from the test.
+- ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
+  waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
+
 A dropped connection never runs UPDATE, so nothing is deleted unless QUIT ran.
 
 Connect actions (``on_connect(*, nth=None, times=None, probability=None)``)
 -----------------------------------------------------------------------------
-``refuse()`` (close before the greeting), ``delay(seconds)`` (greeting late),
-``error(text, code=None)`` (``-ERR`` greeting, then close) and
-``throttle(bytes_per_second)`` (the whole session drips out at that rate).
+``refuse()`` (close before the greeting), ``delay(seconds, jitter=0, distribution=...)``
+(greeting late), ``error(text, code=None)`` (``-ERR`` greeting, then close),
+``throttle(bytes_per_second)`` (the whole session drips out at that rate), ``reset()`` (RST
+before the greeting), ``hang(after_bytes=None)`` (never greet) and ``slice(size, seconds=0)``
+(the greeting in segments).
 
 Mailbox faults
 --------------
@@ -78,13 +102,16 @@ dicts (for the pytest marker and the standalone server's TOML config).  Keys:
 - ``on``: ``"command"`` (the default), ``"connect"`` or ``"mailbox"`` (the default
   when ``action`` is ``"vanish"`` or ``"size_mismatch"``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
-  ``truncate``, ``malformed``, ``reply``; for connect ``refuse``, ``delay``, ``error``,
-  ``throttle``; for the mailbox ``vanish``, ``size_mismatch``.
+  ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
+  ``inject``, ``hide``, ``deliver``, ``switch``; for connect ``refuse``, ``delay``, ``error``,
+  ``throttle``, ``reset``, ``hang``, ``slice``, ``switch``; for the mailbox ``vanish``, ``size_mismatch``.
 - matching: ``command`` (required for command rules), ``args``, ``user`` (command and
   mailbox rules), ``nth``, ``times``, ``probability`` (all rules); ``message``
   (required for mailbox rules).
-- action parameters: ``text`` and ``code`` (error), ``seconds`` (delay),
-  ``after_bytes`` (disconnect), ``kind``, ``length``, ``delta`` (malformed),
+- action parameters: ``text`` and ``code`` (error), ``seconds``, ``jitter`` and
+  ``distribution`` (delay), ``after_bytes`` (disconnect, reset, hang), ``size`` and
+  ``seconds`` (slice), ``seconds`` (slow_close), ``data`` (inject, deliver), ``capability`` (hide),
+  ``kind``, ``length``, ``delta`` (malformed),
   ``data`` (reply; a string is sent UTF-8 encoded), ``bytes_per_second`` (throttle),
   ``delta`` (size_mismatch).
 
@@ -107,6 +134,8 @@ The protocol core calls one object, ``faults.hook`` (a
 ``Session(store, faults=faults)`` takes it from a :class:`Faults`.  ``on_connect(...)``
 on a :class:`Faults` only builds rules.
 
+The strict client lint (``POP3Server(lint=True)``, ``_lint``): see :class:`Linter`.
+
 The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and counting),
 ``_effects`` (what a fired fault does), ``_dictform`` (the dict form), ``_checks`` (every
 value check and its message), ``_hook`` (the object the core calls).
@@ -115,14 +144,22 @@ value check and its message), ``_hook`` (the object the core calls).
 from ._builders import Faults, OnCommand, OnConnect
 from ._checks import COMMANDS as COMMANDS  # a public name of fakepop3.faults, outside __all__
 from ._checks import FaultConfigError
-from ._effects import MALFORMED_KINDS
+from ._effects import JITTER_DISTRIBUTIONS, MALFORMED_KINDS
+from ._hold import Gate
+from ._lint import LINT_RULES, Linter, LintError, LintFinding
 from ._rules import FaultRule
 
 __all__ = [
+    "JITTER_DISTRIBUTIONS",
+    "LINT_RULES",
     "MALFORMED_KINDS",
     "FaultConfigError",
     "FaultRule",
     "Faults",
+    "Gate",
+    "LintError",
+    "LintFinding",
+    "Linter",
     "OnCommand",
     "OnConnect",
 ]

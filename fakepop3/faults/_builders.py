@@ -25,6 +25,7 @@ from ._checks import (
     _MAX_STATUS,
     FaultConfigError,
     _args,
+    _capability,
     _command_name,
     _data,
     _delta,
@@ -34,6 +35,7 @@ from ._checks import (
     _probability,
     _rate,
     _seconds,
+    _state_name,
     _status_line,
     _user,
 )
@@ -45,19 +47,30 @@ from ._effects import (
     MALFORMED_KINDS,
     _Cut,
     _Delay,
+    _Deliver,
     _Effect,
     _error,
+    _Hang,
+    _Hide,
+    _Hold,
+    _Inject,
     _Malformed,
     _replace,
+    _Reset,
     _SizeMismatch,
+    _Slice,
+    _SlowClose,
+    _Switch,
     _Throttle,
     _Truncate,
     _vanished,
 )
+from ._hold import Gate
 from ._hook import FaultsHook
-from ._rules import FaultRule, _first_due, _label
+from ._rules import FaultRule, _choose, _label
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
+Distribution = Literal["uniform", "lognormal"]
 _MESSAGE_COMMANDS = frozenset({"RETR", "TOP", "DELE", "LIST", "UIDL"})
 
 
@@ -81,6 +94,7 @@ class _RuleBuilder:
         times: object = None,
         user: object = None,
         probability: object = None,
+        state: object = None,
     ) -> None:
         self._faults = faults
         self._kind: Literal["command", "connect"] = kind
@@ -92,8 +106,9 @@ class _RuleBuilder:
         self.times = _optional_int("times", times)
         self.user = _user(user)
         self.probability = _probability(probability)
+        self.state = _state_name("state", state)
 
-    def _add(self, effect: _Effect) -> FaultRule:
+    def _add(self, effect: _Effect, switch: str | None = None) -> FaultRule:
         label = _label(
             self._what,
             args=self.args,
@@ -102,6 +117,8 @@ class _RuleBuilder:
             times=self.times,
             probability=self.probability,
         )
+        if self.state is not None:
+            label += f" state={self.state!r}"
         rule = FaultRule(
             self._faults,
             kind=self._kind,
@@ -115,7 +132,15 @@ class _RuleBuilder:
             probability=self.probability,
             label=label,
         )
+        rule.state, rule.switch = self.state, switch
         return self._faults.add(rule)
+
+    def switch(self, to: str | None) -> FaultRule:
+        """When this rule fires, the server enters the named state ``to`` (None: no state) before
+        the other rules are tried; the command (or connection) is otherwise served as usual.
+        Rules given ``state=`` fire only while the server is in that state."""
+        to = _state_name("to", to)
+        return self._add(_Switch(to), switch=to if to is not None else "")
 
 
 class OnCommand(_RuleBuilder):
@@ -134,6 +159,7 @@ class OnCommand(_RuleBuilder):
         times: int | None = None,
         user: str | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> None:
         self.command = name = _command_name(command)
         super().__init__(
@@ -146,6 +172,7 @@ class OnCommand(_RuleBuilder):
             times=times,
             user=user,
             probability=probability,
+            state=state,
         )
 
     def error(
@@ -158,9 +185,17 @@ class OnCommand(_RuleBuilder):
         """
         return self._add(_error(_status_line(text, code)))
 
-    def delay(self, seconds: float) -> FaultRule:
-        """Run the command, then wait ``seconds`` before replying."""
-        return self._add(_Delay(_seconds("seconds", seconds)))
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, distribution: Distribution = "uniform"
+    ) -> FaultRule:
+        """Run the command, then wait ``seconds`` before replying.
+
+        With ``jitter``, each firing waits a time drawn from the seeded random of the
+        :class:`Faults` (the same seed, the same delays): ``"uniform"`` from ``seconds - jitter``
+        (at least 0) to ``seconds + jitter``; ``"lognormal"`` ``seconds * exp(jitter * Z)``, Z a
+        standard normal (median ``seconds``, a long tail).  The history shows the time drawn.
+        """
+        return self._add(_Delay.checked(seconds, jitter, distribution))
 
     def disconnect(self, after_bytes: int | None = None) -> FaultRule:
         """Close the connection before the reply (the command does not run).
@@ -196,6 +231,64 @@ class OnCommand(_RuleBuilder):
         """Send ``data`` (any bytes; a str is UTF-8 encoded) instead of running the command."""
         return self._add(_replace(_data(data)))
 
+    # --- transport faults ----------------------------------------------------------------
+    def reset(self, after_bytes: int | None = None) -> FaultRule:
+        """End the connection with a TCP reset (RST, ``SO_LINGER`` 0) before the reply (the
+        command does not run), or after the first ``after_bytes`` octets of it (it runs)."""
+        if after_bytes is None:
+            return self._add(_Reset())
+        return self._add(_Reset(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def hang(self, after_bytes: int | None = None) -> FaultRule:
+        """Never reply (the command does not run), or stop after ``after_bytes`` octets of the
+        reply (it runs), and keep the connection open: until the client hangs up, the server
+        stops, or its idle ``timeout`` ends the session."""
+        if after_bytes is None:
+            return self._add(_Hang())
+        return self._add(_Hang(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def slice(self, size: int, seconds: float = 0.0) -> FaultRule:
+        """Write the reply in segments of ``size`` octets, ``seconds`` apart."""
+        return self._add(_Slice(_positive_int("size", size), _seconds("seconds", seconds)))
+
+    def slow_close(self, seconds: float) -> FaultRule:
+        """QUIT only: answer it (its deletions done), then close ``seconds`` late (the FIN)."""
+        if self.command != "QUIT":
+            raise FaultConfigError(
+                f"slow_close() delays the close after QUIT; use it on QUIT, not {self.command}"
+            )
+        return self._add(_SlowClose(_seconds("seconds", seconds)))
+
+    def hold(self) -> Gate:
+        """Run the command and hold its reply until ``gate.release()``; returns the gate
+        (a context manager: released, and the rule removed, on exit).  Python only."""
+        gate = Gate()
+        gate.rule = self._add(_Hold(gate))
+        return gate
+
+    def deliver(self, data: bytes | str) -> FaultRule:
+        """Put the message ``data`` in the maildrop of the command's user just before it runs, then run
+        it as usual: ``on("PASS", user="alice", nth=3).deliver(raw)`` makes a message appear
+        at alice's 3rd login (attempt), once (scheduled delivery for pollers)."""
+        return self._add(_Deliver(_data(data)))
+
+    # --- attacks on the client -----------------------------------------------------------
+    def inject(self, data: bytes | str) -> FaultRule:
+        """Run the command, send its reply and ``data`` right after it, in the same write.
+
+        On STLS: the bytes go in the clear after the ``+OK``, before the TLS handshake (STLS
+        response injection, CVE-2011-0411 class); a correct client discards them."""
+        return self._add(_Inject(_data(data)))
+
+    def hide(self, capability: str) -> FaultRule:
+        """CAPA only: leave ``capability`` out of the reply (``"STLS"``: STLS stripping)."""
+        if self.command != "CAPA":
+            raise FaultConfigError(
+                f"hide() takes a capability out of the CAPA reply; use it on CAPA, not "
+                f"{self.command}"
+            )
+        return self._add(_Hide(_capability(capability)))
+
 
 class OnConnect(_RuleBuilder):
     """The match part of a connect rule; call one of its actions to add the rule.
@@ -211,18 +304,27 @@ class OnConnect(_RuleBuilder):
         nth: int | None = None,
         times: int | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> None:
         super().__init__(
-            faults, "connect", "on connect", nth=nth, times=times, probability=probability
+            faults,
+            "connect",
+            "on connect",
+            nth=nth,
+            times=times,
+            probability=probability,
+            state=state,
         )
 
     def refuse(self) -> FaultRule:
         """Close the connection at once, before any greeting."""
         return self._add(_REFUSE)
 
-    def delay(self, seconds: float) -> FaultRule:
-        """Send the greeting ``seconds`` late."""
-        return self._add(_Delay(_seconds("seconds", seconds)))
+    def delay(
+        self, seconds: float, *, jitter: float = 0.0, distribution: Distribution = "uniform"
+    ) -> FaultRule:
+        """Send the greeting ``seconds`` late (``jitter``: as :meth:`OnCommand.delay`)."""
+        return self._add(_Delay.checked(seconds, jitter, distribution))
 
     def error(
         self, text: str = "Service not available, try again later.", code: str | None = None
@@ -233,6 +335,20 @@ class OnConnect(_RuleBuilder):
     def throttle(self, bytes_per_second: float) -> FaultRule:
         """Send everything in this session (greeting included) at this rate."""
         return self._add(_Throttle(_rate("bytes_per_second", bytes_per_second)))
+
+    def reset(self) -> FaultRule:
+        """Accept the connection, then reset it (RST) before any greeting."""
+        return self._add(_Reset())
+
+    def hang(self, after_bytes: int | None = None) -> FaultRule:
+        """Never greet (or stop after ``after_bytes`` octets of it), the connection kept open."""
+        if after_bytes is None:
+            return self._add(_Hang())
+        return self._add(_Hang(_positive_int("after_bytes", after_bytes, low=0)))
+
+    def slice(self, size: int, seconds: float = 0.0) -> FaultRule:
+        """The greeting in ``size``-octet segments, ``seconds`` apart (replies: ``on("*")``)."""
+        return self._add(_Slice(_positive_int("size", size), _seconds("seconds", seconds)))
 
 
 # --- the rule set ----------------------------------------------------------------------------
@@ -253,6 +369,7 @@ class Faults:
         self._ids = itertools.count(1)
         self._seed = seed
         self.random = random.Random(seed)
+        self._state: str | None = None
         for i, entry in enumerate(rules, 1):
             _add_entry(self, entry, f"fault #{i}")
 
@@ -266,10 +383,21 @@ class Faults:
         times: int | None = None,
         user: str | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> OnCommand:
-        """Match a command; finish the rule with an action, e.g. ``.error("Try later")``."""
+        """Match a command; finish the rule with an action, e.g. ``.error("Try later")``.
+
+        ``state``: the rule fires only while the server is in this named state (see
+        :meth:`OnCommand.switch` and :attr:`Faults.state`)."""
         return OnCommand(
-            self, command, args=args, nth=nth, times=times, user=user, probability=probability
+            self,
+            command,
+            args=args,
+            nth=nth,
+            times=times,
+            user=user,
+            probability=probability,
+            state=state,
         )
 
     def on_connect(
@@ -278,13 +406,14 @@ class Faults:
         nth: int | None = None,
         times: int | None = None,
         probability: float | None = None,
+        state: str | None = None,
     ) -> OnConnect:
         """Match new connections; finish the rule with an action, e.g. ``.refuse()``.
 
         The actions: ``.refuse()``, ``.delay(s)``, ``.error(text)``,
         ``.throttle(bytes_per_second)``.
         """
-        return OnConnect(self, nth=nth, times=times, probability=probability)
+        return OnConnect(self, nth=nth, times=times, probability=probability, state=state)
 
     def vanish(
         self,
@@ -335,6 +464,29 @@ class Faults:
             times=times,
             probability=probability,
         )._add(_SizeMismatch(message, delta))
+
+    def hold(
+        self,
+        command: str,
+        *,
+        args: str | tuple[str, ...] | list[str] | None = None,
+        nth: int | None = None,
+        times: int | None = None,
+        user: str | None = None,
+    ) -> Gate:
+        """``on(command, ...).hold()``: hold the reply of a matching command; the gate."""
+        return self.on(command, args=args, nth=nth, times=times, user=user).hold()
+
+    @property
+    def state(self) -> str | None:
+        """The server's named state (None: none); rules given ``state=`` fire only in theirs."""
+        return self._state
+
+    def set_state(self, state: str | None) -> None:
+        """Enter the named state ``state`` (None: leave every state), e.g. from a test."""
+        state = _state_name("state", state)
+        with self._lock:
+            self._state = state
 
     # --- the dict form ---------------------------------------------------------------------
     @classmethod
@@ -390,6 +542,7 @@ class Faults:
                 rule.seen = 0
                 rule.fired = 0
             self.random.seed(self._seed)
+            self._state = None
             self.hook.armed = bool(self._rules)
 
     @property
@@ -436,6 +589,12 @@ class Faults:
     # --- firing (the hook calls this) -------------------------------------------------------
     def _fire(
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
-    ) -> FaultRule | None:
+    ) -> tuple[FaultRule, _Effect] | None:
         with self._lock:
-            return _first_due(self._rules, kind, command, args, user, self.random)
+            rule, self._state = _choose(
+                self._rules, self._state, kind, command, args, user, self.random
+            )
+            if rule is None:
+                return None
+            # A jittered delay draws its time here, under the lock, from the seeded random.
+            return rule, rule.effect.draw(self.random)

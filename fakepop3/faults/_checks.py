@@ -65,6 +65,13 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _jitter(value: object) -> float:
+    """A delay's jitter: a number, 0 or more (seconds for uniform, sigma for lognormal)."""
+    if not _is_number(value) or not 0 <= value < float("inf"):
+        raise FaultConfigError(f"jitter must be a finite number, 0 or more, not {value!r}")
+    return float(value)
+
+
 def _rate(name: str, value: object) -> float:
     """A rate above 0 (``bytes_per_second``)."""
     if not _is_number(value) or not value > 0:
@@ -130,6 +137,24 @@ def _text(name: str, value: object) -> str:
             "to send any bytes use reply(data)"
         )
     return value
+
+
+def _state_name(name: str, value: object) -> str | None:
+    """None, or the name of a server state (a non-empty string)."""
+    if value is None or (isinstance(value, str) and value and value.strip() == value):
+        return value
+    raise FaultConfigError(
+        f"{name} must be a state name (a non-empty string) or None, not {value!r}"
+    )
+
+
+def _capability(value: object) -> str:
+    """A CAPA capability name (``STLS``, ``UIDL``, ``SASL``...), upper-cased."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", value):
+        raise FaultConfigError(
+            f"capability must be a CAPA capability name such as 'STLS', not {value!r}"
+        )
+    return value.upper()
 
 
 def _data(value: object) -> bytes:

@@ -17,24 +17,36 @@ if TYPE_CHECKING:
 
 # --- parsing the dict form -------------------------------------------------------------------
 _MATCH_KEYS = {
-    "command": ("command", "args", "user", "nth", "times", "probability"),
-    "connect": ("nth", "times", "probability"),
+    "command": ("command", "args", "user", "nth", "times", "probability", "state"),
+    "connect": ("nth", "times", "probability", "state"),
     "mailbox": ("message", "user", "nth", "times", "probability"),
 }
 _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "command": {
         "error": ("text", "code"),
-        "delay": ("seconds",),
+        "delay": ("seconds", "jitter", "distribution"),
         "disconnect": ("after_bytes",),
         "truncate": (),
         "malformed": ("kind", "length", "delta"),
         "reply": ("data",),
+        "reset": ("after_bytes",),
+        "hang": ("after_bytes",),
+        "slice": ("size", "seconds"),
+        "slow_close": ("seconds",),
+        "inject": ("data",),
+        "hide": ("capability",),
+        "deliver": ("data",),
+        "switch": ("to",),
     },
     "connect": {
         "refuse": (),
-        "delay": ("seconds",),
+        "delay": ("seconds", "jitter", "distribution"),
         "error": ("text", "code"),
         "throttle": ("bytes_per_second",),
+        "reset": (),
+        "hang": ("after_bytes",),
+        "slice": ("size", "seconds"),
+        "switch": ("to",),
     },
     "mailbox": {"vanish": (), "size_mismatch": ("delta",)},
 }
@@ -44,6 +56,14 @@ _REQUIRED = {
     ("command", "malformed"): ("kind",),
     ("command", "reply"): ("data",),
     ("connect", "throttle"): ("bytes_per_second",),
+    ("command", "slice"): ("size",),
+    ("connect", "slice"): ("size",),
+    ("command", "slow_close"): ("seconds",),
+    ("command", "inject"): ("data",),
+    ("command", "hide"): ("capability",),
+    ("command", "deliver"): ("data",),
+    ("command", "switch"): ("to",),
+    ("connect", "switch"): ("to",),
 }
 
 

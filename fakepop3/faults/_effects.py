@@ -13,16 +13,21 @@ Rules a maintainer must keep:
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from dataclasses import dataclass
 
 from .. import history as _history
 from ..protocol import Action, Close, Pause, Send, Session, Throttle
+from ._hold import Gate
 
 Reply = tuple[bytes | memoryview, ...]
 
 #: The kinds of ``malformed`` (see :class:`_Malformed`).
 MALFORMED_KINDS: tuple[str, ...] = ("no-status", "bare-lf", "long-line", "wrong-size")
+#: The distributions of a delay's jitter (see :class:`_Delay`).
+JITTER_DISTRIBUTIONS: tuple[str, ...] = ("uniform", "lognormal")
 #: The commands whose replies carry octet counts (``malformed("wrong-size")``).
 _SIZED = frozenset({"LIST", "STAT", "RETR"})
 
@@ -37,6 +42,14 @@ class _Effect:
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         raise NotImplementedError
+
+    def draw(self, rng: random.Random) -> _Effect:
+        """The effect of one firing: itself, or (a jittered delay) one with its value drawn
+        from the seeded ``rng`` of the rules (called under their lock)."""
+        return self
+
+    def prepare(self, session: Session, user: str | None) -> None:
+        """Called when the rule fires, before the command runs (a delivery adds mail here)."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +110,197 @@ _DISCONNECT = _Close("disconnect before the reply")
 
 @dataclass(frozen=True)
 class _Delay(_Effect):
+    """Wait ``seconds``, then reply.  With ``jitter``, each firing waits a drawn time instead:
+    ``uniform``, from ``seconds - jitter`` (at least 0) to ``seconds + jitter``; ``lognormal``,
+    ``seconds * exp(jitter * Z)`` with Z a standard normal (its median is ``seconds``)."""
+
+    seconds: float
+    jitter: float = 0.0
+    distribution: str = "uniform"
+    #: The time drawn for one firing (None: the rule itself, not a firing).
+    drawn: float | None = None
+
+    def describe(self) -> str:
+        if not self.jitter:
+            return f"delay {self.seconds:g}s"
+        spread = f"{self.distribution} jitter {self.jitter:g}"
+        if self.drawn is None:
+            return f"delay {self.seconds:g}s ({spread})"
+        return f"delay {self.drawn:.6f}s (drawn: {self.seconds:g}s, {spread})"
+
+    @classmethod
+    def checked(cls, seconds: object, jitter: object, distribution: object) -> _Delay:
+        """A delay of checked values (the builders' ``delay``)."""
+        from ._checks import _jitter, _one_of, _seconds
+
+        kind = _one_of("distribution", distribution, JITTER_DISTRIBUTIONS)
+        return cls(_seconds("seconds", seconds), _jitter(jitter), kind)
+
+    def draw(self, rng: random.Random) -> _Effect:
+        if not self.jitter:
+            return self
+        if self.distribution == "uniform":
+            value = rng.uniform(self.seconds - self.jitter, self.seconds + self.jitter)
+        else:  # lognormal
+            value = self.seconds * math.exp(rng.gauss(0.0, self.jitter))
+        return _Delay(self.seconds, self.jitter, self.distribution, max(0.0, value))
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Pause(self.seconds if self.drawn is None else self.drawn), Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Reset(_Effect):
+    """End the connection with a TCP reset (RST): before the reply (the command does not run),
+    or after ``after_bytes`` octets of it."""
+
+    after_bytes: int | None = None
+
+    @property
+    def runs_command(self) -> bool:  # type: ignore[override]
+        return self.after_bytes is not None
+
+    def describe(self) -> str:
+        if self.after_bytes is None:
+            return "reset the connection (RST)"
+        return f"reset the connection (RST) after {self.after_bytes} octets of the reply"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        if self.after_bytes is None:
+            return [Close(_history.SERVER, reset=True)]
+        return [Send(_cut(reply, self.after_bytes)), Close(_history.SERVER, reset=True)]
+
+
+@dataclass(frozen=True)
+class _Hang(_Effect):
+    """Send nothing (or the first ``after_bytes`` octets of the reply) and keep the connection
+    open for ever: until the client hangs up, the server stops or its idle timeout ends it."""
+
+    after_bytes: int | None = None
+
+    @property
+    def runs_command(self) -> bool:  # type: ignore[override]
+        return self.after_bytes is not None
+
+    def describe(self) -> str:
+        if self.after_bytes is None:
+            return "hang: no reply, the connection kept open"
+        return f"hang after {self.after_bytes} octets of the reply, the connection kept open"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        if self.after_bytes is None:
+            return [Pause(math.inf)]
+        return [Send(_cut(reply, self.after_bytes)), Pause(math.inf)]
+
+
+@dataclass(frozen=True)
+class _Slice(_Effect):
+    """Write the reply in segments of ``size`` octets, ``seconds`` apart."""
+
+    size: int
     seconds: float
 
     def describe(self) -> str:
-        return f"delay {self.seconds:g}s"
+        return f"slice the reply into {self.size}-octet segments, {self.seconds:g}s apart"
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        return [Pause(self.seconds), Send(reply)]
+        data = memoryview(b"".join(reply))
+        actions: list[Action] = []
+        for start in range(0, len(data), self.size):
+            if actions:
+                actions.append(Pause(self.seconds))
+            actions.append(Send((data[start : start + self.size],)))
+        return actions
+
+
+@dataclass(frozen=True)
+class _SlowClose(_Effect):
+    """QUIT answered (its deletions done), the close (the server's FIN) ``seconds`` late."""
+
+    seconds: float
+
+    def describe(self) -> str:
+        return f"slow close: the FIN {self.seconds:g}s after the reply"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply), Pause(self.seconds)]  # the session adds the Close after QUIT
+
+
+@dataclass(frozen=True)
+class _Hold(_Effect):
+    """Run the command, keep its reply at ``gate`` until the test releases it."""
+
+    gate: Gate
+
+    def describe(self) -> str:
+        return "hold the reply until released"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Pause(math.inf, self.gate), Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Switch(_Effect):
+    """Enter the named state ``to`` (None: none); the command is served as usual."""
+
+    to: str | None
+
+    def describe(self) -> str:
+        return f"enter state {self.to!r}" if self.to is not None else "leave every state"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Deliver(_Effect):
+    """Put ``message`` in the maildrop of the command's user just before the command runs
+    (on PASS: the message is there for the login that opens the maildrop)."""
+
+    message: bytes
+
+    def describe(self) -> str:
+        return f"deliver a message of {len(self.message)} octets first"
+
+    def prepare(self, session: Session, user: str | None) -> None:
+        if user is not None and user in session.store.users:
+            session.store.mailbox(user).add(self.message)
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply)]
+
+
+@dataclass(frozen=True)
+class _Inject(_Effect):
+    """Run the command, send its reply and ``data`` after it in the same write (after the
+    ``+OK`` to STLS: in the clear, before the TLS handshake)."""
+
+    data: bytes
+
+    def describe(self) -> str:
+        shown = self.data if len(self.data) <= 60 else self.data[:57] + b"..."
+        return f"inject {shown!r} after the reply"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send((*reply, self.data))]
+
+
+@dataclass(frozen=True)
+class _Hide(_Effect):
+    """Run CAPA, leave ``capability``'s line out of its reply (``STLS``: STLS stripping)."""
+
+    capability: str
+
+    def describe(self) -> str:
+        return f"hide {self.capability} from the CAPA reply"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        if len(reply) < 2 or not bytes(reply[0]).startswith(b"+OK"):
+            return [Send(reply)]
+        name = self.capability.encode("ascii").upper()
+        lines = bytes(reply[1]).split(b"\r\n")
+        kept = [line for line in lines if line.split(b" ", 1)[0].upper() != name]
+        return [Send((reply[0], b"\r\n".join(kept), *reply[2:]))]
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from ._rules import FaultRule
 
 #: ``fire(kind, command, args, user)``: the rule that fires for this command or connection
-#: (counted as fired), or None.
-Fire = Callable[[str, str, tuple[str, ...], "str | None"], "FaultRule | None"]
+#: (counted as fired) and the effect of this firing (a jittered delay's drawn), or None.
+Fire = Callable[[str, str, tuple[str, ...], "str | None"], "tuple[FaultRule, _Effect] | None"]
 
 
 class FaultsHook:
@@ -45,17 +45,20 @@ class FaultsHook:
 
     def on_connect(self, session: Session, greeting: bytes) -> list[Action] | None:
         """Called by the session before it greets: the actions instead of ``greeting``, or None."""
-        rule = self._fire("connect", "", (), None)
-        if rule is None:
+        fired = self._fire("connect", "", (), None)
+        if fired is None:
             return None
-        return rule.effect.apply((greeting,), "", session)
+        return fired[1].apply((greeting,), "", session)
 
     def on_command(self, session: Session, command: str, args: tuple[str, ...]) -> _Hit | None:
         """Called by the session before each command; the fault to apply, or None."""
-        rule = self._fire("command", command, args, _user_of(session, command, args))
-        if rule is None:
+        user = _user_of(session, command, args)
+        fired = self._fire("command", command, args, user)
+        if fired is None:
             return None
-        return _Hit(rule.description, rule.effect.runs_command, rule.effect, command, session)
+        rule, effect = fired
+        effect.prepare(session, user)
+        return _Hit(rule.describe(effect), effect.runs_command, effect, command, session)
 
     def __repr__(self) -> str:
         return f"<FaultsHook armed={self.armed}>"

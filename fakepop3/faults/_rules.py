@@ -54,6 +54,10 @@ class FaultRule:
         self.times = times
         self.probability = probability
         self.label = label
+        #: The named state this rule fires in (None: any), and the state it switches to when it
+        #: fires (None: it does not switch; "" : back to no state).
+        self.state: str | None = None
+        self.switch: str | None = None
         self.id = 0
         #: How many times this rule fired.
         self.fired = 0
@@ -76,7 +80,11 @@ class FaultRule:
     @property
     def description(self) -> str:
         """What the rule does and when, e.g. ``error -ERR Try later [rule 1: on RETR nth=2]``."""
-        return f"{self.effect.describe()} [rule {self.id}: {self.label}]"
+        return self.describe(self.effect)
+
+    def describe(self, effect: _Effect) -> str:
+        """:attr:`description` with ``effect`` (one firing of this rule's) in place of its own."""
+        return f"{effect.describe()} [rule {self.id}: {self.label}]"
 
     def remove(self) -> None:
         """Take this rule off its :class:`Faults` (it stops firing at once)."""
@@ -129,6 +137,27 @@ def _first_due(
             rule.fired += 1
             return rule
     return None
+
+
+def _choose(
+    rules: Sequence[FaultRule],
+    state: str | None,
+    kind: str,
+    command: str,
+    args: tuple[str, ...],
+    user: str | None,
+    rng: random.Random,
+) -> tuple[FaultRule | None, str | None]:
+    """The rule that fires (or None) and the named state after it: a due ``switch`` rule
+    changes the state first, then the rules of that state (and of none) are tried."""
+    switched = None
+    switches = [r for r in rules if r.switch is not None and r.state in (None, state)]
+    if switches:
+        switched = _first_due(switches, kind, command, args, user, rng)
+        if switched is not None:
+            state = switched.switch or None
+    rest = [r for r in rules if r.switch is None and r.state in (None, state)]
+    return _first_due(rest, kind, command, args, user, rng) or switched, state
 
 
 def _label(

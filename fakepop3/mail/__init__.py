@@ -3,6 +3,8 @@
 * :func:`generate_messages` -- a lazy mailbox of realistic, seeded messages
   (``fakepop3/mail/_generate/``; its package docstring has the details).
 * :func:`build_message` -- one exact message in one line (``_builder.py``).
+* :func:`broken_message` -- a deliberately malformed one, of a kind in
+  :data:`BROKEN_KINDS` (``_broken.py``).
 * :func:`load_messages` -- ``.eml`` files, folders of them, mbox, Maildir
   (``_loaders.py``).
 
@@ -26,6 +28,7 @@ from .. import store as _store
 from . import _mailbox
 
 if TYPE_CHECKING:
+    from ._broken import BROKEN_KINDS, broken_message
     from ._builder import DEFAULT_DATE, Attachment, Attachments, build_message
     from ._generate import (
         DEFAULT_END,
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 #: Where each public name lives (a private module of this package).
 _WHERE = {
     **dict.fromkeys(("DEFAULT_DATE", "Attachment", "Attachments", "build_message"), "_builder"),
+    **dict.fromkeys(("BROKEN_KINDS", "broken_message"), "_broken"),
     **dict.fromkeys(
         (
             "DEFAULT_END",
@@ -86,6 +90,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "BROKEN_KINDS",
     "DEFAULT_DATE",
     "DEFAULT_END",
     "DEFAULT_NON_ASCII_LOCALES",
@@ -100,6 +105,7 @@ __all__ = [
     "MailNotFoundError",
     "MessageGenerator",
     "MessageHook",
+    "broken_message",
     "build_message",
     "detect_format",
     "generate_message",

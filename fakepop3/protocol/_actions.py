@@ -33,10 +33,14 @@ class Send(NamedTuple):
 
 @dataclass(frozen=True)
 class Pause:
-    """Wait this many seconds before the next action (fault injection)."""
+    """Wait this many seconds before the next action (fault injection).
+
+    ``gate``: wait instead until ``await gate.wait()`` returns (a held command's reply).
+    """
 
     seconds: float
     """How long to wait."""
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,25 @@ class StartTLS:
 
 @dataclass(frozen=True)
 class Close:
-    """Close the connection after the previous actions; ``reason`` as recorded in the history."""
+    """Close the connection after the previous actions; ``reason`` as recorded in the history.
+
+    ``reset``: end it with a TCP reset (RST, ``SO_LINGER`` 0) instead of a FIN (a fault).
+    """
 
     reason: str
     """Why: ``"quit"``, ``"timeout"``, ``"server"`` ... (a `SessionRecord.end_reason`)."""
+    reset: bool = False
 
 
 Action = Send | Pause | Throttle | StartTLS | Close
 """One thing the core asks the transport to do: :class:`Send`, :class:`Pause`, :class:`Throttle`,
 :class:`StartTLS` or :class:`Close` (what :meth:`Session.next_actions` returns)."""
+
+
+class Gate(Protocol):
+    """What a :class:`Pause` may wait on instead of a time (``fakepop3.faults.Gate``)."""
+
+    async def wait(self) -> None: ...
 
 
 class CommandFault(Protocol):

@@ -30,7 +30,7 @@ from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
 from ..auth import ALL_MECHANISMS, Authenticator
-from ..faults import Faults
+from ..faults import Faults, Linter
 from ..history import History, SessionRecord
 from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
@@ -135,7 +135,11 @@ class POP3Server(Service):
       as a warning.
     * ``tls``: ``True`` for trustme certificates, or a :class:`TLSCertificates`;
       enables STLS.  ``tls_port``: also listen with implicit TLS (POP3S).
+    * ``tls_cert``: a bad certificate on purpose (``"expired"``, ``"wrong-host"``...: see
+      :mod:`fakepop3.tls`); ``tls_version``: pin TLS to ``"1.2"``, ``"1.3"``, ``"1.0"``, ``"1.1"``.
     * ``require_tls``: refuse USER/PASS/APOP/AUTH until STLS.
+    * ``lint``: record the client's protocol mistakes (:data:`fakepop3.faults.LINT_RULES`) and
+      fail at teardown (``server.errors``); ``lint_ignore``: rules not to check.
     * ``store``: a :class:`MailStore` to share between servers.
     * ``history``: ``False`` turns recording off, or pass a :class:`History`.
     * ``timeout``: the autologout timer in seconds (RFC 1939: at least 600 on
@@ -178,6 +182,8 @@ class POP3Server(Service):
         port: int = 0,
         tls: bool | TLSCertificates = False,
         tls_port: int | None = None,
+        tls_cert: str = "valid",
+        tls_version: str | None = None,
         store: MailStore | None = None,
         history: bool | History = True,
         timeout: float | None = 600.0,
@@ -205,6 +211,8 @@ class POP3Server(Service):
         control_token: str | None = None,
         persona: str | None = None,
         persona_file: str | os.PathLike[str] | None = None,
+        lint: bool = False,
+        lint_ignore: Iterable[str] = (),
     ) -> None:
         # Every keyword checked by its schema entry (fakepop3.options): locals() here holds
         # exactly the parameters, so the one list of options is the signature itself.
@@ -247,11 +255,14 @@ class POP3Server(Service):
         self.command_timeout = command_timeout
         #: How many sessions may be open at once (None: no limit).
         self.max_connections = max_connections
-        if tls is True or (tls_port is not None and tls is False):
+        hostile = tls_cert != "valid" or tls_version is not None  # tls.py, issue 18
+        if tls is True or (tls is False and (tls_port is not None or hostile)):
             #: The certificates of STLS and the TLS port (:class:`TLSCertificates`), or None.
-            self.tls: TLSCertificates | None = TLSCertificates.generate()
+            self.tls: TLSCertificates | None = TLSCertificates.generate(
+                mode=tls_cert, version=tls_version
+            )
         elif isinstance(tls, TLSCertificates):
-            self.tls = tls
+            self.tls = tls.variant(tls_cert, tls_version) if hostile else tls
         else:
             self.tls = None
         if require_tls and self.tls is None:
@@ -277,6 +288,13 @@ class POP3Server(Service):
         self._auth = Authenticator(self.store, any_login=settings.any_login)
         #: The fault rules (:class:`Faults`): ``server.faults.on("RETR").disconnect()``.
         self.faults = faults if faults is not None else Faults()
+        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.
+        self.linter: Linter | None = None
+        if lint:
+            if not self.history.enabled:
+                raise ValueError("lint=True reads the history: do not pass history=False")
+            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
+            self.history.add_session_listener(self.linter.session_ended)
         #: Errors raised inside the server; :meth:`raise_errors` (and the pytest fixture) fails on them.
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()

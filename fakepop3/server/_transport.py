@@ -303,7 +303,7 @@ class _Connection(asyncio.BufferedProtocol):
                     self._go_async(actions[i + 1 :])
                     return
             elif isinstance(action, Close):
-                self._close(action.reason)
+                self._close(action.reason, action.reset)
                 return
             elif isinstance(action, Throttle):
                 self.throttle = action.bytes_per_second
@@ -331,13 +331,13 @@ class _Connection(asyncio.BufferedProtocol):
                     else:
                         await self._write_slowly(action.buffers, self.throttle)
                 elif isinstance(action, Pause):
-                    await self._sleep(action.seconds)
+                    await self._sleep(action.seconds, action.gate)
                 elif isinstance(action, Throttle):
                     self.throttle = action.bytes_per_second
                 elif isinstance(action, StartTLS):
                     await self._start_tls()
                 elif isinstance(action, Close):
-                    self._close(action.reason)
+                    self._close(action.reason, action.reset)
                     return
             if self.mode == _CLOSING:
                 return
@@ -411,14 +411,15 @@ class _Connection(asyncio.BufferedProtocol):
                 transport.write(view[start : start + step])
                 await self._sleep(step / rate)
 
-    async def _sleep(self, seconds: float) -> None:
-        """Wait for a fault (Pause, Throttle) while reading, so a client hanging up ends the session."""
+    async def _sleep(self, seconds: float, gate: Any = None) -> None:
+        """Wait for a fault (Pause, Throttle; a held reply's ``gate``) while reading, so a client
+        hanging up ends the session."""
         transport = self.transport
         assert transport is not None
         transport.resume_reading()
         self.mode = _WAITING
         try:
-            await asyncio.sleep(seconds)
+            await (asyncio.sleep(seconds) if gate is None else gate.wait())
         finally:
             if self.mode != _CLOSING:
                 self.mode = _ANSWERING
@@ -478,10 +479,17 @@ class _Connection(asyncio.BufferedProtocol):
             text = f"-ERR Command line not finished within {limit:g} seconds; closing.\r\n"
             self._abort(text.encode(), _history.TIMEOUT)
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, reset: bool = False) -> None:
         self.close_reason = reason
         self.mode = _CLOSING
-        if self.transport is not None:
+        if self.transport is not None and reset:  # a reset fault: RST, unsent output dropped
+            self.out = None
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            self.transport.abort()
+        elif self.transport is not None:
             if self.out:
                 # Queued output would be lost by close(); hand it over first.
                 for view in self.out:

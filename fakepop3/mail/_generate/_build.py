@@ -42,7 +42,7 @@ from ._knobs import (
 )
 from ._locale import Locale, locale_data
 from ._mime import Multi, Part, b64_body, png
-from ._plan import Plan, Planner
+from ._plan import Plan, Planner, _broken_bytes
 from ._random import derive, stream_key
 from ._text import CRLF, display_name, filler, format_date, subject_value
 
@@ -171,6 +171,7 @@ class MessageGenerator(Planner):
         threads: float = 0.3,
         non_ascii: float = 0.2,
         dot_lines: float = 0.25,
+        broken: float = 0.0,
         non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
         hook: MessageHook | None = None,
     ) -> None:
@@ -187,6 +188,8 @@ class MessageGenerator(Planner):
         self.threads = knobs["threads"]
         self.non_ascii = knobs["non_ascii"]
         self.dot_lines = knobs["dot_lines"]
+        self.broken = knobs["broken"]
+        self._broken_key = stream_key(self.seed, "broken")
         self.hook = knobs["hook"]
         self._plan_rng = random.Random(0)
         self._aux_rng = random.Random(0)
@@ -203,11 +206,13 @@ class MessageGenerator(Planner):
         """
         if self.hook is not None:
             return len(self.message(index))
-        return self._size(index)
+        kind = self.broken_kind(index)
+        return self._size(index) if kind is None else len(_broken_bytes(kind, index))
 
     def message(self, index: int) -> bytes:
         """Build message ``index`` (CRLF line ends), applying the hook if any."""
-        data = self._build(index)
+        kind = self.broken_kind(index)
+        data = self._build(index) if kind is None else _broken_bytes(kind, index)
         if self.hook is None:
             return data
         plan = self.plan(index)

@@ -85,6 +85,7 @@ class Knobs(TypedDict):
     threads: float
     non_ascii: float
     dot_lines: float
+    broken: float
     non_ascii_locales: tuple[str, ...]
     """Never empty: ``("de_DE",)`` when none were given."""
     hook: MessageHook | None
@@ -105,6 +106,7 @@ def check_knobs(
     threads: float = 0.3,
     non_ascii: float = 0.2,
     dot_lines: float = 0.25,
+    broken: float = 0.0,
     non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
     hook: MessageHook | None = None,
     cache_size: int = 256,

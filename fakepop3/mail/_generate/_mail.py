@@ -125,6 +125,7 @@ def generate_messages(
     threads: float = 0.3,
     non_ascii: float = 0.2,
     dot_lines: float = 0.25,
+    broken: float = 0.0,
     non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
     hook: MessageHook | None = None,
     cache_size: int = 256,
@@ -145,6 +146,8 @@ def generate_messages(
     :param non_ascii: share of messages with non-ASCII names and subjects (drawn from
         ``non_ascii_locales`` unless the chosen locale is one of them).
     :param dot_lines: share of messages with a body line that starts with ``.``.
+    :param broken: share of messages replaced by a deliberately malformed one (a kind of
+        :data:`fakepop3.mail.BROKEN_KINDS` picked per message from the seed).
     :param hook: ``hook(ctx, message) -> bytes | str | None`` to customise or
         replace each message; see :class:`HookContext`.
     :param cache_size: how many built messages to keep (0: none).
@@ -169,6 +172,7 @@ def generate_message(
     threads: float = 0.3,
     non_ascii: float = 0.2,
     dot_lines: float = 0.25,
+    broken: float = 0.0,
     non_ascii_locales: Sequence[str] = DEFAULT_NON_ASCII_LOCALES,
     hook: MessageHook | None = None,
 ) -> bytes:

@@ -24,6 +24,7 @@ import random
 from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
+from .._broken import BROKEN_KINDS, broken_message
 from ._locale import Locale, locale_data
 from ._random import GOLDEN, MASK64, MIX1, MIX2, derive
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "Planner", "RawPlan"]
 
+#: The kinds the ``broken`` knob picks from, in a fixed order (part of the output).
+_BROKEN_NAMES = tuple(BROKEN_KINDS)
 TZ_MINUTES = (0, 0, 60, 120, -300, -240, -420, 330, 540, 480, 600, -180, 180, 345, -210)
 MSGID_HOSTS = (
     "mail.gmail.com",
@@ -98,6 +101,9 @@ class Planner:
     _plans: OrderedDict[int, Plan]
     _size_key: int
     _message_key: int
+    #: The share of broken messages, and their own stream (fakepop3/mail/_broken.py).
+    broken: float
+    _broken_key: int
 
     def plan(self, index: int, drawn: RawPlan | None = None) -> Plan:
         """Size, parent, date, locale, Message-ID, sender and subject of message ``index``.
@@ -154,10 +160,30 @@ class Planner:
         u = (derive(self._size_key, index) >> 11) / 9007199254740992.0  # 2**53
         return self.min_size + int((self.max_size - self.min_size) * (u * u * u))
 
+    def broken_kind(self, index: int) -> str | None:
+        """The kind of broken message that message ``index`` is (the ``broken`` knob), or
+        None.  Its own stream, so the other messages are those of ``broken=0``."""
+        if not self.broken:
+            return None
+        x = derive(self._broken_key, index)
+        if (x >> 11) / 9007199254740992.0 >= self.broken:  # 2**53
+            return None
+        return _BROKEN_NAMES[(x & 0x7FF) % len(_BROKEN_NAMES)]
+
     def sizes(self, start: int, stop: int) -> list[int]:
         """``[size(k) for k in range(start, stop)]`` in one pass (no hook allowed)."""
         if self.hook is not None:
             raise ValueError("sizes() of a generator with a hook: build the messages")
+        if self.broken:
+            out = self._sizes(start, stop)
+            for k in range(start, stop):
+                kind = self.broken_kind(k)
+                if kind is not None:
+                    out[k - start] = len(_broken_bytes(kind, k))
+            return out
+        return self._sizes(start, stop)
+
+    def _sizes(self, start: int, stop: int) -> list[int]:
         lo = self.min_size
         span = self.max_size - lo
         mask, mix1, mix2 = MASK64, MIX1, MIX2
@@ -247,3 +273,10 @@ class Planner:
             p = self.plan(p).parent
         refs.reverse()
         return refs
+
+
+def _broken_bytes(kind: str, index: int) -> bytes:
+    """Broken message ``index`` of ``kind`` as the generator gives it: ending with CRLF, so
+    that its size is the size LIST reports."""
+    data = broken_message(kind, index=index)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"

@@ -1,0 +1,102 @@
+"""Hold and release: a command's reply kept back until the test lets it go.
+
+``faults.hold("RETR", nth=2)`` (or ``faults.on("RETR", nth=2).hold()``) returns a
+:class:`Gate`.  When the rule fires, the command runs and its reply waits at the gate; the
+test sees that with :meth:`Gate.wait_held` (an event, never a sleep), does what it wants
+while the client waits (add mail, run a second client, stop the server), then calls
+:meth:`Gate.release`.  Used as a context manager, the gate is released and its rule removed
+on exit, so a client is never left waiting.
+
+Rules a maintainer must keep:
+
+* A gate is thread-safe: the test thread releases and waits, the server's loop holds; the
+  loop is woken with ``call_soon_threadsafe``, never blocked.
+* Once released, a gate stays open: later hits of its rule pass at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._rules import FaultRule
+
+__all__ = ["Gate"]
+
+
+class Gate:
+    """Where held replies wait (see the module docs)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._released = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        #: How many replies were held so far.
+        self.held = 0
+        #: The rule that holds at this gate (set when it is added).
+        self.rule: FaultRule | None = None
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Let every held reply go, and every later one pass."""
+        with self._cond:
+            self._released = True
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_open, future)
+
+    def wait_held(self, count: int = 1, timeout: float | None = 10.0) -> None:
+        """Block until ``count`` replies have been held; ``TimeoutError`` after ``timeout``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.held >= count, timeout):
+                raise TimeoutError(
+                    f"waited {timeout}s for {count} held repl(ies); {self.held} held"
+                )
+
+    async def wait(self) -> None:
+        """Called on the server's loop by the held connection: returns once released."""
+        import asyncio  # here only: importing fakepop3.faults loads no asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            self.held += 1
+            self._cond.notify_all()
+            if self._released:
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        finally:
+            with self._cond:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+        if self.rule is not None:
+            self.rule.remove()
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "closed"
+        return f"<Gate {state}, {self.held} held>"
+
+
+def _open(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,269 @@
+"""The strict client lint (issue 18): a client's protocol mistakes, found and reported."""
+
+from __future__ import annotations
+
+import poplib
+import socket
+
+import pytest
+
+from fakepop3 import POP3Server
+from fakepop3.faults import LINT_RULES, LintError
+from fakepop3.server import ServerError
+
+from .conftest import USERS, RawClient, login
+
+MESSAGE = b"Subject: hi\r\n\r\nHello\r\n"
+
+
+def lint_server(**options: object) -> POP3Server:
+    server = POP3Server(users=USERS, lint=True, **options)  # type: ignore[arg-type]
+    server.mailbox("alice").extend([MESSAGE, MESSAGE])
+    return server
+
+
+def rules(server: POP3Server) -> list[str]:
+    assert server.linter is not None
+    return [f.rule for f in server.linter.findings]
+
+
+def test_a_careful_client_has_no_findings() -> None:
+    with lint_server() as server:
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        client.stat()
+        client.dele(1)
+        client.quit()
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []
+    server.raise_errors()
+
+
+def test_each_mistake_is_a_finding_with_its_rule() -> None:
+    with lint_server(disable=["TOP"], mechanisms=["PLAIN"]) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"STAT")  # before login
+            raw.command(b"AUTH CRAM-MD5")  # not offered
+            raw.login()
+            raw.command(b"USER alice")  # after login
+            raw.command(b"TOP 1 0")  # disabled
+            raw.command(b"DELE 1")
+            raw.command(b"RETR 1")  # deleted
+        # dropped without QUIT, a DELE pending
+        server.history.wait_for_sessions(1)
+    assert rules(server) == [
+        "wrong-state",
+        "unadvertised-mechanism",
+        "wrong-state",
+        "disabled-capability",
+        "deleted-message",
+        "dropped-with-deletions",
+    ]
+    with pytest.raises(ServerError) as failure:
+        server.raise_errors()
+    text = str(failure.value)
+    assert "the client broke 6 POP3 rule(s)" in text
+    assert "[deleted-message] session " in text and ", RETR 1: message 1 was deleted" in text
+    assert isinstance(server.errors[0], LintError) and len(server.errors) == 1
+
+
+def test_rset_undoes_the_deletions_and_rules_can_be_ignored() -> None:
+    with lint_server(lint_ignore=["wrong-state"]) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"STAT")
+            raw.login()
+            raw.command(b"DELE 1")
+            raw.command(b"RSET")
+            raw.command(b"RETR 1")
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []
+    server.raise_errors()
+
+
+def test_login_in_the_clear_and_within_the_login_delay() -> None:
+    with lint_server(tls=True, require_tls=True, login_delay=3600) as server:
+        assert server.tls is not None
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        client.stls(server.tls.client_context())
+        login(client)
+        client.quit()
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        try:
+            client.stls(server.tls.client_context())
+            with pytest.raises(poplib.error_proto, match="LOGIN-DELAY"):
+                login(client)  # again, within the delay: the server refuses, the lint notes it
+        finally:
+            client.close()
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"USER alice")  # refused, but sent in the clear
+        server.history.wait_for_sessions(3)
+    assert rules(server) == ["login-delay", "login-in-clear"]
+    server.errors.clear()
+
+
+def test_every_rule_is_documented_and_unknown_ones_are_refused() -> None:
+    assert all("RFC" in text for text in LINT_RULES.values())
+    with pytest.raises(ValueError, match="unknown lint rule"):
+        POP3Server(lint=True, lint_ignore=["no-such-rule"])
+    with pytest.raises(ValueError, match="lint=True reads the history"):
+        POP3Server(lint=True, history=False)
+
+
+@pytest.mark.pop3(lint=True, allow_server_errors=True)
+def test_the_marker_turns_the_lint_on(pop3_server: POP3Server) -> None:
+    assert pop3_server.linter is not None
+
+
+# --- hold and release (the poller scenarios) ------------------------------------------------
+def test_a_held_reply_waits_for_the_release_while_the_server_serves_others() -> None:
+    from fakepop3.faults import Gate
+
+    with lint_server() as server:
+        gate = server.faults.hold("RETR", nth=2)
+        assert isinstance(gate, Gate) and not gate.released
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        assert client.retr(1)[0].startswith(b"+OK")  # the first RETR is not held
+        client.sock.sendall(b"RETR 2\r\n")
+        gate.wait_held()  # the event: the reply is held now
+        # While the client waits: add mail and serve a second client.
+        server.mailbox("bob").extend([MESSAGE])
+        other = poplib.POP3(server.host, server.port, timeout=10)
+        login(other, "bob", "hunter2")
+        assert other.stat() == (1, len(MESSAGE))
+        other.quit()
+        gate.release()
+        status, lines, _ = client._getlongresp()  # the held reply, now sent
+        assert status.startswith(b"+OK") and lines[-1] == b"Hello"
+        client.quit()
+        server.history.wait_for_sessions(2)
+        held = [c for c in server.history.commands if c.command == "RETR"][-1]
+        assert held.fault is not None and held.fault.startswith("hold the reply until released")
+    server.raise_errors()
+
+
+def test_a_gate_as_a_context_manager_releases_and_removes_its_rule() -> None:
+    with POP3Server(users=USERS) as server:
+        server.mailbox("alice").extend([MESSAGE])
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        with server.faults.on("STAT").hold() as gate:
+            client.sock.sendall(b"STAT\r\n")
+            gate.wait_held()
+            assert len(server.faults) == 1
+        assert client._getresp() == b"+OK 1 %d" % len(MESSAGE)
+        assert len(server.faults) == 0 and gate.released
+        assert "released, 1 held" in repr(gate)
+        with pytest.raises(TimeoutError, match="waited 0s for 2 held"):
+            gate.wait_held(2, timeout=0)
+        client.quit()
+
+
+def test_a_server_that_stops_ends_a_held_session() -> None:
+    with POP3Server(users=USERS) as server:
+        server.mailbox("alice").extend([MESSAGE])
+        gate = server.faults.hold("NOOP")
+        raw = RawClient(server.host, server.port)
+        raw.login()
+        raw.send(b"NOOP\r\n")
+        gate.wait_held()
+    assert raw.read_to_eof() == b""  # never released: the stop closed it
+    raw.close()
+    assert [s.end_reason for s in server.history.sessions] == ["server"]
+    # A released gate lets later replies pass at once.
+    gate.release()
+    assert gate.released
+
+
+# --- scheduled delivery ---------------------------------------------------------------------
+def test_a_message_appears_at_the_third_login_and_only_once() -> None:
+    with POP3Server(users=USERS) as server:
+        rule = server.faults.on("PASS", user="alice", nth=3).deliver(MESSAGE)
+        counts = []
+        for _ in range(5):
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            login(client)
+            counts.append(client.stat()[0])
+            client.quit()
+        assert counts == [0, 0, 1, 1, 1]  # the poller must pick it up at the 3rd poll, once
+        assert rule.fired == 1
+        server.history.wait_for_sessions(5)
+        faults = [c.fault for c in server.history.commands if c.command == "PASS"]
+        assert (
+            faults[2]
+            == f"deliver a message of {len(MESSAGE)} octets first [rule 1: on PASS user='alice' nth=3]"
+        )
+    server.raise_errors()
+
+
+def test_delivery_in_the_dict_form_and_to_an_unknown_user() -> None:
+    from fakepop3.faults import Faults
+
+    with POP3Server(
+        users=USERS,
+        faults=Faults.from_config(
+            [{"command": "USER", "action": "deliver", "data": "Subject: x\r\n\r\ny\r\n"}]
+        ),
+    ) as server:
+        with RawClient(server.host, server.port) as raw:
+            assert raw.command(b"USER nobody").startswith(b"+OK")  # no such maildrop: nothing
+            raw.login()
+            assert raw.command(b"STAT").startswith(b"+OK 1 ")  # the 2nd USER delivered
+        assert server.faults.rules[0].fired == 2
+
+
+# --- named server states --------------------------------------------------------------------
+def test_from_the_third_login_the_server_is_down_until_the_test_says_so() -> None:
+    with POP3Server(users=USERS) as server:
+        faults = server.faults
+        switch = faults.on("PASS", nth=3).switch("down")
+        faults.on("PASS", state="down").error("Busy, try later", code="SYS/TEMP")
+        faults.on_connect(state="maintenance").error("Closed for maintenance")
+
+        def attempt() -> str:
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            try:
+                login(client)
+            except poplib.error_proto as error:
+                client.close()
+                return str(error.args[0], "ascii")
+            client.quit()
+            return "ok"
+
+        assert [attempt() for _ in range(4)] == ["ok", "ok"] + [
+            "-ERR [SYS/TEMP] Busy, try later"
+        ] * 2
+        assert faults.state == "down" and switch.fired == 1
+        faults.set_state(None)
+        assert attempt() == "ok"
+        faults.set_state("maintenance")
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            assert sock.recv(200).startswith(b"-ERR Closed for maintenance")
+        faults.restart()
+        assert faults.state is None
+        assert attempt() == "ok"
+        assert switch.description == "enter state 'down' [rule 1: on PASS nth=3]"
+        assert faults.rules[1].description.endswith("[rule 2: on PASS state='down']")
+
+
+def test_states_in_the_dict_form_and_their_checks() -> None:
+    from fakepop3.faults import FaultConfigError, Faults
+
+    faults = Faults.from_config(
+        [
+            {"command": "STAT", "action": "switch", "to": "slow"},
+            {"command": "STAT", "state": "slow", "action": "delay", "seconds": 0},
+            {"on": "connect", "action": "switch", "to": None},
+        ]
+    )
+    assert [r.effect.describe() for r in faults] == [
+        "enter state 'slow'",
+        "delay 0s",
+        "leave every state",
+    ]
+    with pytest.raises(FaultConfigError, match="state must be a state name"):
+        Faults().on("STAT", state="")
+    with pytest.raises(FaultConfigError, match="'to' is missing"):
+        Faults.from_config([{"command": "STAT", "action": "switch"}])
+    with pytest.raises(FaultConfigError, match="state must be a state name"):
+        Faults().set_state(" x")

@@ -101,6 +101,8 @@ INI_OPTIONS: tuple[tuple[str, str, str], ...] = (
      f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"),
 )  # fmt: skip
 
+#: The boolean flag ``--pop3-lint`` (ini ``pop3_lint``): every fixture server lints its clients.
+LINT_HELP = "every fixture server checks its clients against the RFCs and fails the test on a finding (marker lint=False: not)"
 #: The boolean flag ``--pop3-tls`` (ini ``pop3_tls``): every fixture server offers STLS.
 TLS_HELP = (
     "the fixture servers offer STLS with test certificates (the tls extra; marker tls=False: not)"
@@ -118,7 +120,7 @@ class Defaults:
     define, and this module is imported by every pytest run of a project with fakepop3.)
     """
 
-    __slots__ = ("host", "locale", "messages", "seed", "tls", "user", "uvloop")
+    __slots__ = ("host", "lint", "locale", "messages", "seed", "tls", "user", "uvloop")
 
     def __init__(
         self,
@@ -129,7 +131,9 @@ class Defaults:
         uvloop: bool = False,
         user: tuple[str, str] = (DEFAULT_USER, DEFAULT_PASSWORD),
         tls: bool = False,
+        lint: bool = False,
     ) -> None:
+        self.lint = lint
         self.host = host
         self.seed = seed
         self.locale = locale
@@ -174,8 +178,16 @@ class Defaults:
                 f"e.g. alice:secret, not {value('user')!r}"
             )
         tls = bool(config.getoption("pop3_tls")) or _ini_bool(config, "pop3_tls")
+        lint = bool(config.getoption("pop3_lint")) or _ini_bool(config, "pop3_lint")
         return cls(
-            host, number("seed", None), locale, number("messages", 0), uvloop, (name, password), tls
+            host,
+            number("seed", None),
+            locale,
+            number("messages", 0),
+            uvloop,
+            (name, password),
+            tls,
+            lint,
         )
 
 
@@ -373,6 +385,7 @@ def per_test_config(request: pytest.FixtureRequest) -> PerTestConfig:
         uvloop=bool(options.get("uvloop", defaults.uvloop)),
         server={
             **({"tls": True} if defaults.tls else {}),
+            **({"lint": True} if defaults.lint else {}),
             **{name: options[name] for name in _marker_names("SERVER_OPTIONS") if name in options},
         },
     )

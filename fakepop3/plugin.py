@@ -44,6 +44,7 @@ from ._plugin_config import (
     DEFAULT_USER,
     DEFAULTS_KEY,
     INI_OPTIONS,
+    LINT_HELP,
     SERVERS_KEY,
     TLS_HELP,
     UVLOOP_HELP,
@@ -124,6 +125,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"{TLS_HELP} (ini: pop3_tls)",
     )
     parser.addini("pop3_tls", f"fakepop3: {TLS_HELP}", type="bool", default=False)
+    group.addoption(
+        "--pop3-lint",
+        dest="pop3_lint",
+        action="store_true",
+        default=False,
+        help=f"{LINT_HELP} (ini: pop3_lint)",
+    )
+    parser.addini("pop3_lint", f"fakepop3: {LINT_HELP}", type="bool", default=False)
 
 
 #: pytest-asyncio's ini key that it warns about in every run where a project left it unset.

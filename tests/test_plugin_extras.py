@@ -497,3 +497,28 @@ def test_a_bad_default_user_is_a_usage_error(run: Runner, bad: str) -> None:
     result = run("def test_a(pop3_server):\n    pass\n", "--pop3-user", bad)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--pop3-user (ini pop3_user) must be NAME:PASSWORD*"])
+
+
+def test_pop3_lint_lints_every_fixture_server(run: Runner) -> None:
+    result = run(
+        """
+        import pytest
+
+        def test_drops_with_a_deletion_pending(pop3_server):
+            client = pop3_server.client("alice")
+            client.dele(1)
+            client.close()                       # no QUIT: the deletion is lost
+            pop3_server.wait_for_sessions(1)
+
+        @pytest.mark.pop3(lint=False)
+        def test_the_marker_turns_it_off(pop3_server):
+            client = pop3_server.client("alice")
+            client.dele(1)
+            client.close()
+            pop3_server.wait_for_sessions(1)
+        """,
+        "--pop3-lint",
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops_with_a_deletion_pending*"])
+    assert "dropped-with-deletions" in result.stdout.str()

@@ -60,20 +60,6 @@ INNER_ARGS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:b
 
 #: Stand-ins for the user's own programs that the shell examples call.
 STANDINS = {
-    # docs/ci.md: the importer's integration tests, here a poplib session that checks the
-    # 50 generated messages, reads and deletes the first, and quits (so the deletion happens).
-    "importer-tests": """\
-import json, poplib
-ready = json.load(open("pop3-ready.json"))
-client = poplib.POP3(ready["host"], ready["port"], timeout=10)
-client.user("importer")
-client.pass_("secret")
-count, _ = client.stat()
-assert count == 50, f"expected the 50 generated messages, found {count}"
-client.retr(1)
-client.dele(1)
-client.quit()
-""",
     # docs/ci.md, the control API job: an importer that fetches every message of
     # $POP3_HOST:$POP3_PORT once, trying a RETR that fails with -ERR [SYS/TEMP] again once.
     "importer-fetch": """import os, poplib

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if (
-    TYPE_CHECKING
-):  # typing.Self is 3.11+: the benchmarks also run where typing_extensions is not installed
-    from typing_extensions import Self
+# Only for the type checker: the benchmarks run on any supported Python, and no extra declares
+# typing_extensions (typing.Self is 3.11+).
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Self
+    else:
+        from typing_extensions import Self
 
 
 HERE = Path(__file__).resolve().parent

@@ -131,6 +131,7 @@ class Options:
     max_connections: int | None = None
     max_bad_commands: int = 10
     lenient_syntax: bool = False
+    maildrop_lock: bool = True
     greeting: str = "fakepop3 ready."
     persona: str | None = None
     persona_file: Path | None = None

@@ -416,6 +416,9 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            _ALL | K, None, _parse_bool, _G3),
     Option("lenient_syntax", "bool", False, v.boolean, "accept extra spaces and TABs in "
            "command lines (default: as strict as Dovecot)", _ALL | K, None, _parse_bool, _G3),
+    Option("maildrop_lock", "bool", True, v.boolean, "lock the maildrop from login to the "
+           "session's end, so a second login gets -ERR [IN-USE] (RFC 1939 s4); false lets it "
+           "in, as Dovecot's default does", _ALL | K, None, _parse_bool, _G3),
     Option("hostname", "str", "localhost", v.host,
            "the name in the APOP timestamp and CRAM-MD5 challenges", _ALL | K, "NAME", None, _G3),
     Option("login_delay", "int | None", None, _opt_non_negative,

@@ -473,6 +473,23 @@ class Mailbox:
         finally:
             lock.release()
 
+    def login_shared(
+        self, holder: object
+    ) -> tuple[tuple[Message, ...], dict[str, tuple[bytes, ...]]]:
+        """:meth:`login` without the exclusive lock (``maildrop_lock=False``, as Dovecot).
+
+        A second session gets in too, with the snapshot of the maildrop as it is now; each
+        session's deletions are committed at its own QUIT (a message deleted by both goes
+        once).  The first session in stays the holder that :attr:`locked` reports.
+        """
+        with self._lock:
+            if self._holder is None:
+                self._holder = holder
+                self._held_generation = self._generation
+            if self._snapshot is None:
+                self._snapshot = tuple(self._messages)
+            return self._snapshot, self._answers
+
     def _changed(self) -> None:
         """The content changed (the lock is held): drop the shared snapshot and answers."""
         self._snapshot = None

@@ -54,6 +54,7 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "max_connections": (4, lambda s: s.max_connections == 4),
     "max_bad_commands": (2, lambda s: s.settings.max_bad_commands == 2),
     "lenient_syntax": (True, lambda s: s.settings.lenient_syntax is True),
+    "maildrop_lock": (False, lambda s: s.settings.maildrop_lock is False),
     "greeting": ("Dovecot ready.", lambda s: s.settings.greeting == "Dovecot ready."),
     "persona": ("dovecot", lambda s: s.persona.name == "dovecot"),
     "persona_file": (
@@ -105,6 +106,7 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "max_connections": ("4", "4", 4),
     "max_bad_commands": ("2", "2", 2),
     "lenient_syntax": ("true", "on", True),
+    "maildrop_lock": ("false", "off", False),
     "greeting": ('"Dovecot ready."', "Dovecot ready.", "Dovecot ready."),
     "persona": ('"gmail"', "gmail", "gmail"),
     "persona_file": ('"p.toml"', "p.toml", "p.toml"),

@@ -391,8 +391,10 @@ def _wait_for_file(path: Path) -> str:
     import time
 
     deadline = time.monotonic() + 10
-    while not path.exists():  # written when the session ends, on the proxy's thread
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    # Written when the session ends, on the proxy's thread: the file can exist, still empty,
+    # before its text is in (seen on Python 3.13), so wait for the text too.
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path} never appeared (or stayed empty)"
         time.sleep(0.01)
     return path.read_text()
 

@@ -63,7 +63,7 @@ def login(session: Session, mailbox: Mailbox, recent: bool = False) -> bytes:
         # RFC 2449 s8.1.1: LOGIN-DELAY "occurs on an -ERR response to an AUTH, USER,
         # PASS or APOP command" when the user logged in too recently.
         return session._reply.login_delay
-    taken = mailbox.login(session)
+    taken = mailbox.login(session) if s.maildrop_lock else mailbox.login_shared(session)
     if taken is None:
         # RFC 2449 s8.1.2: IN-USE "occurs on an -ERR response to an AUTH, APOP, or PASS
         # command. It indicates the authentication was successful, but the user's maildrop

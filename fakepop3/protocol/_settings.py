@@ -69,6 +69,9 @@ class Settings:
     #: Accept any run of spaces or TABs between words, and around them (the first release's
     #: syntax); by default a command line is as strict as Dovecot's (see ``_parse.py``).
     lenient_syntax: bool = False
+    #: Lock the maildrop from login to the session's end: a second login gets -ERR [IN-USE]
+    #: (RFC 1939 s4).  False lets a second session in, as Dovecot does by default.
+    maildrop_lock: bool = True
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
     #: A real server's personality (fakepop3.personas): its texts, CAPA lines and behaviours
     #: are compiled into the replies and the dispatch here, once.  The options it sets

@@ -160,6 +160,9 @@ class POP3Server(Service):
       close the session.
     * ``lenient_syntax``: accept extra spaces and TABs in command lines (by default a
       line is as strict as Dovecot's: ``DELE 1 `` is refused, nothing deleted).
+    * ``maildrop_lock``: ``False`` lets a second session log in to a maildrop that
+      another session holds, as Dovecot's default does (by default it gets
+      ``-ERR [IN-USE]``, RFC 1939 s4).
     * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra);
       ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
@@ -205,6 +208,7 @@ class POP3Server(Service):
         tokens: Mapping[str, Iterable[str]] | None = None,
         smtp_host: str | None = None,
         lenient_syntax: bool = False,
+        maildrop_lock: bool = True,
         greeting: str = "fakepop3 ready.",
         control_port: int | None = None,
         control_host: str | None = None,
@@ -279,6 +283,7 @@ class POP3Server(Service):
                 expire=expire,
                 max_bad_commands=max_bad_commands,
                 lenient_syntax=lenient_syntax,
+                maildrop_lock=maildrop_lock,
                 greeting=greeting,
                 persona=self.persona,
                 **_persona_settings(self.persona),

@@ -480,7 +480,8 @@ def check_errors(servers: Sequence[POP3Server], allowed: bool) -> None:
 def report_transcript(server: POP3Server) -> str:
     """The transcript of a failed test's report: each session with its greeting (``S:``
     first), every command and reply with the fault that fired on it, then the fault rules
-    that fired, with how often (connect faults such as a delayed greeting are among them)."""
+    that fired, with how often (connect faults such as a delayed greeting are among them), and
+    the lint findings of ``lint=True``."""
     settings = server.settings
     greeting = f"+OK {settings.greeting}"
     if settings.enabled("APOP"):
@@ -501,4 +502,7 @@ def report_transcript(server: POP3Server) -> str:
             "faults that fired:\n"
             + "\n".join(f"  {rule.description}: {rule.fired} time(s)" for rule in fired)
         )
+    linter = getattr(server, "linter", None)
+    if linter is not None and linter.findings:  # lint=True: what the client did wrong
+        blocks.append("lint findings:\n" + "\n".join(f"  {f}" for f in linter.findings))
     return "\n".join(blocks) or "(no POP3 sessions)"

@@ -522,3 +522,6 @@ def test_pop3_lint_lints_every_fixture_server(run: Runner) -> None:
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_drops_with_a_deletion_pending*"])
     assert "dropped-with-deletions" in result.stdout.str()
+    out = result.stdout.str()  # the finding is also in the POP3 transcript of the failed test
+    transcript = out[out.index("POP3 transcript") :]
+    assert "lint findings:\n  " in transcript and "dropped-with-deletions" in transcript

@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 
 import fakepop3
+from tests._browser import CHROMEDRIVER, CHROMIUM, chromium
 from tests.test_architecture import LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,8 +221,6 @@ def test_the_layers_diagram_is_the_one_LAYERS_draws() -> None:
 
 
 # --- in a real browser ------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 WAIT = 30.0  # seconds the pages may take to draw their diagrams
 #: The pages opened, and how many diagrams each draws.
 PAGES = {
@@ -259,45 +257,22 @@ def served(site: Path) -> Iterator[str]:
 def browser() -> Iterator[object]:
     if CHROMIUM is None or CHROMEDRIVER is None:
         _missing("chromium and chromedriver: run .ci/install-browser")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    assert CHROMIUM is not None
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="fakepop3-chromium-")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
+    with chromium(
         # Nothing but this machine: a page that reaches for a CDN gets a console error.
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    # Material draws each diagram into a closed shadow root; open it, so the test can see the SVG.
-    driver.execute_cdp_cmd(
-        "Page.addScriptToEvaluateOnNewDocument",
-        {
-            "source": "const attach = Element.prototype.attachShadow;"
-            "Element.prototype.attachShadow = function (init) {"
-            "  return attach.call(this, {...init, mode: 'open'}); };"
-        },
-    )
-    try:
+        capabilities={"goog:loggingPrefs": {"browser": "ALL"}},
+    ) as driver:
+        # Material draws each diagram into a closed shadow root; open it, so the test can see
+        # the SVG.
+        driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {
+                "source": "const attach = Element.prototype.attachShadow;"
+                "Element.prototype.attachShadow = function (init) {"
+                "  return attach.call(this, {...init, mode: 'open'}); };"
+            },
+        )
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 #: The one request a page makes off the site: Material's header fetches the repository's stars

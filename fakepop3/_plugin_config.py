@@ -29,9 +29,9 @@ __all__ = [
     "DEFAULT_MESSAGES",
     "DEFAULT_PASSWORD",
     "DEFAULT_USER",
+    "FLAG_OPTIONS",
     "INI_OPTIONS",
     "MARKER_OPTIONS",
-    "TLS_HELP",
     "POP3User",
 ]
 
@@ -101,16 +101,16 @@ INI_OPTIONS: tuple[tuple[str, str, str], ...] = (
      f"{DEFAULT_USER}:{DEFAULT_PASSWORD}"),
 )  # fmt: skip
 
-#: The boolean flag ``--pop3-lint`` (ini ``pop3_lint``): every fixture server lints its clients.
-LINT_HELP = "every fixture server checks its clients against the RFCs and fails the test on a finding (marker lint=False: not)"
-#: The boolean flag ``--pop3-tls`` (ini ``pop3_tls``): every fixture server offers STLS.
-TLS_HELP = (
-    "the fixture servers offer STLS with test certificates (the tls extra; marker tls=False: not)"
-)
-
-
-#: The boolean flag ``--pop3-uvloop`` (ini ``pop3_uvloop``, marker ``uvloop=True``).
-UVLOOP_HELP = "serve the thread-hosted fixture servers on uvloop (pip install 'fakepop3[speed]')"
+#: The run-wide switches: ``--pop3-NAME`` (ini ``pop3_NAME``), each a default of the marker's
+#: ``NAME=`` for every fixture server: (name, help, what the help adds).
+FLAG_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("uvloop", "serve the thread-hosted fixture servers on uvloop (pip install 'fakepop3[speed]')",
+     "; marker: uvloop=True"),
+    ("tls", "the fixture servers offer STLS with test certificates (the tls extra; marker "
+     "tls=False: not)", ""),
+    ("lint", "every fixture server checks its clients against the RFCs and fails the test on a "
+     "finding (marker lint=False: not)", ""),
+)  # fmt: skip
 
 
 class Defaults:
@@ -170,15 +170,17 @@ class Defaults:
         host = value("host")
         if not host:
             raise pytest.UsageError("--pop3-host (ini pop3_host) must not be empty")
-        uvloop = bool(config.getoption("pop3_uvloop")) or _ini_bool(config, "pop3_uvloop")
+
+        def flag(name: str) -> bool:
+            return bool(config.getoption(f"pop3_{name}")) or _ini_bool(config, f"pop3_{name}")
+
+        uvloop = flag("uvloop")
         name, colon, password = value("user").partition(":")
         if not colon or not name or not password or name != name.strip() or "\n" in name:
             raise pytest.UsageError(
                 f"--pop3-user (ini pop3_user) must be NAME:PASSWORD with both parts non-empty, "
                 f"e.g. alice:secret, not {value('user')!r}"
             )
-        tls = bool(config.getoption("pop3_tls")) or _ini_bool(config, "pop3_tls")
-        lint = bool(config.getoption("pop3_lint")) or _ini_bool(config, "pop3_lint")
         return cls(
             host,
             number("seed", None),
@@ -186,8 +188,8 @@ class Defaults:
             number("messages", 0),
             uvloop,
             (name, password),
-            tls,
-            lint,
+            flag("tls"),
+            flag("lint"),
         )
 
 

@@ -43,11 +43,9 @@ from ._plugin_config import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     DEFAULTS_KEY,
+    FLAG_OPTIONS,
     INI_OPTIONS,
-    LINT_HELP,
     SERVERS_KEY,
-    TLS_HELP,
-    UVLOOP_HELP,
     Defaults,
     PerTestConfig,
     POP3User,
@@ -109,30 +107,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{help_text} (default: {default}; ini: pop3_{name})",
         )
         parser.addini(f"pop3_{name}", f"fakepop3: {help_text}", default=default)
-    group.addoption(
-        "--pop3-uvloop",
-        dest="pop3_uvloop",
-        action="store_true",
-        default=False,
-        help=f"{UVLOOP_HELP} (ini: pop3_uvloop; marker: uvloop=True)",
-    )
-    parser.addini("pop3_uvloop", f"fakepop3: {UVLOOP_HELP}", type="bool", default=False)
-    group.addoption(
-        "--pop3-tls",
-        dest="pop3_tls",
-        action="store_true",
-        default=False,
-        help=f"{TLS_HELP} (ini: pop3_tls)",
-    )
-    parser.addini("pop3_tls", f"fakepop3: {TLS_HELP}", type="bool", default=False)
-    group.addoption(
-        "--pop3-lint",
-        dest="pop3_lint",
-        action="store_true",
-        default=False,
-        help=f"{LINT_HELP} (ini: pop3_lint)",
-    )
-    parser.addini("pop3_lint", f"fakepop3: {LINT_HELP}", type="bool", default=False)
+    for name, help_text, more in FLAG_OPTIONS:
+        group.addoption(
+            f"--pop3-{name}",
+            dest=f"pop3_{name}",
+            action="store_true",
+            default=False,
+            help=f"{help_text} (ini: pop3_{name}{more})",
+        )
+        parser.addini(f"pop3_{name}", f"fakepop3: {help_text}", type="bool", default=False)
 
 
 #: pytest-asyncio's ini key that it warns about in every run where a project left it unset.

@@ -17,6 +17,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .. import history as _history
 from ..protocol import Action, Close, Pause, Send, Session, Throttle
@@ -150,47 +151,54 @@ class _Delay(_Effect):
 
 
 @dataclass(frozen=True)
-class _Reset(_Effect):
-    """End the connection with a TCP reset (RST): before the reply (the command does not run),
-    or after ``after_bytes`` octets of it."""
+class _EndsExchange(_Effect):
+    """Before the reply (the command does not run), or after ``after_bytes`` octets of it, end
+    the exchange with :meth:`_end`; :attr:`_before` and :attr:`_after` describe the two cases."""
 
     after_bytes: int | None = None
+    _before: ClassVar[str]
+    _after: ClassVar[str]  # with {n}, the octets sent
 
     @property
     def runs_command(self) -> bool:  # type: ignore[override]
         return self.after_bytes is not None
 
+    def _end(self) -> Action:
+        raise NotImplementedError
+
     def describe(self) -> str:
         if self.after_bytes is None:
-            return "reset the connection (RST)"
-        return f"reset the connection (RST) after {self.after_bytes} octets of the reply"
+            return self._before
+        return self._after.format(n=self.after_bytes)
 
     def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
         if self.after_bytes is None:
-            return [Close(_history.SERVER, reset=True)]
-        return [Send(_cut(reply, self.after_bytes)), Close(_history.SERVER, reset=True)]
+            return [self._end()]
+        return [Send(_cut(reply, self.after_bytes)), self._end()]
 
 
 @dataclass(frozen=True)
-class _Hang(_Effect):
+class _Reset(_EndsExchange):
+    """End the connection with a TCP reset (RST): before the reply (the command does not run),
+    or after ``after_bytes`` octets of it."""
+
+    _before = "reset the connection (RST)"
+    _after = "reset the connection (RST) after {n} octets of the reply"
+
+    def _end(self) -> Action:
+        return Close(_history.SERVER, reset=True)
+
+
+@dataclass(frozen=True)
+class _Hang(_EndsExchange):
     """Send nothing (or the first ``after_bytes`` octets of the reply) and keep the connection
     open for ever: until the client hangs up, the server stops or its idle timeout ends it."""
 
-    after_bytes: int | None = None
+    _before = "hang: no reply, the connection kept open"
+    _after = "hang after {n} octets of the reply, the connection kept open"
 
-    @property
-    def runs_command(self) -> bool:  # type: ignore[override]
-        return self.after_bytes is not None
-
-    def describe(self) -> str:
-        if self.after_bytes is None:
-            return "hang: no reply, the connection kept open"
-        return f"hang after {self.after_bytes} octets of the reply, the connection kept open"
-
-    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
-        if self.after_bytes is None:
-            return [Pause(math.inf)]
-        return [Send(_cut(reply, self.after_bytes)), Pause(math.inf)]
+    def _end(self) -> Action:
+        return Pause(math.inf)
 
 
 @dataclass(frozen=True)

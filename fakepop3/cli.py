@@ -409,7 +409,6 @@ class _App:
         self.opts = opts
         self.server = server
         self.history: HistoryFile | None = None
-        self.resets = 0
         self.ready_file_failed = False
         self.ca: Path | None = None
 
@@ -432,10 +431,9 @@ class _App:
 
     def after_reset(self, server: POP3Server) -> None:
         """After every reset (SIGHUP, the control API): the history line, the ready file."""
-        self.resets = server.resets
         if self.history is not None:
-            self.history.write("reset", resets=self.resets, time=time.time())
-        print(f"{PROG}: reset #{self.resets}: back to the start for the next test", flush=True)
+            self.history.write("reset", resets=server.resets, time=time.time())
+        print(f"{PROG}: reset #{server.resets}: back to the start for the next test", flush=True)
         if self.opts.ready_file is not None:
             try:
                 write_atomically(self.opts.ready_file, self.ready_data())

@@ -132,6 +132,7 @@ class Options:
     max_bad_commands: int = 10
     lenient_syntax: bool = False
     maildrop_lock: bool = True
+    utf8: bool = False
     greeting: str = "fakepop3 ready."
     persona: str | None = None
     persona_file: Path | None = None

@@ -414,6 +414,9 @@ SERVER_OPTIONS: tuple[Option, ...] = (
            repeat=True),
     Option("require_tls", "bool", False, v.boolean, "refuse USER/PASS/APOP/AUTH until STLS",
            _ALL | K, None, _parse_bool, _G3),
+    Option("utf8", "bool", False, v.boolean, "offer UTF8 (RFC 6856): UTF-8 user names, and "
+           "mail with UTF-8 headers only to a client that sent UTF8 (-ERR [UTF8] before); off "
+           "by default, as on Dovecot, Gmail and Outlook", _ALL | K, None, _parse_bool, _G3),
     Option("lenient_syntax", "bool", False, v.boolean, "accept extra spaces and TABs in "
            "command lines (default: as strict as Dovecot)", _ALL | K, None, _parse_bool, _G3),
     Option("maildrop_lock", "bool", True, v.boolean, "lock the maildrop from login to the "

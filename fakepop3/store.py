@@ -178,6 +178,7 @@ class Message:
         "_body_offset",
         "_crlf",
         "_index",
+        "_intl",
         "_raw",
         "_size",
         "_source",
@@ -205,6 +206,7 @@ class Message:
         self._crlf: bytes | None = None
         self._stuffed: bytes | None = None
         self._body_offset: int | None = None
+        self._intl: bool | None = None
 
     @classmethod
     def lazy(cls, source: MessageSource, index: int, uid: str, size: int) -> Message:
@@ -244,16 +246,29 @@ class Message:
             self._stuffed = dot_stuff(self.crlf)
         return self._stuffed
 
-    def top(self, lines: int) -> bytes:
-        """The stuffed header block, the blank line and the first ``lines`` body lines."""
-        crlf = self.crlf
+    def _body_start(self) -> int:
+        """Where the body starts in :attr:`crlf` (after the blank line; the end if none)."""
         if self._body_offset is None:
+            crlf = self.crlf
             if crlf.startswith(b"\r\n"):
                 self._body_offset = 2
             else:
                 end = crlf.find(b"\r\n\r\n")
                 self._body_offset = len(crlf) if end < 0 else end + 4
-        cut = self._body_offset
+        return self._body_offset
+
+    @property
+    def needs_utf8(self) -> bool:
+        """Whether the header section holds octets outside ASCII: an internationalized message
+        (RFC 6532), which RFC 6856 s2.1 lets a server send only to a client in UTF-8 mode."""
+        if self._intl is None:
+            self._intl = not self.crlf[: self._body_start()].isascii()
+        return self._intl
+
+    def top(self, lines: int) -> bytes:
+        """The stuffed header block, the blank line and the first ``lines`` body lines."""
+        crlf = self.crlf
+        cut = self._body_start()
         for _ in range(lines):
             nxt = crlf.find(b"\r\n", cut)
             if nxt < 0:

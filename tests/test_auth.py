@@ -717,7 +717,7 @@ def test_bad_expire_is_refused() -> None:
 
 # --- UTF8 and LANG (RFC 6856) ------------------------------------------------------------
 def test_utf8_user_names_and_passwords() -> None:
-    with POP3Server(users={"jürgen": "pässwörd ✓"}) as server:
+    with POP3Server(users={"jürgen": "pässwörd ✓"}, utf8=True) as server:
         server.mailbox("jürgen").add("Subject: Grüße\r\n\r\nHallo\r\n")
         client = poplib.POP3(server.host, server.port, timeout=10)
         assert client.capa()["UTF8"] == ["USER"]
@@ -733,6 +733,54 @@ def test_utf8_user_names_and_passwords() -> None:
         _, final = sasl(client, "PLAIN", plain("jürgen", "pässwörd ✓"))
         assert final == b"+OK Logged in."
         client.quit()
+
+
+INTERNATIONAL = "From: Jürgen <j@example.org>\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+EIGHT_BIT_BODY = b"Subject: plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"
+UTF8_REFUSED = "-ERR [UTF8] This message has UTF-8 headers: send UTF8 first (RFC 6856 s2.1)."
+
+
+def test_utf8_headers_go_only_to_a_session_in_utf8_mode() -> None:
+    # RFC 6856 s2.1: "When UTF-8 mode has not been enabled, character strings outside the ASCII
+    # repertoire MUST NOT be sent to the client as is"; s5: the -ERR carries [UTF8], and "the
+    # client MAY reissue the command after entering UTF-8 mode".
+    with POP3Server(users={"alice": PASSWORD}, utf8=True) as server:
+        server.mailbox("alice").extend([INTERNATIONAL, EIGHT_BIT_BODY])
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        client.user("alice")
+        client.pass_(PASSWORD)
+        assert client.list(1) == f"+OK 1 {len(INTERNATIONAL)}".encode()  # sizes are not content
+        for command in (lambda: client.retr(1), lambda: client.top(1, 0)):
+            with pytest.raises(poplib.error_proto) as refused:
+                command()
+            assert refused.value.args[0] == UTF8_REFUSED.encode()
+        # An 8-bit body under ASCII headers is not a UTF-8 message (RFC 6856 s2.1 is about
+        # messages that need UTF-8 mode, RFC 6532): it goes out as stored, as on every server.
+        assert b"\r\n".join(client.retr(2)[1]) + b"\r\n" == EIGHT_BIT_BODY
+        client.quit()
+        # Nothing was lost: the next session, in UTF-8 mode, gets the message byte for byte.
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        assert client.utf8() == b"+OK UTF8 enabled"
+        client.user("alice")
+        client.pass_(PASSWORD)
+        assert b"\r\n".join(client.retr(1)[1]) + b"\r\n" == INTERNATIONAL
+        assert client.top(1, 0)[1][1] == "Subject: Grüße".encode()
+        client.quit()
+        server.raise_errors()
+
+
+def test_without_utf8_mail_is_sent_as_stored_as_dovecot_does() -> None:
+    # UTF8 off (the default, and every persona of a real server): RFC 6856 does not apply, and
+    # the message goes out as stored, as Dovecot 2.3 sends it (it offers no UTF8).
+    for options in ({}, {"utf8": True, "disable": ["UTF8"]}, {"persona": "dovecot"}):
+        with POP3Server(users={"alice": PASSWORD}, **options) as server:  # type: ignore[arg-type]
+            server.mailbox("alice").add(INTERNATIONAL)
+            client = poplib.POP3(server.host, server.port, timeout=10)
+            assert "UTF8" not in client.capa()
+            client.user("alice")
+            client.pass_(PASSWORD)
+            assert b"\r\n".join(client.retr(1)[1]) + b"\r\n" == INTERNATIONAL, options
+            client.quit()
 
 
 def test_lang_lists_and_switches() -> None:

@@ -44,7 +44,6 @@ def test_default_capabilities_before_and_after_login(server: POP3Server) -> None
         "USER": [],
         "SASL": ["CRAM-MD5", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN"],
         "STLS": [],
-        "UTF8": ["USER"],
         "LANG": [],
     }
     login(client)
@@ -53,6 +52,22 @@ def test_default_capabilities_before_and_after_login(server: POP3Server) -> None
     # IMPLEMENTATION may appear only there.
     assert after == {**before, "IMPLEMENTATION": ["fakepop3"]}
     client.quit()
+
+
+def test_utf8_is_offered_only_when_asked_for() -> None:
+    # Off by default, as on Dovecot, Gmail and Outlook: no UTF8 in CAPA, no UTF8 command.
+    with POP3Server(users={"alice": PASSWORD}) as server:
+        client = open_client(server)
+        assert "UTF8" not in client.capa()
+        with pytest.raises(poplib.error_proto, match=r"^b'-ERR Unknown command"):
+            client.utf8()
+        client.quit()
+    with POP3Server(users={"alice": PASSWORD}, utf8=True) as server:
+        client = open_client(server)
+        assert client.capa()["UTF8"] == ["USER"]
+        login(client)
+        assert client.capa()["UTF8"] == ["USER"]  # RFC 6856 s2: announced in both states
+        client.quit()
 
 
 def _apop(client: poplib.POP3) -> bytes:
@@ -75,7 +90,10 @@ COMMANDS: dict[str, tuple[bool, Callable[[poplib.POP3], object]]] = {
 
 @pytest.mark.parametrize("capability", sorted(CAPABILITIES))
 def test_each_capability_can_be_switched_off(capability: str) -> None:
-    with POP3Server(users={"alice": PASSWORD}, tls=True, disable={capability.lower()}) as server:
+    # utf8=True: UTF8 is off by default, and switching off what is on is what is tested.
+    with POP3Server(
+        users={"alice": PASSWORD}, tls=True, utf8=True, disable={capability.lower()}
+    ) as server:
         server.mailbox("alice").add(b"Subject: x\r\n\r\nbody\r\n")
         client = open_client(server)
         if capability == "CAPA":

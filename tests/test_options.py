@@ -55,6 +55,7 @@ PYTHON_SAMPLES: dict[str, tuple[Any, Any]] = {
     "max_bad_commands": (2, lambda s: s.settings.max_bad_commands == 2),
     "lenient_syntax": (True, lambda s: s.settings.lenient_syntax is True),
     "maildrop_lock": (False, lambda s: s.settings.maildrop_lock is False),
+    "utf8": (True, lambda s: s.settings.utf8 is True and s.settings.enabled("UTF8")),
     "greeting": ("Dovecot ready.", lambda s: s.settings.greeting == "Dovecot ready."),
     "persona": ("dovecot", lambda s: s.persona.name == "dovecot"),
     "persona_file": (
@@ -107,6 +108,7 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "max_bad_commands": ("2", "2", 2),
     "lenient_syntax": ("true", "on", True),
     "maildrop_lock": ("false", "off", False),
+    "utf8": ("true", "on", True),
     "greeting": ('"Dovecot ready."', "Dovecot ready.", "Dovecot ready."),
     "persona": ('"gmail"', "gmail", "gmail"),
     "persona_file": ('"p.toml"', "p.toml", "p.toml"),

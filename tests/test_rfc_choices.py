@@ -139,6 +139,43 @@ def test_a_utf8_user_name_logs_in_and_other_8bit_bytes_are_refused() -> None:
     assert reply == b"-ERR Command line is not valid UTF-8.\r\n"
 
 
+# --- mail with UTF-8 headers to a client that never sent UTF8 (RFC 6856 s2.1) ---------------
+INTERNATIONAL = "Subject: Grüße\r\n\r\nHallo\r\n".encode()
+UTF8_REFUSED = b"-ERR [UTF8] This message has UTF-8 headers: send UTF8 first (RFC 6856 s2.1).\r\n"
+
+
+@pytest.mark.parametrize("utf8", [False, True])
+def test_utf8_headers_are_sent_as_stored_unless_utf8_is_offered(utf8: bool) -> None:
+    store = MailStore()
+    store.add_user("alice", "secret")
+    store.mailbox("alice").add(INTERNATIONAL)
+    session = Session(store, Settings(utf8=utf8), history=History())
+    session.greeting()
+    feed(session, b"USER alice\r\n")
+    assert sent(feed(session, b"PASS secret\r\n")).startswith(b"+OK")
+    stored = b"+OK %d octets\r\n" % len(INTERNATIONAL) + INTERNATIONAL + b".\r\n"
+    assert sent(feed(session, b"RETR 1\r\n")) == (UTF8_REFUSED if utf8 else stored)
+    top = sent(feed(session, b"TOP 1 0\r\n"))
+    if utf8:
+        assert top == UTF8_REFUSED
+    else:
+        assert top == b"+OK\r\n" + INTERNATIONAL.split(b"\r\n\r\n")[0] + b"\r\n\r\n.\r\n"
+    assert sent(feed(session, b"LIST 1\r\n")) == b"+OK 1 %d\r\n" % len(INTERNATIONAL)
+
+
+def test_in_utf8_mode_utf8_headers_are_sent_as_stored() -> None:
+    store = MailStore()
+    store.add_user("alice", "secret")
+    store.mailbox("alice").add(INTERNATIONAL)
+    session = Session(store, Settings(utf8=True), history=History())
+    session.greeting()
+    assert sent(feed(session, b"UTF8\r\n")) == b"+OK UTF8 enabled\r\n"
+    feed(session, b"USER alice\r\n")
+    feed(session, b"PASS secret\r\n")
+    stored = b"+OK %d octets\r\n" % len(INTERNATIONAL) + INTERNATIONAL + b".\r\n"
+    assert sent(feed(session, b"RETR 1\r\n")) == stored
+
+
 # --- malformed login input: a plain -ERR naming the problem, not [AUTH] ---------------------
 @pytest.mark.parametrize(
     ("lines", "reply"),

@@ -126,12 +126,13 @@ def test_stls_with_arguments_is_refused(server: POP3Server) -> None:
     client.quit()
 
 
-def test_stls_after_utf8_is_refused(server: POP3Server) -> None:
-    client = poplib.POP3(server.host, server.port, timeout=10)
-    client.utf8()
-    with pytest.raises(poplib.error_proto, match="not allowed after UTF8"):
-        client._shortcmd("STLS")
-    client.quit()
+def test_stls_after_utf8_is_refused() -> None:
+    with POP3Server(users={"alice": PASSWORD}, tls=True, utf8=True) as server:
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        client.utf8()
+        with pytest.raises(poplib.error_proto, match="not allowed after UTF8"):
+            client._shortcmd("STLS")
+        client.quit()
 
 
 @pytest.mark.parametrize(

@@ -452,6 +452,15 @@ def retr(session: Session, args: tuple[str, ...]) -> Reply:
     size = message._size
     if size is None:
         size = message.size
+    # RFC 6856 s2.1: "When UTF-8 mode has not been enabled, character strings outside the
+    # ASCII repertoire MUST NOT be sent to the client as is" (the server may refuse instead).
+    refused = session._reply.utf8_refused
+    if refused is not None and not session.utf8:
+        intl = message._intl
+        if intl is None:
+            intl = message.needs_utf8
+        if intl:
+            return (refused,)
     wire = message._stuffed
     if wire is None:
         wire = message.wire
@@ -467,6 +476,9 @@ def top(session: Session, args: tuple[str, ...]) -> Reply:
         return (message,)
     if not args[1].isascii() or not args[1].isdigit():
         return (session._reply.err(f"Invalid size: {args[1][:40]}"),)
+    refused = session._reply.utf8_refused
+    if refused is not None and not session.utf8 and message.needs_utf8:
+        return (refused,)  # RFC 6856 s2.1, as for RETR
     return (session._reply.ok(), message.top(int(args[1])), b".\r\n")
 
 

@@ -42,6 +42,7 @@ def dispatch_key(settings: Settings) -> tuple[object, ...]:
     and behaviours pick entries)."""
     return (
         settings.disabled,
+        settings.utf8,
         bool(settings.mechanisms),
         settings.tls_available,
         settings.require_tls,
@@ -72,6 +73,10 @@ class Settings:
     #: Lock the maildrop from login to the session's end: a second login gets -ERR [IN-USE]
     #: (RFC 1939 s4).  False lets a second session in, as Dovecot does by default.
     maildrop_lock: bool = True
+    #: Offer UTF8 (RFC 6856): CAPA lists ``UTF8 USER`` and the UTF8 command exists; mail with
+    #: UTF-8 headers goes only to a session in UTF-8 mode (``-ERR [UTF8]`` before it, s2.1).
+    #: Off by default, as on Dovecot, Gmail and Outlook (none of them offers it).
+    utf8: bool = False
     languages: dict[str, str] = field(default_factory=lambda: {"en": "English"})
     #: A real server's personality (fakepop3.personas): its texts, CAPA lines and behaviours
     #: are compiled into the replies and the dispatch here, once.  The options it sets
@@ -100,4 +105,6 @@ class Settings:
         )
 
     def enabled(self, capability: str) -> bool:
+        if capability == "UTF8" and not self.utf8:
+            return False
         return capability not in self.disabled

@@ -163,6 +163,10 @@ class POP3Server(Service):
     * ``maildrop_lock``: ``False`` lets a second session log in to a maildrop that
       another session holds, as Dovecot's default does (by default it gets
       ``-ERR [IN-USE]``, RFC 1939 s4).
+    * ``utf8``: offer UTF8 (RFC 6856): UTF-8 user names, and mail whose headers are not
+      ASCII only to a session that sent ``UTF8`` (before it: ``-ERR [UTF8]`` to RETR and
+      TOP, RFC 6856 s2.1).  Off by default, as on Dovecot, Gmail and Outlook: such mail is
+      then sent as stored, as they send it.
     * ``smtp``: ``True`` or a port to take mail over SMTP too (``smtp`` extra);
       ``smtp_host``: where it listens (default: ``host``).
     * ``settings``: a ready :class:`fakepop3.protocol.Settings` (overrides the
@@ -209,6 +213,7 @@ class POP3Server(Service):
         smtp_host: str | None = None,
         lenient_syntax: bool = False,
         maildrop_lock: bool = True,
+        utf8: bool = False,
         greeting: str = "fakepop3 ready.",
         control_port: int | None = None,
         control_host: str | None = None,
@@ -284,6 +289,7 @@ class POP3Server(Service):
                 max_bad_commands=max_bad_commands,
                 lenient_syntax=lenient_syntax,
                 maildrop_lock=maildrop_lock,
+                utf8=utf8,
                 greeting=greeting,
                 persona=self.persona,
                 **_persona_settings(self.persona),

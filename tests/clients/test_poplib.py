@@ -35,7 +35,7 @@ def joined(lines: list[bytes]) -> bytes:
 def test_every_method_of_pop3(
     start_server: StartServer, golden: Golden, clients: list[poplib.POP3]
 ) -> None:
-    server = start_server()
+    server = start_server(utf8=True)  # poplib's utf8() needs a server offering UTF8
     stored = server.mailbox(USER).messages
     client = poplib.POP3(server.host, server.port, timeout=TIMEOUT)
     clients.append(client)
@@ -160,7 +160,7 @@ def test_pop3_ssl(start_server: StartServer, golden: Golden, clients: list[popli
 def test_utf8_then_stls_is_refused(start_server: StartServer, clients: list[poplib.POP3]) -> None:
     # RFC 6856 s2: no STLS after UTF8.  The server stops offering STLS in CAPA, so poplib's
     # stls() refuses on its own; a client that sends STLS anyway gets -ERR naming UTF8.
-    server = start_server(tls=True)
+    server = start_server(tls=True, utf8=True)
     assert server.tls is not None
     client = poplib.POP3("localhost", server.port, timeout=TIMEOUT)
     clients.append(client)

@@ -108,8 +108,8 @@ class GeneratedMail(Sequence[bytes]):
         if self.generator.hook is not None:
             return array("Q", self.sizes())
         out = array("I")
-        for start in range(0, self._count, 65_536):
-            chunk = self.generator.sizes(start, min(start + 65_536, self._count))
+        for start in range(0, self._count, 16_384):
+            chunk = self.generator.sizes(start, min(start + 16_384, self._count))
             if out.typecode == "I" and chunk and max(chunk) > 0xFFFF_FFFF:
                 out = array("Q", out)
             out.extend(chunk)

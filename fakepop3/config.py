@@ -83,7 +83,7 @@ _PATH_KEYS = frozenset({"cert", "key", "ca_out", "history", "ready_file", "perso
 #: The files the server writes.
 _OUTPUT_FLAGS = frozenset({"--ca-out", "--history", "--ready-file"})
 #: The most messages ``--generate`` makes in all (a generated maildrop of 10,000 or more takes
-#: about 10 bytes a message while the server runs, a smaller one about 300: sizes now, bytes on
+#: under 20 bytes a message while the server runs, a smaller one about 300: sizes now, bytes on
 #: RETR; docs/mail.md, "Large maildrops").
 MAX_GENERATED = 1_000_000
 #: Keys a config file may have.

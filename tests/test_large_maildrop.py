@@ -330,3 +330,29 @@ def test_control_api_views_and_snapshots_of_a_compact_maildrop(
         server.reset()
         assert len(box) == 0  # the server started with an empty maildrop
     server.raise_errors()
+
+
+def test_two_shared_sessions_deleting_the_same_message_remove_it_once() -> None:
+    # maildrop_lock=False (as Dovecot): both sessions log in on the same snapshot.
+    from fakepop3.protocol import Settings
+
+    store = MailStore()
+    box = store.add_user("alice", "secret")
+    box.generate(COUNT, seed=SEED)
+    sizes = generate_messages(COUNT, seed=SEED).sizes()
+    settings = Settings(maildrop_lock=False)
+    first, second = Session(store, settings), Session(store, settings)
+    for session in (first, second):
+        feed(session, b"USER alice\r\n")
+        feed(session, b"PASS secret\r\n")
+        feed(session, b"DELE 7\r\n")
+    feed(second, b"DELE 8\r\n")
+    feed(first, b"QUIT\r\n")
+    feed(second, b"QUIT\r\n")
+    assert len(box) == COUNT - 2
+    assert box.uids[5:8] == ["6.g5", "9.g8", "10.g9"]
+    third = Session(store)
+    feed(third, b"USER alice\r\n")
+    feed(third, b"PASS secret\r\n")
+    expected = sum(sizes) - sizes[6] - sizes[7]
+    assert sent(feed(third, b"STAT\r\n")) == b"+OK %d %d\r\n" % (COUNT - 2, expected)

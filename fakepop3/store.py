@@ -535,8 +535,9 @@ class Mailbox:
                     uid = f"{next(self._uid_counter)}.{digest}"
             else:
                 _check_uid(uid)
+                compact = self._compact
                 if uid in (
-                    self._compact.uids() if self._compact else (m.uid for m in self._messages)
+                    compact.uids() if compact is not None else (m.uid for m in self._messages)
                 ):
                     raise ValueError(
                         f"mailbox {self.name!r} already has a message with UID {uid!r}"
@@ -583,11 +584,13 @@ class Mailbox:
             first = next(self._uid_counter)
             if len(sizes) > 1:  # the counter moves on as if each message took its number
                 next(itertools.islice(self._uid_counter, len(sizes) - 2, None))
-            compact = self._compact or MessageList((tuple(self._messages),))
-            self._compact = compact.plus_source(source, first, sizes)
+            compact = self._compact
+            if compact is None:
+                compact = MessageList((tuple(self._messages),))
+            self._compact = compact = compact.plus_source(source, first, sizes)
             self._messages = []
             self._changed()
-        return MessageList(self._compact._parts[-1:])
+        return MessageList(compact._parts[-1:])  # what was added
 
     def add_message(self, **fields: Any) -> Message:
         """Build a message in one line and add it: ``add_message(subject="Hi", text="...")``.

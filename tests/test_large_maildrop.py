@@ -129,6 +129,11 @@ def test_a_compact_maildrop_makes_a_message_only_while_it_is_held() -> None:
     assert message.uid == "11.g10"
     del message
     assert len(block.made) == 0  # let go once nobody holds it
+    # The UID counter moved on as if each message had taken its number (as before).
+    assert box.add(b"Subject: next\r\n\r\nx\r\n").uid.startswith(f"{COUNT + 1}.")
+    with pytest.raises(ValueError, match="already has a message with UID '7.g6'"):
+        box.add(b"Subject: twin\r\n\r\nx\r\n", uid="7.g6")
+    assert len(box) == COUNT + 1 and box[COUNT].headers == b"Subject: next\r\n"
 
 
 # --- the compact and the plain way give the same bytes --------------------------------------
@@ -356,3 +361,72 @@ def test_two_shared_sessions_deleting_the_same_message_remove_it_once() -> None:
     feed(third, b"PASS secret\r\n")
     expected = sum(sizes) - sizes[6] - sizes[7]
     assert sent(feed(third, b"STAT\r\n")) == b"+OK %d %d\r\n" % (COUNT - 2, expected)
+
+
+class _Counted:
+    """A LazySource of the store's protocol only (no ``size_array``): message k is k's bytes."""
+
+    def __init__(self, count: int, big: bool = False) -> None:
+        self.count = count
+        self.big = big
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> bytes:
+        return b"Subject: %d\r\n\r\nbody\r\n" % index
+
+    def sizes(self) -> list[int]:
+        if self.big:  # sizes only claimed: no message is read here
+            return [2**33 + k for k in range(self.count)]
+        return [len(self[k]) for k in range(self.count)]
+
+
+def test_any_large_lazy_source_is_kept_compact() -> None:
+    box = MailStore().add_user("alice", "secret")
+    box.add(b"Subject: first\r\n\r\nx\r\n")
+    source = _Counted(store_module.COMPACT_FROM)
+    added = box.add_lazy(source)
+    assert isinstance(added, MessageList) and len(added) == len(source)
+    compact = box._compact
+    assert compact is not None and len(compact) == len(source) + 1
+    assert compact[0].uid.startswith("1.") and compact[1].uid == "2.g0"
+    assert (
+        compact[-1].raw == source[len(source) - 1]
+        and compact[-1].uid == f"{len(source) + 1}.g{len(source) - 1}"
+    )
+    assert [m.uid for m in compact[1:3]] == ["2.g0", "3.g1"]
+    assert compact.total_size == sum(source.sizes()) + compact[0].size
+    assert "MessageList of" in repr(compact)
+    with pytest.raises(IndexError):
+        compact[len(compact)]
+    box.remove("3.g1")
+    assert box.uids[:3] == [compact[0].uid, "2.g0", "4.g2"]
+    box.clear()
+    assert len(box) == 0 and box._compact is None
+    # Sizes that do not fit in 4 bytes are kept in 8.
+    huge = MailStore().add_user("bob").add_lazy(_Counted(store_module.COMPACT_FROM, big=True))
+    assert isinstance(huge, MessageList) and huge.total_size == sum(
+        _Counted(len(huge), big=True).sizes()
+    )
+
+
+def test_a_bug_in_making_a_streamed_reply_ends_the_session_not_the_server(
+    streaming_server: POP3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(values: object, deleted: object, chunk: int = 1) -> Iterator[bytes]:
+        yield b"1 100\r\n"
+        raise RuntimeError("a bug while making a chunk")
+
+    monkeypatch.setattr(_commands, "numbered_lines", broken)
+    with RawClient(streaming_server.host, streaming_server.port) as client:
+        client.login()
+        client.send(b"LIST\r\n")
+        data = client.read_to_eof()
+    assert data.startswith(b"+OK 25 messages:\r\n1 100\r\n")
+    assert b"Internal server error" in data
+    assert len(streaming_server.errors) == 1
+    assert "a bug while making a chunk" in str(streaming_server.errors[0])
+    streaming_server.errors.clear()  # expected here: the fixture raises any other
+    with RawClient(streaming_server.host, streaming_server.port) as client:
+        client.login()  # the server goes on

@@ -86,6 +86,12 @@ def test_poplib_reads_stat_list_uidl_retr_top_of_100000_generated_messages(
         assert uidl[3:6] == [b"4 4.g3", b"5 6.g5", b"6 7.g6"]
         assert len(uidl) == COUNT - 1
         client.quit()
+        server.wait_for_sessions(2)
+        # The history records a streamed reply's status line as any other.
+        listed = [r.reply for r in server.history.filter("LIST", user="alice") if not r.args]
+        assert listed == [f"+OK {COUNT} messages:", f"+OK {COUNT - 2} messages:"]
+        uidl_all = [r.reply for r in server.history.filter("UIDL") if not r.args]
+        assert uidl_all == ["+OK", "+OK"]
         assert len(box) == COUNT - 1 and box.uids[4] == "6.g5"
         server.reset()  # back to the content the server started with
         assert len(box) == COUNT and box.uids[4] == "5.g4"

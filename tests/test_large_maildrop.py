@@ -436,3 +436,29 @@ def test_a_bug_in_making_a_streamed_reply_ends_the_session_not_the_server(
     streaming_server.errors.clear()  # expected here: the fixture raises any other
     with RawClient(streaming_server.host, streaming_server.port) as client:
         client.login()  # the server goes on
+
+
+def test_gmail_hides_what_was_popped_from_a_compact_maildrop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store_module, "COMPACT_FROM", 1)
+    with POP3Server({"alice": "secret"}, persona="gmail") as server:
+        box = server.mailbox("alice")
+        box.generate(6, seed=2)
+        assert box._compact is not None
+        uids = box.uids
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        client.retr(2)
+        client.retr(5)
+        client.quit()
+        server.wait_for_sessions(1)
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        _, shown, _ = client.uidl()  # Gmail's UIDL format, one line per message not popped
+        assert len(shown) == 4 == client.stat()[0]
+        sizes = [m.size for m in box]
+        assert client.stat()[1] == sum(sizes) - sizes[1] - sizes[4]
+        client.quit()
+        assert box.uids == uids  # nothing deleted
+    server.raise_errors()

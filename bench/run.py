@@ -664,6 +664,30 @@ def bench_mailbox(cfg: Config, res: Results) -> None:
     shown = " ".join(["bench/bench_generate.py", *args[2:]])
     res.extra.append(f"mailbox cost ({shown}, exit {p.returncode}):")
     res.extra.extend("  " + ln for ln in out.splitlines()[-40:])
+    bench_large_maildrop(cfg, res)
+
+
+def bench_large_maildrop(cfg: Config, res: Results) -> None:
+    """bench/large_maildrop.py: 1,000,000 and 100,000 generated messages (100,000 in --quick)."""
+    args = [
+        sys.executable,
+        str(HERE / "large_maildrop.py"),
+        "--runs",
+        str(1 if cfg.quick else cfg.runs),
+    ]
+    if cfg.quick:
+        args += ["--counts", "100000"]
+    try:
+        p = subprocess.run(
+            args, capture_output=True, text=True, env=child_env(), timeout=1800, check=False
+        )
+    except subprocess.TimeoutExpired:
+        res.extra.append("large maildrop: bench/large_maildrop.py timed out")
+        return
+    out = p.stdout.strip() or p.stderr.strip()
+    shown = " ".join(["bench/large_maildrop.py", *args[2:]])
+    res.extra.append(f"large maildrop ({shown}, exit {p.returncode}):")
+    res.extra.extend("  " + ln for ln in out.splitlines()[-20:])
 
 
 # --- the original sketch: many servers in one process ----------------------------------------

@@ -24,18 +24,26 @@ Rules a maintainer must keep:
   ``fakepop3.mail`` registers with :func:`use_mail_helpers` when imported
   (``import fakepop3`` does), for ``Mailbox.add_message``, ``generate`` and
   ``load``.
+* A large lazy source (``COMPACT_FROM`` messages or more) is kept compact: a
+  :class:`MessageList` holds its sizes in an ``array`` and derives each UID from
+  the message's index, and makes a :class:`Message` only when one is asked for
+  (kept while someone holds it).  Small maildrops stay a plain list of
+  :class:`Message` (their sessions index a tuple: the hot path is unchanged).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import os
 import sys
 import threading
+import weakref
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union, overload
 
 if TYPE_CHECKING:  # imported where a message object is handled: email.utils imports socket
     import email.message
@@ -47,6 +55,7 @@ __all__ = [
     "Mailbox",
     "Message",
     "MessageInput",
+    "MessageList",
     "MessageSource",
     "StoreSnapshot",
     "UnknownUserError",
@@ -99,7 +108,9 @@ class LazySource(MessageSource, Protocol):
 
     ``sizes()`` gives the exact size of every message (with CRLF line ends) without
     making them; ``source[k]`` makes message ``k`` when a session or a test first
-    reads it.  See :meth:`Mailbox.add_lazy`.
+    reads it.  See :meth:`Mailbox.add_lazy`.  A source may also have
+    ``size_array()``, the same sizes in an ``array.array`` made without a list of
+    them (``GeneratedMail`` has it): a large source is then added with less memory.
     """
 
     def __len__(self) -> int: ...
@@ -116,7 +127,7 @@ class MailHelpers(Protocol):
 
     def build_message(self, **fields: Any) -> bytes: ...
 
-    def generate(self, mailbox: Mailbox, count: int, **knobs: Any) -> list[Message]: ...
+    def generate(self, mailbox: Mailbox, count: int, **knobs: Any) -> Sequence[Message]: ...
 
     def load_messages(self, path: str | os.PathLike[str], *, format: str | None) -> list[bytes]: ...
 
@@ -295,6 +306,185 @@ class Message:
         return parsed
 
 
+#: A lazy source of at least this many messages is kept compact (a :class:`MessageList`).
+COMPACT_FROM = 10_000
+
+
+class _Block:
+    """The messages of one large lazy source, as added: their sizes in an array, their UIDs
+    ``f"{first + k}.g{k}"`` (what :meth:`Mailbox.add_lazy` gives), and the :class:`Message`
+    objects made so far, each kept while someone holds it (so one message is one object)."""
+
+    __slots__ = ("first", "lock", "made", "sizes", "source")
+
+    def __init__(self, source: MessageSource, first: int, sizes: array[int]) -> None:
+        self.source = source
+        self.first = first
+        self.sizes = sizes
+        self.made: weakref.WeakValueDictionary[int, Message] = weakref.WeakValueDictionary()
+        # The test's thread and the server's may both ask: one message must stay one object.
+        self.lock = threading.Lock()
+
+    def uid(self, k: int) -> str:
+        return f"{self.first + k}.g{k}"
+
+    def message(self, k: int) -> Message:
+        with self.lock:
+            message = self.made.get(k)
+            if message is None:
+                message = Message.lazy(self.source, k, self.uid(k), self.sizes[k])
+                self.made[k] = message
+            return message
+
+
+class _Slice:
+    """Part of a :class:`MessageList`: the messages of a block at ``keys`` (a range, or the
+    array of the indices left after deletions), in order."""
+
+    __slots__ = ("block", "keys", "total")
+
+    def __init__(self, block: _Block, keys: range | array[int], total: int | None = None) -> None:
+        self.block = block
+        self.keys = keys
+        if total is None:
+            sizes = block.sizes
+            if isinstance(keys, range) and keys.step == 1:
+                total = sum(sizes[keys.start : keys.stop])
+            else:
+                total = sum(sizes[k] for k in keys)
+        self.total = total
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def sizes(self) -> Iterable[int]:
+        keys, sizes = self.keys, self.block.sizes
+        if isinstance(keys, range) and keys.step == 1:
+            return sizes[keys.start : keys.stop]
+        return (sizes[k] for k in keys)
+
+    def uids(self) -> Iterator[str]:
+        first = self.block.first
+        return (f"{first + k}.g{k}" for k in self.keys)
+
+    def without(self, gone: set[int]) -> _Slice:
+        """This slice without the indices ``gone`` (those of them it has)."""
+        keys = self.keys
+        present = {k for k in gone if k in keys} if isinstance(keys, range) else gone & set(keys)
+        if not present:
+            return self
+        sizes = self.block.sizes
+        kept = array("I", (k for k in keys if k not in present))
+        return _Slice(self.block, kept, self.total - sum(sizes[k] for k in present))
+
+
+_Part = tuple[Message, ...] | _Slice
+
+
+class MessageList(Sequence[Message]):
+    """A maildrop's messages, compact: an immutable sequence of parts, each a tuple of
+    :class:`Message` or a run of a large lazy source (see ``COMPACT_FROM``), whose sizes and
+    UIDs are known without making a :class:`Message`.
+
+    ``ml[i]`` makes message ``i``'s :class:`Message` (the same object while it is held);
+    :meth:`sizes`, :meth:`uids` and :attr:`total_size` make none.  Changes give a new list
+    (:meth:`plus`, :meth:`without`), sharing the parts: a snapshot of it costs nothing.
+    """
+
+    __slots__ = ("_ends", "_parts", "total_size")
+
+    def __init__(self, parts: Iterable[_Part] = ()) -> None:
+        self._parts: tuple[_Part, ...] = tuple(p for p in parts if len(p))
+        ends: list[int] = []
+        end = total = 0
+        for part in self._parts:
+            end += len(part)
+            ends.append(end)
+            total += part.total if isinstance(part, _Slice) else sum(m.size for m in part)
+        self._ends = ends
+        #: The sum of the sizes: what STAT reports for the whole list.
+        self.total_size = total
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Message, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("message index out of range")
+        p = bisect.bisect_right(self._ends, index)
+        part = self._parts[p]
+        offset = index - (self._ends[p] - len(part))
+        if isinstance(part, _Slice):
+            return part.block.message(part.keys[offset])
+        return part[offset]
+
+    def __iter__(self) -> Iterator[Message]:
+        for part in self._parts:
+            if isinstance(part, _Slice):
+                message = part.block.message
+                for k in part.keys:
+                    yield message(k)
+            else:
+                yield from part
+
+    def __repr__(self) -> str:
+        return f"<MessageList of {len(self)} messages, {self.total_size} octets>"
+
+    def sizes(self) -> Iterator[int]:
+        """The size of every message, in order (no :class:`Message` made)."""
+        for part in self._parts:
+            if isinstance(part, _Slice):
+                yield from part.sizes()
+            else:
+                for m in part:
+                    yield m.size
+
+    def uids(self) -> Iterator[str]:
+        """The UID of every message, in order (no :class:`Message` made)."""
+        for part in self._parts:
+            if isinstance(part, _Slice):
+                yield from part.uids()
+            else:
+                for m in part:
+                    yield m.uid
+
+    def plus(self, messages: Sequence[Message]) -> MessageList:
+        """This list and ``messages`` after it."""
+        parts = list(self._parts)
+        if parts and not isinstance(parts[-1], _Slice):
+            parts[-1] = (*parts[-1], *messages)
+        else:
+            parts.append(tuple(messages))
+        return MessageList(parts)
+
+    def plus_source(self, source: MessageSource, first: int, sizes: array[int]) -> MessageList:
+        """This list and every message of ``source`` after it (UIDs ``f"{first + k}.g{k}"``)."""
+        return MessageList((*self._parts, _Slice(_Block(source, first, sizes), range(len(sizes)))))
+
+    def without(self, messages: Iterable[Message]) -> MessageList:
+        """This list without ``messages`` (those of it: by identity)."""
+        gone = {id(m): m for m in messages}
+        parts: list[_Part] = []
+        for part in self._parts:
+            if isinstance(part, _Slice):
+                made = part.block.made
+                keys = {m._index for m in gone.values() if made.get(m._index) is m}
+                parts.append(part.without(keys) if keys else part)
+            else:
+                parts.append(tuple(m for m in part if id(m) not in gone))
+        return MessageList(parts)
+
+
 @dataclass(eq=False)
 class Mailbox:
     """A user and their maildrop.
@@ -313,17 +503,19 @@ class Mailbox:
     #: The APOP shared secret, when not the password (None: APOP uses the password).
     apop_secret: str | None = field(default=None, repr=False)
     _messages: list[Message] = field(default_factory=list, repr=False)
+    # The content when it holds a large lazy source (then ``_messages`` stays empty).
+    _compact: MessageList | None = field(default=None, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _uid_counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _explicit_uids: set[str] = field(default_factory=set, repr=False)
     _holder: object | None = field(default=None, repr=False)
-    _initial: list[Message] | None = field(default=None, repr=False)
+    _initial: Sequence[Message] | None = field(default=None, repr=False)
     last_login: float | None = field(default=None, repr=False)
     _generation: int = field(default=0, repr=False)
     # The maildrop as a tuple, shared by every session that logs in while it is unchanged,
     # and the answers (STAT, LIST, UIDL) computed once for it.
-    _snapshot: tuple[Message, ...] | None = field(default=None, repr=False)
-    _answers: dict[str, tuple[bytes, ...]] = field(default_factory=dict, repr=False)
+    _snapshot: Sequence[Message] | None = field(default=None, repr=False)
+    _answers: dict[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)
     _held_generation: int = field(default=0, repr=False)
 
     # --- adding and reading mail, for tests -------------------------------------------------
@@ -343,13 +535,19 @@ class Mailbox:
                     uid = f"{next(self._uid_counter)}.{digest}"
             else:
                 _check_uid(uid)
-                if any(m.uid == uid for m in self._messages):
+                compact = self._compact
+                if uid in (
+                    compact.uids() if compact is not None else (m.uid for m in self._messages)
+                ):
                     raise ValueError(
                         f"mailbox {self.name!r} already has a message with UID {uid!r}"
                     )
                 self._explicit_uids.add(uid)
             stored = Message(raw, uid)
-            self._messages.append(stored)
+            if self._compact is None:
+                self._messages.append(stored)
+            else:
+                self._compact = self._compact.plus((stored,))
             self._changed()
             return stored
 
@@ -358,12 +556,16 @@ class Mailbox:
         with self._lock:
             return [self.add(m) for m in messages]
 
-    def add_lazy(self, source: LazySource) -> list[Message]:
+    def add_lazy(self, source: LazySource) -> Sequence[Message]:
         """Append every message of ``source``, each made on first use; return them stored.
 
         Their sizes (what STAT and LIST report) come from ``source.sizes()`` at once;
         ``source[k]`` is asked for when a session or the test first reads message ``k``.
+        A source of ``COMPACT_FROM`` messages or more is kept compact (see
+        :class:`MessageList`) and gives a :class:`MessageList` of what was added.
         """
+        if len(source) >= COMPACT_FROM:
+            return self._add_compact(source)
         sizes = source.sizes()
         lazy = Message.lazy
         with self._lock:
@@ -375,6 +577,21 @@ class Mailbox:
             self._changed()
         return added
 
+    def _add_compact(self, source: LazySource) -> MessageList:
+        make = getattr(source, "size_array", None)
+        sizes: array[int] = make() if make is not None else _size_array(source.sizes())
+        with self._lock:
+            first = next(self._uid_counter)
+            if len(sizes) > 1:  # the counter moves on as if each message took its number
+                next(itertools.islice(self._uid_counter, len(sizes) - 2, None))
+            compact = self._compact
+            if compact is None:
+                compact = MessageList((tuple(self._messages),))
+            self._compact = compact = compact.plus_source(source, first, sizes)
+            self._messages = []
+            self._changed()
+        return MessageList(compact._parts[-1:])  # what was added
+
     def add_message(self, **fields: Any) -> Message:
         """Build a message in one line and add it: ``add_message(subject="Hi", text="...")``.
 
@@ -383,7 +600,7 @@ class Mailbox:
         """
         return self.add(_mail("add_message").build_message(**fields))
 
-    def generate(self, count: int, **knobs: Any) -> list[Message]:
+    def generate(self, count: int, **knobs: Any) -> Sequence[Message]:
         """Add ``count`` realistic messages made with Faker (see :func:`fakepop3.generate.generate_messages`).
 
         The same ``seed`` (and knobs) gives the same bytes on every run.  Messages
@@ -401,25 +618,42 @@ class Mailbox:
 
     @property
     def messages(self) -> list[Message]:
-        """A copy of the list of messages now in the maildrop (deletions committed at QUIT)."""
+        """A copy of the list of messages now in the maildrop (deletions committed at QUIT).
+
+        Of a large generated maildrop this makes every :class:`Message`: iterate the mailbox
+        instead, or read :attr:`uids`."""
         with self._lock:
-            return list(self._messages)
+            return list(self._content())
+
+    def _content(self) -> Sequence[Message]:
+        """The content now, to keep (the lock is held): a copy, or the immutable compact list."""
+        if self._compact is not None:
+            return self._compact
+        return tuple(self._messages)
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._messages)
+            return len(self._compact if self._compact is not None else self._messages)
 
     def __iter__(self) -> Iterator[Message]:
-        return iter(self.messages)
+        with self._lock:
+            return iter(self._content())
 
     def __getitem__(self, index: int) -> Message:
         with self._lock:
-            return self._messages[index]
+            return (self._compact if self._compact is not None else self._messages)[index]
 
     def remove(self, message: Message | str) -> None:
         """Remove a message (or the one with this UID) from the maildrop."""
         uid = message.uid if isinstance(message, Message) else message
         with self._lock:
+            compact = self._compact
+            if compact is not None:
+                for i, found in enumerate(compact.uids()):
+                    if found == uid:
+                        self._compact = compact.without((compact[i],))
+                        self._changed()
+                        return
             for i, m in enumerate(self._messages):
                 if m.uid == uid:
                     del self._messages[i]
@@ -431,17 +665,21 @@ class Mailbox:
         """Remove every message."""
         with self._lock:
             self._messages.clear()
+            self._compact = None
             self._changed()
 
     @property
     def uids(self) -> list[str]:
         """The UIDs of the messages in order (what UIDL lists at the next login)."""
-        return [m.uid for m in self.messages]
+        with self._lock:
+            if self._compact is not None:
+                return list(self._compact.uids())
+            return [m.uid for m in self._messages]
 
     def snapshot_initial(self) -> None:
         """Remember the current content; :meth:`reset` goes back to it."""
         with self._lock:
-            self._initial = list(self._messages)
+            self._initial = self._content()
 
     def reset(self) -> None:
         """Put back the content remembered by :meth:`snapshot_initial` (or empty the mailbox)."""
@@ -449,7 +687,10 @@ class Mailbox:
 
     def _restore(self, messages: Iterable[Message]) -> None:
         with self._lock:
-            self._messages = list(messages)
+            if isinstance(messages, MessageList):
+                self._compact, self._messages = messages, []
+            else:
+                self._compact, self._messages = None, list(messages)
             self._changed()
             # A session logged in before the reset must not commit its deletions into the
             # restored content at QUIT.
@@ -461,14 +702,12 @@ class Mailbox:
         """True while a POP3 session holds the maildrop (between login and the session's end)."""
         return self._holder is not None
 
-    def acquire(self, holder: object) -> tuple[Message, ...] | None:
+    def acquire(self, holder: object) -> Sequence[Message] | None:
         """Lock the maildrop for a session and return its snapshot; None if already locked."""
         taken = self.login(holder)
         return None if taken is None else taken[0]
 
-    def login(
-        self, holder: object
-    ) -> tuple[tuple[Message, ...], dict[str, tuple[bytes, ...]]] | None:
+    def login(self, holder: object) -> tuple[Sequence[Message], dict[str, tuple[Any, ...]]] | None:
         """:meth:`acquire`, and the cache of answers about the snapshot (STAT, LIST, UIDL...).
 
         Sessions on the current, unchanged maildrop share one dict, so each answer is computed
@@ -483,14 +722,12 @@ class Mailbox:
             self._holder = holder
             self._held_generation = self._generation
             if self._snapshot is None:
-                self._snapshot = tuple(self._messages)
+                self._snapshot = self._content()
             return self._snapshot, self._answers
         finally:
             lock.release()
 
-    def login_shared(
-        self, holder: object
-    ) -> tuple[tuple[Message, ...], dict[str, tuple[bytes, ...]]]:
+    def login_shared(self, holder: object) -> tuple[Sequence[Message], dict[str, tuple[Any, ...]]]:
         """:meth:`login` without the exclusive lock (``maildrop_lock=False``, as Dovecot).
 
         A second session gets in too, with the snapshot of the maildrop as it is now; each
@@ -502,7 +739,7 @@ class Mailbox:
                 self._holder = holder
                 self._held_generation = self._generation
             if self._snapshot is None:
-                self._snapshot = tuple(self._messages)
+                self._snapshot = self._content()
             return self._snapshot, self._answers
 
     def _changed(self) -> None:
@@ -523,8 +760,18 @@ class Mailbox:
         with self._lock:
             if self._held_generation != self._generation:
                 return  # the maildrop was reset during the session
+            if self._compact is not None:
+                self._compact = self._compact.without(deleted)
             self._messages = [m for m in self._messages if id(m) not in gone]
             self._changed()
+
+
+def _size_array(sizes: Sequence[int]) -> array[int]:
+    """``sizes`` in an array of 4-byte items (8 when a size does not fit)."""
+    try:
+        return array("I", sizes)
+    except OverflowError:
+        return array("Q", sizes)
 
 
 class MailStore:
@@ -612,7 +859,9 @@ class MailStore:
         with self._lock:
             mailbox = self.mailbox(name)
             del self._mailboxes[name]
-        mailbox._restore(mailbox.messages)  # a later QUIT of a session commits nothing
+        with mailbox._lock:
+            content = mailbox._content()
+        mailbox._restore(content)  # a later QUIT of a session commits nothing
         return mailbox
 
     def snapshot(self) -> StoreSnapshot:
@@ -621,7 +870,7 @@ class MailStore:
         with self._lock:
             return StoreSnapshot(
                 {
-                    m.name: (m.password, frozenset(m.tokens), m.apop_secret, tuple(m.messages))
+                    m.name: (m.password, frozenset(m.tokens), m.apop_secret, m._content())
                     for m in self._mailboxes.values()
                 },
                 dict(self._mailboxes),
@@ -650,5 +899,5 @@ class StoreSnapshot:
     """What :meth:`MailStore.snapshot` saw: ``users`` maps each name to (password, tokens,
     APOP secret, messages)."""
 
-    users: dict[str, tuple[str | None, frozenset[str], str | None, tuple[Message, ...]]]
+    users: dict[str, tuple[str | None, frozenset[str], str | None, Sequence[Message]]]
     mailboxes: dict[str, Mailbox] = field(default_factory=dict, repr=False, compare=False)

@@ -163,3 +163,19 @@ def test_runner_quick_prints_a_table_with_numbers() -> None:
     assert any(k.startswith("start+stop in a thread") for k in figures), out
     assert any(k.startswith("pop3_server fixture") for k in figures), out
     assert "failed" not in out, out
+
+
+def test_large_maildrop_bench_prints_its_figures() -> None:
+    p = subprocess.run(
+        [sys.executable, str(BENCH / "large_maildrop.py"), "--runs", "1", "--counts", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    line = next(x for x in p.stdout.splitlines() if x.strip().startswith("this checkout"))
+    m = re.search(r"RSS (-?\d+) B/message .*\((\d+\.\d) MB sent", line)
+    assert m is not None, p.stdout
+    assert float(m.group(2)) > 0.4, line  # 20,000 LIST and UIDL lines were read
+    assert "yardstick" in p.stdout and "B/item" in p.stdout, p.stdout

@@ -196,11 +196,11 @@ class Operations:
     def messages(self, name: str) -> list[dict[str, Any]]:
         return [
             {"number": n, "uid": m.uid, "size": m.size, **_headers_of(m)}
-            for n, m in enumerate(self._mailbox(name).messages, 1)
+            for n, m in enumerate(self._mailbox(name), 1)
         ]
 
     def _message(self, name: str, uid: str) -> Message:
-        for message in self._mailbox(name).messages:
+        for message in self._mailbox(name):  # lazily: a compact maildrop makes one at a time
             if message.uid == uid:
                 return message
         raise ApiError(404, f"user {name!r} has no message with uid {uid!r}")

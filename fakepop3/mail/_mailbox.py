@@ -21,6 +21,8 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..store import Mailbox, Message
     from ._loaders import MailFormat
 
@@ -32,7 +34,7 @@ def build_message(**fields: Any) -> bytes:
     return build_message(**fields)
 
 
-def generate(mailbox: Mailbox, count: int, **knobs: Any) -> list[Message]:
+def generate(mailbox: Mailbox, count: int, **knobs: Any) -> Sequence[Message]:
     """Add ``count`` generated messages to ``mailbox`` (``generate_messages(count, **knobs)``)."""
     from ._generate import generate_messages
 

@@ -9,7 +9,17 @@ This is the import path; the modules behind it are private.  The rules of the co
 command table, the dispatch, the one execute path) are at the top of ``_state.py``.
 """
 
-from ._actions import Action, Close, CommandFault, FaultHook, Pause, Send, StartTLS, Throttle
+from ._actions import (
+    Action,
+    Close,
+    CommandFault,
+    FaultHook,
+    Pause,
+    Send,
+    StartTLS,
+    Stream,
+    Throttle,
+)
 from ._session import Session
 
 # check_disabled and check_mechanisms: for the options schema (fakepop3.options), not public.
@@ -35,5 +45,6 @@ __all__ = [
     "Settings",
     "StartTLS",
     "State",
+    "Stream",
     "Throttle",
 ]

@@ -7,6 +7,7 @@ its ``armed`` is true, before each command and at the greeting.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -15,6 +16,51 @@ if TYPE_CHECKING:
 
 
 # --- actions for the transport -----------------------------------------------------------
+class Stream:
+    """A reply's last buffer, made a chunk at a time while the transport sends it: the
+    LIST or UIDL of a large maildrop, so that the whole reply never exists at once.
+
+    Iterating it makes its chunks (bytes; the last is the terminating ``.`` line), anew each
+    time: ``make`` is a pure function of the session's snapshot and deletion marks when the
+    command ran.  ``bytes(stream)`` joins them; ``len(stream)`` is their total size (made by
+    iterating once).  The transport pulls chunks as the client reads (flow control); a fault
+    sees the reply whole (:func:`whole`).
+    """
+
+    __slots__ = ("_make", "_size")
+
+    def __init__(self, make: Callable[[], Iterator[bytes]]) -> None:
+        self._make = make
+        self._size: int | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._make()
+
+    def __len__(self) -> int:
+        if self._size is None:
+            self._size = sum(map(len, self._make()))
+        return self._size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self._make())
+
+    def __repr__(self) -> str:
+        return "<Stream of a reply body>"
+
+
+Buffer = bytes | memoryview | Stream
+"""One buffer of a reply: bytes, or a :class:`Stream` (only ever the last one)."""
+
+
+def whole(buffers: tuple[Buffer, ...]) -> tuple[bytes | memoryview, ...]:
+    """``buffers`` with a :class:`Stream` made whole, in the usual multi-line shape (status,
+    body, ``.`` line): what a fault rewrites."""
+    if not buffers or type(buffers[-1]) is not Stream:
+        return buffers  # type: ignore[return-value]  # no Stream in it
+    data = bytes(buffers[-1])
+    return (*buffers[:-1], data[:-3], data[-3:])  # type: ignore[arg-type]
+
+
 class Send(NamedTuple):
     """Write these buffers, in order (a RETR reply is status line, message, ``.`` line).
 
@@ -22,8 +68,8 @@ class Send(NamedTuple):
     notes").
     """
 
-    buffers: tuple[bytes | memoryview, ...]
-    """The bytes to write, in order."""
+    buffers: tuple[Buffer, ...]
+    """The bytes to write, in order (the last may be a :class:`Stream`)."""
 
     @property
     def size(self) -> int:

@@ -16,20 +16,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
 from .. import history as _history
 from ..auth import Challenge, Failure, Mechanism, Success, make_mechanism
-from ..store import Mailbox, Message
+from ..store import Mailbox, Message, MessageList
+from ._actions import Buffer, Stream
 from ._replies import known_retr_status, lines, retr_status
 from ._state import CLOSED, COMMANDS, TRANSACTION, UPDATE
 
 if TYPE_CHECKING:
     from ._session import Session
 
-Reply = tuple[bytes, ...]
+Reply = tuple[Buffer, ...]
 Handler = Callable[["Session", tuple[str, ...]], Reply]
 
 #: The SASL mechanisms of OAuth: a persona without basic auth takes these only.
@@ -97,7 +100,12 @@ def _pop_once_login(session: Session, mailbox: Mailbox, recent: bool) -> None:
     popped = _POPPED.get(mailbox)
     if not recent and popped is not None and popped[0] == generation and popped[1]:
         hidden = popped[1]
-        session.messages = tuple(m for m in session.messages if m.uid not in hidden)
+        messages = session.messages
+        if isinstance(messages, MessageList):  # no Message made but those hidden
+            gone = [messages[i] for i, uid in enumerate(messages.uids()) if uid in hidden]
+            session.messages = messages.without(gone)
+        else:
+            session.messages = tuple(m for m in messages if m.uid not in hidden)
         session._answers = {}  # not the shared answers of the whole snapshot
 
 
@@ -149,7 +157,9 @@ def b64(text: str) -> bytes | None:
         return None
 
 
-def sasl_step(session: Session, mech: Mechanism, step: Challenge | Success | Failure) -> Reply:
+def sasl_step(
+    session: Session, mech: Mechanism, step: Challenge | Success | Failure
+) -> tuple[bytes, ...]:
     """The reply to one step of a SASL exchange: a challenge, a login, or its failure."""
     if isinstance(step, Challenge):
         session._sasl = mech
@@ -353,25 +363,87 @@ def quit_(session: Session, args: tuple[str, ...]) -> Reply:
 
 
 # --- TRANSACTION --------------------------------------------------------------------------
+#: A LIST or UIDL of at least this many lines is streamed (a :class:`Stream`), not built whole.
+STREAM_FROM = 10_000
+#: Lines per chunk of a streamed reply (about 50 to 150 KB).
+STREAM_CHUNK = 4096
+
+
 def live(session: Session) -> list[tuple[int, Message]]:
-    """The messages not marked as deleted, with their numbers."""
+    """The messages not marked as deleted, with their numbers (makes every :class:`Message`:
+    STAT, LIST and UIDL use :func:`totals`, :func:`sizes_of` and :func:`uids_of`)."""
     return [(i, m) for i, m in enumerate(session.messages, 1) if i not in session.deleted]
 
 
-def _stat_answer(session: Session) -> Reply:
-    messages = live(session)
-    return (session._reply.ok(f"{len(messages)} {sum(m.size for _, m in messages)}"),)
+def sizes_of(messages: Iterable[Message]) -> Iterable[int]:
+    """The size of each message, in order (of a :class:`MessageList`, making no Message)."""
+    if isinstance(messages, MessageList):
+        return messages.sizes()
+    return [m.size for m in messages]
 
 
-def _list_answer(session: Session) -> Reply:
-    messages = live(session)
+def uids_of(messages: Iterable[Message]) -> Iterable[str]:
+    """The UID of each message, in order (of a :class:`MessageList`, making no Message)."""
+    if isinstance(messages, MessageList):
+        return messages.uids()
+    return [m.uid for m in messages]
+
+
+def totals(session: Session) -> tuple[int, int]:
+    """How many messages are not marked as deleted, and their octets (STAT, RSET)."""
+    messages, deleted = session.messages, session.deleted
+    if isinstance(messages, MessageList):
+        octets = messages.total_size - sum(messages[n - 1].size for n in deleted)
+        return len(messages) - len(deleted), octets
+    kept = live(session)
+    return len(kept), sum(m.size for _, m in kept)
+
+
+def numbered_lines(
+    values: Iterable[object], deleted: AbstractSet[int], chunk: int = STREAM_CHUNK
+) -> Iterator[bytes]:
+    """``"{n} {value}\r\n"`` for each value whose number ``n`` (from 1) is not in ``deleted``,
+    ``chunk`` lines at a time, encoded as :func:`lines` encodes them; then the ``.`` line."""
+    pairs = enumerate(values, 1)
+    while True:
+        batch = list(itertools.islice(pairs, chunk))
+        if not batch:
+            break
+        if deleted:
+            batch = [pair for pair in batch if pair[0] not in deleted]
+        if batch:
+            yield "".join([f"{n} {value}\r\n" for n, value in batch]).encode("utf-8", "replace")
+    yield b".\r\n"
+
+
+def _multiline(
+    session: Session, status: bytes, values: Callable[[], Iterable[object]], count: int
+) -> Reply:
+    """A LIST or UIDL reply: built whole, or streamed when it has ``STREAM_FROM`` lines."""
+    deleted = session.deleted
+    if count >= STREAM_FROM:
+        return (status, Stream(lambda: numbered_lines(values(), deleted)))
     return lines(
-        session._reply.ok(f"{len(messages)} messages:"), [f"{i} {m.size}" for i, m in messages]
+        status, [f"{n} {value}" for n, value in enumerate(values(), 1) if n not in deleted]
     )
 
 
+def _stat_answer(session: Session) -> Reply:
+    count, octets = totals(session)
+    return (session._reply.ok(f"{count} {octets}"),)
+
+
+def _list_answer(session: Session) -> Reply:
+    messages = session.messages
+    count = len(messages) - len(session.deleted)
+    status = session._reply.ok(f"{count} messages:")
+    return _multiline(session, status, lambda: sizes_of(messages), count)
+
+
 def _uidl_answer(session: Session) -> Reply:
-    return lines(session._reply.ok(), [f"{i} {m.uid}" for i, m in live(session)])
+    messages = session.messages
+    count = len(messages) - len(session.deleted)
+    return _multiline(session, session._reply.ok(), lambda: uids_of(messages), count)
 
 
 #: What computes each answer of :func:`shared_answer`.
@@ -430,7 +502,9 @@ def uidl_formatted(session: Session, args: tuple[str, ...]) -> Reply:
         if isinstance(message, bytes):
             return (message,)
         return (session._reply.ok(f"{int(args[0])} {uid_of(message.uid)}"),)
-    return lines(session._reply.ok(), [f"{i} {uid_of(m.uid)}" for i, m in live(session)])
+    messages = session.messages
+    count = len(messages) - len(session.deleted)
+    return _multiline(session, session._reply.ok(), lambda: map(uid_of, uids_of(messages)), count)
 
 
 def uidl(session: Session, args: tuple[str, ...]) -> Reply:
@@ -492,10 +566,8 @@ def dele(session: Session, args: tuple[str, ...]) -> Reply:
 
 def rset(session: Session, args: tuple[str, ...]) -> Reply:
     session.deleted = frozenset()
-    messages = live(session)
-    return (
-        session._reply.ok(f"{len(messages)} messages ({sum(m.size for _, m in messages)} octets)"),
-    )
+    count, octets = totals(session)
+    return (session._reply.ok(f"{count} messages ({octets} octets)"),)
 
 
 def noop(session: Session, args: tuple[str, ...]) -> Reply:

@@ -36,6 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._cache import BoundedCache
+from ._actions import Buffer
 from ._commands import run
 from ._parse import SECRET_COMMANDS, parse
 from ._state import COMMANDS, MAX_LINE
@@ -71,7 +72,7 @@ _now = time.time
 
 def answer_line(
     session: Session, data: bytes, commands: dict[str, Entry] | None = None
-) -> tuple[bytes, ...] | None:
+) -> tuple[Buffer, ...] | None:
     """The fast lane: answer ``data`` at once if it is exactly one plain command line.
 
     The same as ``receive_data(data)`` then ``next_actions()`` (the same reply, state and

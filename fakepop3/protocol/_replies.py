@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .._cache import BoundedCache
-from ._actions import Action, Send
+from ._actions import Action, Send, Stream
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -186,6 +186,7 @@ def status_of(actions: list[Action]) -> str:
     """The status line of the first reply among ``actions`` (a fault's), for the history."""
     for action in actions:
         if isinstance(action, Send) and action.buffers:
-            first = bytes(action.buffers[0][:600])
+            head = action.buffers[0]
+            first = bytes(head)[:600] if isinstance(head, Stream) else bytes(head[:600])
             return first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
     return "(no reply: connection closed)"

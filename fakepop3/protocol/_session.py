@@ -18,7 +18,7 @@ module:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from types import MappingProxyType
 
@@ -27,7 +27,7 @@ from ..auth import Authenticator, Mechanism
 from ..history import History, SessionRecord
 from ..store import Mailbox, MailStore, Message
 from . import _commands, _fastlane, _replies
-from ._actions import Action, Close, CommandFault, FaultHook, Send, StartTLS
+from ._actions import Action, Buffer, Close, CommandFault, FaultHook, Send, StartTLS, whole
 from ._dispatch import Entry
 from ._parse import parse
 from ._replies import status_of
@@ -39,7 +39,7 @@ __all__ = ["Session"]
 #: The history of a Session made without one: records nothing, numbers its sessions.
 _UNRECORDED = History(enabled=False)
 _NONE_DELETED: AbstractSet[int] = frozenset()
-_NO_ANSWERS: MutableMapping[str, tuple[bytes, ...]] = MappingProxyType({})  # type: ignore[assignment]
+_NO_ANSWERS: MutableMapping[str, tuple[Buffer, ...]] = MappingProxyType({})  # type: ignore[assignment]
 #: The dispatch of UPDATE and CLOSED: no command is read in them.
 _NO_COMMANDS: dict[str, Entry] = {}
 #: Makes a named tuple (a :class:`Send`) from a tuple of its fields, skipping the named
@@ -92,7 +92,8 @@ class Session:
     state: State
     user: str | None
     mailbox: Mailbox | None
-    messages: tuple[Message, ...]
+    #: The maildrop's snapshot at login (a tuple, or a compact ``MessageList``).
+    messages: Sequence[Message]
     #: Numbers of the messages marked as deleted (a new set at the first DELE).
     deleted: AbstractSet[int]
     utf8: bool
@@ -110,7 +111,7 @@ class Session:
     clock: Callable[[], float]
     # Answers about the snapshot (STAT, LIST, UIDL), shared with the other sessions on it;
     # the session gets the dict of its snapshot at login (read-only before).
-    _answers: MutableMapping[str, tuple[bytes, ...]]
+    _answers: MutableMapping[str, tuple[Buffer, ...]]
     _reply: _replies.Replies
     #: The commands of the state (see _dispatch.py), and the fast lane's when it is open.
     _dispatch: dict[str, Entry]
@@ -423,7 +424,7 @@ class Session:
         runs first if the fault says so), and the history records the fault."""
         reply: tuple[bytes | memoryview, ...] = ()
         if fault.runs_command:
-            reply = _commands.run(self, entry, name, args)
+            reply = whole(_commands.run(self, entry, name, args))  # a fault sees it whole
         actions = fault.actions(reply)
         self._record(name, logged, status_of(actions), fault.description)
         return self._after(actions)

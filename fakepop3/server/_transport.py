@@ -7,7 +7,8 @@ start TLS, close).  Rules a maintainer must keep:
 * The session is made in one place, ``connection_made``; nothing else constructs one.
 * Output is never lost: queued output is handed over before a close, and a reply is written
   only after every earlier one (a big reply is queued in ``CHUNK`` slices, paced by
-  ``pause_writing``/``resume_writing``).
+  ``pause_writing``/``resume_writing``; a ``Stream``, the LIST or UIDL of a large maildrop, is
+  queued as its iterator and a chunk made each time the transport can take more).
 * While the connection waits (a fault's pause, a slow reader) it stops reading once
   ``MAX_PENDING_LINES`` lines are queued, so that a client cannot grow memory without bound.
 * An exception inside the server is reported to the server (``server._report``) and ends the
@@ -22,7 +23,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,10 @@ from ..protocol import (
     Session,
     StartTLS,
     State,
+    Stream,
     Throttle,
 )
+from ..protocol._actions import Buffer
 
 if TYPE_CHECKING:
     from ._pop3server import POP3Server
@@ -105,8 +108,9 @@ class _Connection(asyncio.BufferedProtocol):
         self.line_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         # Output waiting for the transport to drain; made only when a reply is big or the
-        # client is slow (list-not-deque, bench/README.md, Speed notes).
-        self.out: collections.deque[memoryview] | None = None
+        # client is slow (list-not-deque, bench/README.md, Speed notes): slices, and the
+        # iterators of streamed replies (each pulled a chunk at a time).
+        self.out: collections.deque[memoryview | Iterator[bytes]] | None = None
         #: The rate of a Throttle fault (bytes a second): replies go out slowly from then on.
         self.throttle: float | None = None
         self.close_reason = _history.DROP
@@ -184,16 +188,17 @@ class _Connection(asyncio.BufferedProtocol):
         self.active = True
         # _write's small case inline: a call costs 9% of a session (bench/README.md, Speed notes)
         transport: asyncio.Transport = self.transport  # type: ignore[assignment]
+        # (A Stream is only ever the last of two buffers: never written here.)
         if len(reply) == 1 and len(reply[0]) <= CHUNK:
-            transport.write(reply[0])
+            transport.write(reply[0])  # type: ignore[arg-type]
         elif len(reply) == 3 and len(reply[1]) <= CHUNK:  # status, body, "." line: one write
-            transport.write(b"".join(reply))
+            transport.write(b"".join(reply))  # type: ignore[arg-type]
         else:
             self._send(reply)
         if session.state is _CLOSED:
             self._close(session.close_reason)
 
-    def _send(self, reply: tuple[bytes | memoryview, ...]) -> None:
+    def _send(self, reply: tuple[Buffer, ...]) -> None:
         """Send one reply while not answering (a big fast-lane reply, a one-reply command):
         written at once when it is small and the client reads, else answered by a task that
         waits for the output to drain."""
@@ -355,38 +360,58 @@ class _Connection(asyncio.BufferedProtocol):
             self.server._report(error)
             self._abort(_INTERNAL_ERROR, _history.SERVER)
 
-    def _write(self, buffers: tuple[bytes | memoryview, ...]) -> None:
+    def _write(self, buffers: tuple[Buffer, ...]) -> None:
         """Write one reply (the one place that does): a small one in one write, a big one
-        queued in CHUNK slices and pumped as the transport takes them."""
+        queued in CHUNK slices and pumped as the transport takes them (a Stream as its
+        iterator, a chunk made each time)."""
         transport = self.transport
         assert transport is not None
         if not self.out:
             # The common case: a small reply goes out in one write (one send() call).
             if len(buffers) == 1 and len(buffers[0]) <= CHUNK:
-                transport.write(buffers[0])
+                transport.write(buffers[0])  # type: ignore[arg-type]  # never a Stream alone
                 return
-            if sum(map(len, buffers)) <= CHUNK:
-                transport.write(b"".join(buffers))
+            if type(buffers[-1]) is not Stream and sum(map(len, buffers)) <= CHUNK:
+                transport.write(b"".join(buffers))  # type: ignore[arg-type]  # no Stream
                 return
         # A big reply: the transport's buffer limits are raised (once is enough, but asking
         # each time is cheap here) so that it takes big slices, paced by pause_writing.
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         for buf in buffers:
-            if self.out or len(buf) > CHUNK:
+            if type(buf) is Stream:
                 if self.out is None:
                     self.out = collections.deque()
-                view = memoryview(buf)
+                self.out.append(iter(buf))
+            elif self.out or len(buf) > CHUNK:
+                if self.out is None:
+                    self.out = collections.deque()
+                view = memoryview(buf)  # type: ignore[arg-type]  # not a Stream
                 for start in range(0, len(view), CHUNK):
                     self.out.append(view[start : start + CHUNK])
             else:
-                transport.write(buf)
+                transport.write(buf)  # type: ignore[arg-type]  # not a Stream
         self._pump()
 
     def _pump(self) -> None:
         transport = self.transport
         assert transport is not None
-        while self.out and self.drained is None and self.mode != _CLOSING:
-            transport.write(self.out.popleft())
+        out = self.out
+        while out and self.drained is None and self.mode != _CLOSING:
+            item = out[0]
+            if isinstance(item, memoryview):
+                out.popleft()
+                transport.write(item)
+                continue
+            try:
+                chunk = next(item, None)  # a Stream's next chunk
+            except Exception as error:  # a bug in making it: reported, the session ends
+                self.server._report(error)
+                self._abort(_INTERNAL_ERROR, _history.SERVER)
+                return
+            if chunk is None:
+                out.popleft()
+            else:
+                transport.write(chunk)
 
     async def _flush(self) -> None:
         """Wait until the queued output has been handed to the transport and it can take more.
@@ -399,17 +424,18 @@ class _Connection(asyncio.BufferedProtocol):
                 await self.drained
             self._pump()
 
-    async def _write_slowly(self, buffers: tuple[bytes | memoryview, ...], rate: float) -> None:
+    async def _write_slowly(self, buffers: tuple[Buffer, ...], rate: float) -> None:
         transport = self.transport
         assert transport is not None
         step = max(1, int(rate / 20))
         for buf in buffers:
-            view = memoryview(buf)
-            for start in range(0, len(view), step):
-                if self.mode == _CLOSING:
-                    return
-                transport.write(view[start : start + step])
-                await self._sleep(step / rate)
+            for piece in buf if isinstance(buf, Stream) else (buf,):
+                view = memoryview(piece)
+                for start in range(0, len(view), step):
+                    if self.mode == _CLOSING:
+                        return
+                    transport.write(view[start : start + step])
+                    await self._sleep(step / rate)
 
     async def _sleep(self, seconds: float, gate: Any = None) -> None:
         """Wait for a fault (Pause, Throttle; a held reply's ``gate``) while reading, so a client
@@ -492,8 +518,12 @@ class _Connection(asyncio.BufferedProtocol):
         elif self.transport is not None:
             if self.out:
                 # Queued output would be lost by close(); hand it over first.
-                for view in self.out:
-                    self.transport.write(view)
+                for item in self.out:
+                    if isinstance(item, memoryview):
+                        self.transport.write(item)
+                    else:
+                        for chunk in item:
+                            self.transport.write(chunk)
                 self.out = None
             self.transport.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import overload
@@ -99,6 +100,20 @@ class GeneratedMail(Sequence[bytes]):
         if self.generator.hook is None:
             return self.generator.sizes(0, self._count)
         return [self.size(k) for k in range(self._count)]
+
+    def size_array(self) -> array[int]:
+        """:meth:`sizes` in an ``array.array`` (4-byte items while every size fits), made a
+        slice at a time, so that no list of a million ints is ever held (what
+        ``Mailbox.add_lazy`` keeps of a large mailbox)."""
+        if self.generator.hook is not None:
+            return array("Q", self.sizes())
+        out = array("I")
+        for start in range(0, self._count, 16_384):
+            chunk = self.generator.sizes(start, min(start + 16_384, self._count))
+            if out.typecode == "I" and chunk and max(chunk) > 0xFFFF_FFFF:
+                out = array("Q", out)
+            out.extend(chunk)
+        return out
 
     def total_size(self) -> int:
         """Sum of all sizes: what ``STAT`` reports for the whole mailbox."""

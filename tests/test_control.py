@@ -349,6 +349,34 @@ def test_history_since_a_mark_is_the_current_test_case(server: POP3Server, api: 
     assert session["transcript"] in text
 
 
+def test_the_history_endpoint_shows_each_lint_finding_beside_its_command() -> None:
+    with POP3Server(users={"alice": "secret"}, control_port=0, lint=True) as server:
+        server.mailbox("alice").extend([b"Subject: a\r\n\r\nA\r\n"])
+        assert server.control_url is not None
+        api = Api(server.control_url)
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        with pytest.raises(poplib.error_proto, match="only valid after login"):
+            client.stat()  # a mail command before login
+        client.user("alice")
+        client.pass_("secret")
+        client.dele(1)
+        client.close()  # no QUIT: the DELE is lost
+        server.wait_for_sessions(1)
+        events = api("GET", "/api/v1/history").json
+        [session] = api("GET", "/api/v1/sessions").json
+    by_command = {e.get("command"): e["lint"] for e in events}
+    assert by_command["STAT"] == [
+        {"rule": "wrong-state", "text": "a mail command before login (AUTHORIZATION state)"}
+    ]
+    assert by_command["USER"] == [] and by_command["DELE"] == []
+    end = events[-1]
+    assert end["event"] == "session_end"
+    assert [f["rule"] for f in end["lint"]] == ["dropped-with-deletions"]
+    assert session["lint"] == end["lint"]
+    assert session["commands"][0]["lint"][0]["rule"] == "wrong-state"
+    server.errors.clear()
+
+
 @pytest.mark.parametrize("since", ["-1", "x", "1.5"])
 def test_a_bad_mark_is_a_400(api: Api, since: str) -> None:
     reply = api("GET", "/api/v1/history", query={"since": since})

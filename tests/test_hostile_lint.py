@@ -114,6 +114,144 @@ def test_the_marker_turns_the_lint_on(pop3_server: POP3Server) -> None:
     assert pop3_server.linter is not None
 
 
+# --- the raw command line: pipelining, bare LF, long lines -----------------------------------
+def findings_of(server: POP3Server) -> list[tuple[str, str]]:
+    """(command line, rule) of every finding, as the history keeps them beside the commands."""
+    return [(c.line, f.rule) for c in server.history.commands for f in c.lint]
+
+
+def test_poplib_sends_clean_lines_and_waits_for_each_reply() -> None:
+    with lint_server(disable=["PIPELINING"]) as server:
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client)
+        client.stat()
+        client.list()
+        client.uidl()
+        client.retr(1)
+        client.top(2, 0)
+        client.quit()
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []
+    assert [c.lint for c in server.history.commands] == [()] * 8
+    server.raise_errors()
+
+
+def test_pipelining_is_a_finding_only_when_capa_does_not_list_it() -> None:
+    burst = b"USER alice\r\nPASS secret\r\nSTAT\r\n"  # one write: no reply waited for
+    for options, expected in (
+        ({"disable": ["PIPELINING"]}, [("PASS ***", "pipelining"), ("STAT", "pipelining")]),
+        ({}, []),  # PIPELINING advertised (the default): fine
+        ({"persona": "gmail"}, [("PASS ***", "pipelining"), ("STAT", "pipelining")]),
+    ):
+        with lint_server(**options) as server:
+            with RawClient(server.host, server.port) as raw:
+                raw.send(burst)
+                replies = [raw.read_line() for _ in range(3)]
+                assert all(r.startswith(b"+OK") for r in replies), replies  # answered in order
+                assert raw.command(b"QUIT").startswith(b"+OK")
+            server.history.wait_for_sessions(1)
+        assert findings_of(server) == expected, options
+        assert rules(server) == [rule for _, rule in expected]
+        server.errors.clear()
+
+
+def test_a_bare_lf_line_is_answered_and_is_a_finding() -> None:
+    with lint_server() as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.send(b"USER alice\n")  # LF alone: answered as Dovecot does
+            assert raw.read_line().startswith(b"+OK")
+            assert raw.command(b"PASS secret").startswith(b"+OK")
+            raw.send(b"STAT\n")
+            assert raw.read_line() == b"+OK 2 %d\r\n" % (2 * len(MESSAGE))
+            assert raw.command(b"QUIT").startswith(b"+OK")
+        server.history.wait_for_sessions(1)
+    assert findings_of(server) == [("USER alice", "bare-lf"), ("STAT", "bare-lf")]
+    assert server.linter is not None
+    assert "LF alone" in server.linter.findings[0].text
+    server.errors.clear()
+
+
+def test_a_line_over_255_octets_is_refused_and_is_a_finding() -> None:
+    name = b"a" * 248  # "USER " + 248 + CRLF: 255 octets, the longest allowed
+    with lint_server() as server:
+        with RawClient(server.host, server.port) as raw:
+            assert raw.command(b"USER " + name).startswith(b"+OK")
+            reply = raw.command(b"USER " + name + b"a")  # 256 octets
+            assert reply == b"-ERR Command line too long (at most 255 octets).\r\n"
+            raw.send(b"NOOP " + b"x" * 3000)  # cut at the limit: the rest discarded...
+            raw.send(b"y" * 100 + b"\r\n")  # ...until its line end
+            assert raw.read_line().startswith(b"-ERR Command line too long")
+            raw.login()
+            assert raw.command(b"QUIT").startswith(b"+OK")
+        server.history.wait_for_sessions(1)
+    assert server.linter is not None
+    found = server.linter.findings
+    assert [f.rule for f in found] == ["line-too-long", "line-too-long"]
+    assert [f.text for f in found] == [
+        "256 octets with its line end; at most 255",
+        "3107 octets with its line end; at most 255",
+    ]
+    assert found[0].command == "(not a command line)"  # the server did not read it as one
+    server.errors.clear()
+
+
+def test_raw_line_rules_can_be_ignored() -> None:
+    with lint_server(disable=["PIPELINING"], lint_ignore=["pipelining", "bare-lf"]) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.send(b"USER alice\nPASS secret\n")
+            assert raw.read_line().startswith(b"+OK") and raw.read_line().startswith(b"+OK")
+            assert raw.command(b"QUIT").startswith(b"+OK")
+        server.history.wait_for_sessions(1)
+    assert rules(server) == [] and findings_of(server) == []
+    server.raise_errors()
+
+
+# --- the findings in the history ------------------------------------------------------------
+def test_each_finding_is_in_the_history_beside_its_command() -> None:
+    with lint_server() as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"STAT")  # before login
+            raw.login()
+            raw.command(b"DELE 1")
+            raw.command(b"RETR 1")  # deleted
+        server.history.wait_for_sessions(1)
+        [session] = server.history.sessions
+    stat, _, _, dele, retr = session.commands
+    assert [f.rule for f in stat.lint] == ["wrong-state"] and dele.lint == ()
+    assert retr.lint[0].text == "message 1 was deleted" and retr.lint[0].command == "RETR 1"
+    assert "(lint: deleted-message)" in str(retr)
+    # The end of the session (no QUIT, a DELE pending) is on the session's record.
+    assert [f.rule for f in session.lint] == ["dropped-with-deletions"]
+    assert session.to_dict()["lint"] == [
+        {"rule": "dropped-with-deletions", "text": "1 DELE(s) pending and no QUIT (ended: drop)"}
+    ]
+    assert retr.to_dict()["lint"] == [{"rule": "deleted-message", "text": "message 1 was deleted"}]
+    assert server.history.filter("RETR")[0].lint == retr.lint  # every view of the history
+    assert server.linter is not None
+    assert server.linter.findings == [*stat.lint, *retr.lint, *session.lint]
+    server.errors.clear()
+
+
+def test_the_findings_reach_every_listener_and_a_kept_session() -> None:
+    seen: list[object] = []
+    ended: list[object] = []
+    server = POP3Server(users=USERS, lint=True, on_session_end=lambda s: ended.append(s.lint))
+    server.mailbox("alice").extend([MESSAGE])
+    server.history.add_listener(lambda c: seen.append(c.lint))
+    server.history.keep_sessions(1)
+    with server:
+        for _ in range(2):
+            with RawClient(server.host, server.port) as raw:
+                raw.login()
+                raw.command(b"DELE 1")
+            server.history.wait_for_sessions(len(ended) + 1)
+    assert [len(x) for x in seen] == [0, 0, 0] * 2  # no finding on USER, PASS, DELE
+    assert [[f.rule for f in x] for x in ended] == [["dropped-with-deletions"]] * 2  # type: ignore[attr-defined]
+    last = server.history.sessions[-1]
+    assert [f.rule for f in last.lint] == ["dropped-with-deletions"]
+    server.errors.clear()
+
+
 # --- hold and release (the poller scenarios) ------------------------------------------------
 def test_a_held_reply_waits_for_the_release_while_the_server_serves_others() -> None:
     from fakepop3.faults import Gate

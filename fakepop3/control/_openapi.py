@@ -222,6 +222,20 @@ _SCHEMAS: dict[str, Any] = {
             "reply": {"type": "string"},
             "fault": {"type": ["string", "null"]},
             "reason": {"type": ["string", "null"]},
+            "lint": {
+                "type": "array",
+                "description": "the lint findings (lint=True) on this command, or on the "
+                "session's end",
+                "items": {"$ref": "#/components/schemas/LintFinding"},
+            },
+        },
+    },
+    "LintFinding": {
+        "type": "object",
+        "required": ["rule", "text"],
+        "properties": {
+            "rule": {"type": "string", "description": "a name of fakepop3.faults.LINT_RULES"},
+            "text": {"type": "string"},
         },
     },
     "Session": {
@@ -234,6 +248,7 @@ _SCHEMAS: dict[str, Any] = {
             "tls": {"type": "boolean"},
             "open": {"type": "boolean"},
             "reason": {"type": ["string", "null"]},
+            "lint": {"type": "array", "items": {"$ref": "#/components/schemas/LintFinding"}},
             "commands": {"type": "array", "items": {"type": "object"}},
             "transcript": {"type": "string"},
         },

@@ -35,7 +35,8 @@ from ..history import History, SessionRecord
 from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
 from ..personas import Persona
-from ..protocol import Settings
+from ..protocol import Session, Settings
+from ..protocol._linted import open_linted
 from ..store import Mailbox, MailStore, MessageInput
 from ..tls import TLSCertificates
 from . import _reset, _runtime
@@ -250,6 +251,19 @@ class POP3Server(Service):
             self.store.add_user(name, tokens=tokens_of_name)
         #: Every session and command received (:class:`History`): ``assert_sent``, ``transcript``.
         self.history = history if isinstance(history, History) else History(enabled=history)
+        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.  It is
+        #: attached first, so that every other listener sees the findings in the records.
+        self.linter: Linter | None = None
+        if lint:
+            if not self.history.enabled:
+                raise ValueError("lint=True reads the history: do not pass history=False")
+            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
+            self.linter.attach(self.history)
+        #: Makes each session (``Session.open``'s arguments): a linted server's notes the raw
+        #: command lines for the lint (fakepop3/protocol/_linted.py).
+        self._open_session: Callable[..., Session] = (
+            Session.open if self.linter is None else open_linted
+        )
         if on_session_end is not None:
             self.history.add_session_listener(on_session_end)
         #: The autologout timer in seconds (``timeout=``; RFC 1939 s3), or None.
@@ -293,13 +307,6 @@ class POP3Server(Service):
         self._auth = Authenticator(self.store, any_login=settings.any_login)
         #: The fault rules (:class:`Faults`): ``server.faults.on("RETR").disconnect()``.
         self.faults = faults if faults is not None else Faults()
-        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.
-        self.linter: Linter | None = None
-        if lint:
-            if not self.history.enabled:
-                raise ValueError("lint=True reads the history: do not pass history=False")
-            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
-            self.history.add_session_listener(self.linter.session_ended)
         #: Errors raised inside the server; :meth:`raise_errors` (and the pytest fixture) fails on them.
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()

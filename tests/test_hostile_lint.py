@@ -240,11 +240,11 @@ def test_the_findings_reach_every_listener_and_a_kept_session() -> None:
     server.history.add_listener(lambda c: seen.append(c.lint))
     server.history.keep_sessions(1)
     with server:
-        for _ in range(2):
+        for count in (1, 2):
             with RawClient(server.host, server.port) as raw:
                 raw.login()
                 raw.command(b"DELE 1")
-            server.history.wait_for_sessions(len(ended) + 1)
+            server.history.wait_for_sessions(count)
     assert [len(x) for x in seen] == [0, 0, 0] * 2  # no finding on USER, PASS, DELE
     assert [[f.rule for f in x] for x in ended] == [["dropped-with-deletions"]] * 2  # type: ignore[attr-defined]
     last = server.history.sessions[-1]
@@ -348,6 +348,87 @@ def test_delivery_in_the_dict_form_and_to_an_unknown_user() -> None:
             raw.login()
             assert raw.command(b"STAT").startswith(b"+OK 1 ")  # the 2nd USER delivered
         assert server.faults.rules[0].fired == 2
+
+
+def poll(server: POP3Server) -> int:
+    """One poll of alice's maildrop: how many messages it holds."""
+    client = poplib.POP3(server.host, server.port, timeout=10)
+    login(client)
+    count = client.stat()[0]
+    client.quit()
+    return count
+
+
+def test_a_message_delivered_after_a_delay_is_picked_up_once() -> None:
+    with POP3Server(users=USERS) as server:
+        rule = server.faults.deliver_after(0.05, MESSAGE, user="alice")
+        assert rule.description == (
+            f"deliver a message of {len(MESSAGE)} octets after 0.05s "
+            "[rule 1: after 0.05s user='alice']"
+        )
+        before = poll(server)
+        rule.wait_fired()  # the event: the timer delivered it
+        assert [before, poll(server), poll(server)] == [0, 1, 1]  # there, and only once
+        assert rule.fired == 1
+    server.raise_errors()
+
+
+def test_a_timed_delivery_in_the_dict_form_and_over_the_control_api() -> None:
+    import json
+    import urllib.request
+
+    from fakepop3.faults import FaultConfigError, Faults
+
+    rule = {"action": "deliver", "after": 0, "user": "bob", "data": "Subject: x\r\n\r\ny\r\n"}
+    faults = Faults.from_config([rule])
+    assert faults.rules[0].kind == "time"
+    with pytest.raises(FaultConfigError, match="'user' is missing"):
+        Faults.from_config([{"action": "deliver", "after": 1, "data": "x"}])
+    with pytest.raises(FaultConfigError, match="after must be a number of seconds"):
+        Faults.from_config([{**rule, "after": -1}])
+    with pytest.raises(FaultConfigError, match="action 'error' does not apply on time"):
+        Faults.from_config([{"action": "error", "after": 1, "user": "bob"}])
+    with POP3Server(users=USERS, control_port=0) as server:
+        assert server.control_url is not None
+        request = urllib.request.Request(
+            server.control_url + "/api/v1/faults",
+            data=json.dumps({**rule, "user": "alice"}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+            made = json.loads(response.read())
+        assert "after 0s user='alice'" in made["description"]
+        server.faults.rules[0].wait_fired()
+        assert poll(server) == 1
+    server.raise_errors()
+
+
+def test_a_timed_delivery_to_an_unknown_user_is_a_server_error() -> None:
+    with POP3Server(users=USERS) as server:
+        rule = server.faults.deliver_after(0, MESSAGE, user="nobody")
+        rule.wait_fired()
+    with pytest.raises(ServerError, match="there is no user 'nobody' on this server"):
+        server.raise_errors()
+
+
+def test_stop_and_reset_cancel_the_pending_timers() -> None:
+    server = POP3Server(users=USERS)
+    kept = server.faults.deliver_after(3600, MESSAGE, user="alice")  # in the baseline
+    with server:
+        [first] = server._on_loop(lambda: list(server._timers.values()))
+        assert poll(server) == 0  # the first client: the baseline, with the rule in it
+        later = server.faults.deliver_after(3600, MESSAGE, user="bob")  # this test case's
+        timers = server._on_loop(lambda: dict(server._timers))
+        assert set(timers) == {kept, later}
+        server.reset()
+        assert all(handle.cancelled() for handle in timers.values())
+        assert server.faults.rules == [kept]  # the case's rule is gone; the baseline's...
+        [again] = server._on_loop(lambda: list(server._timers.values()))
+        assert again is not first and not again.cancelled()  # ...counts again from the reset
+    assert again.cancelled() and server._timers == {}  # stop cancelled it
+    assert kept.fired == 0 and len(server.mailbox("alice")) == 0
 
 
 # --- named server states --------------------------------------------------------------------

@@ -93,7 +93,8 @@ def _fault_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "description": "A fault rule as in the TOML [[faults]] tables (docs/faults.md): "
-        "'on' is command (default), connect or mailbox.",
+        "'on' is command (default), connect, mailbox or time (the default when 'after' is "
+        "given: a timed delivery).",
         "required": ["action"],
         "properties": {
             "on": {"enum": sorted(_ACTION_KEYS)},

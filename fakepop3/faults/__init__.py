@@ -69,7 +69,9 @@ Transport faults and attacks (command rules):
   the handshake, STLS response injection).
 - ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
 - ``deliver(data)``: the message ``data`` is put in the user's maildrop just before the command
-  runs (on PASS: there for that login): scheduled delivery.
+  runs (on PASS: there for that login): scheduled delivery.  By the clock:
+  ``Faults.deliver_after(seconds, data, user=...)`` (a timer of the server's loop, from its start,
+  cancelled by a stop or a reset; ``rule.wait_fired()`` waits for it).
 - ``switch(to)``: enter the named state ``to`` when the rule fires; rules given ``state=``
   (``on(..., state=...)``, ``on_connect(state=...)``) fire only in their state;
   ``Faults.set_state(name)`` and ``Faults.state`` from the test.
@@ -99,8 +101,9 @@ Dict form
 :meth:`Faults.from_config` and :meth:`Faults.add_from_dict` take the same rules as
 dicts (for the pytest marker and the standalone server's TOML config).  Keys:
 
-- ``on``: ``"command"`` (the default), ``"connect"`` or ``"mailbox"`` (the default
-  when ``action`` is ``"vanish"`` or ``"size_mismatch"``).
+- ``on``: ``"command"`` (the default), ``"connect"``, ``"mailbox"`` (the default
+  when ``action`` is ``"vanish"`` or ``"size_mismatch"``) or ``"time"`` (the default when
+  ``after`` is given: ``{"action": "deliver", "after": 0.5, "user": ..., "data": ...}``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
   ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
   ``inject``, ``hide``, ``deliver``, ``switch``; for connect ``refuse``, ``delay``, ``error``,
@@ -137,7 +140,8 @@ on a :class:`Faults` only builds rules.
 The strict client lint (``POP3Server(lint=True)``, ``_lint``): see :class:`Linter`.
 
 The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and counting),
-``_effects`` (what a fired fault does), ``_dictform`` (the dict form), ``_checks`` (every
+``_effects`` (what a fired fault does), ``_timed`` (timed rules: ``deliver_after``),
+``_dictform`` (the dict form), ``_checks`` (every
 value check and its message), ``_hook`` (the object the core calls).
 """
 

@@ -68,6 +68,7 @@ from ._effects import (
 from ._hold import Gate
 from ._hook import FaultsHook
 from ._rules import FaultRule, _choose, _label
+from ._timed import _Timed
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
 Distribution = Literal["uniform", "lognormal"]
@@ -352,7 +353,7 @@ class OnConnect(_RuleBuilder):
 
 
 # --- the rule set ----------------------------------------------------------------------------
-class Faults:
+class Faults(_Timed):
     """The fault rules of one server (``server.faults``); none by default.  Thread-safe.
 
     ``seed`` seeds the random generator that rules with a ``probability`` draw
@@ -370,6 +371,7 @@ class Faults:
         self._seed = seed
         self.random = random.Random(seed)
         self._state: str | None = None
+        self._init_timed()  # _timed.py
         for i, entry in enumerate(rules, 1):
             _add_entry(self, entry, f"fault #{i}")
 
@@ -569,23 +571,6 @@ class Faults:
     def __repr__(self) -> str:
         return f"<Faults {len(self)} rule(s)>"
 
-    def unused(self) -> list[FaultRule]:
-        """The rules that never fired."""
-        return [rule for rule in self.rules if rule.fired == 0]
-
-    def assert_all_fired(self) -> None:
-        """Raise ``AssertionError`` listing the rules that never fired, if any."""
-        unused = self.unused()
-        if not unused:
-            return
-        lines = "\n".join(
-            f"  {rule.description}: matched {rule.seen} time(s), fired 0" for rule in unused
-        )
-        raise AssertionError(
-            f"{len(unused)} fault rule(s) never fired (check the command name, args, user "
-            f"and nth; 'matched' counts the commands or connections each one saw):\n{lines}"
-        )
-
     # --- firing (the hook calls this) -------------------------------------------------------
     def _fire(
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
@@ -596,5 +581,6 @@ class Faults:
             )
             if rule is None:
                 return None
+            self._fired_changed.notify_all()  # rule.wait_fired() (_timed.py)
             # A jittered delay draws its time here, under the lock, from the seeded random.
             return rule, rule.effect.draw(self.random)

@@ -30,7 +30,8 @@ from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
 from ..auth import ALL_MECHANISMS, Authenticator
-from ..faults import Faults, Linter
+from ..faults import FaultRule, Faults, Linter
+from ..faults._effects import _DeliverLater
 from ..history import History, SessionRecord
 from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
@@ -311,6 +312,8 @@ class POP3Server(Service):
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._timers: dict[FaultRule, asyncio.TimerHandle] = {}  # the timed rules' timers
+        self._timing = False  # True while the timed rules are scheduled (_arm_timed)
         # One receive buffer per server: a server runs on one loop, and each read is consumed
         # before the next one starts (see _Connection.get_buffer).
         self._recv_buffer = memoryview(bytearray(RECV_BUFFER))
@@ -404,8 +407,11 @@ class POP3Server(Service):
             if baseline is None:  # never started: nothing to go back to but now
                 baseline = self._baseline = _reset.take(self)
         _reset.end_sessions(self)
+        self._disarm_timed()  # a timer of the last test case never fires into the next one
         _reset.restore(self, baseline)
         self.history.clear()
+        if self._running and self._loop is not None:
+            self._arm_timed()  # the timed rules kept count again from now
         self.resets += 1
         for listener in list(self._reset_listeners):
             listener(self)
@@ -542,6 +548,7 @@ class POP3Server(Service):
                 raise
         self.store.snapshot_initial()
         self._at_start = _reset.take(self)
+        self._arm_timed()
         if self.timeout is not None:
             self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
 
@@ -591,8 +598,62 @@ class POP3Server(Service):
             conn._check_idle(now, timeout)
         self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
+    # --- timed rules (Faults.deliver_after): timers of the loop --------------------------
+    def _arm_timed(self) -> None:
+        """Schedule every timed rule of the faults from now (at start, after a reset), and
+        every one added later (``Faults.scheduler``); on the loop."""
+        faults = self.faults
+        if not isinstance(faults, Faults):
+            return
+        loop = self._loop
+        assert loop is not None
+        self._timing = True
+
+        def scheduler(rule: FaultRule) -> None:
+            loop.call_soon_threadsafe(self._schedule, rule)
+
+        faults.scheduler = scheduler
+        for rule in faults.timed:
+            self._schedule(rule)
+
+    def _schedule(self, rule: FaultRule) -> None:
+        if not self._timing or self._loop is None:  # stopped meanwhile
+            return
+        effect = rule.effect
+        assert isinstance(effect, _DeliverLater)
+        old = self._timers.pop(rule, None)
+        if old is not None:
+            old.cancel()
+        self._timers[rule] = self._loop.call_later(effect.seconds, self._deliver_due, rule)
+
+    def _deliver_due(self, rule: FaultRule) -> None:
+        self._timers.pop(rule, None)
+        faults = self.faults
+        assert isinstance(faults, Faults) and rule.user is not None
+        mailbox = self.store.get(rule.user)
+        if mailbox is None:
+            self._report(
+                ValueError(
+                    f"{rule.description}: there is no user {rule.user!r} on this server "
+                    f"(users: {', '.join(self.store.users) or 'none'}); nothing delivered"
+                )
+            )
+            faults._fire_timed(rule, lambda message: None)
+            return
+        faults._fire_timed(rule, mailbox.add)
+
+    def _disarm_timed(self) -> None:
+        """Cancel every pending timed rule (a stop, a reset); on the loop."""
+        self._timing = False
+        if isinstance(self.faults, Faults):
+            self.faults.scheduler = None
+        timers, self._timers = self._timers, {}
+        for handle in timers.values():
+            handle.cancel()
+
     async def _close(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
+        self._disarm_timed()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

@@ -308,9 +308,30 @@ def test_a_server_that_stops_ends_a_held_session() -> None:
     assert raw.read_to_eof() == b""  # never released: the stop closed it
     raw.close()
     assert [s.end_reason for s in server.history.sessions] == ["server"]
+    assert gate.released and gate.waiting == 0  # the stop released it
     # A released gate lets later replies pass at once.
     gate.release()
     assert gate.released
+
+
+def test_a_hold_in_the_dict_form_is_a_rule_with_its_gate() -> None:
+    from fakepop3.faults import Faults
+
+    faults = Faults.from_config([{"command": "RETR", "nth": 2, "action": "hold"}])
+    [gate] = faults.holds
+    assert gate.rule is faults.rules[0] and not gate.released
+    with POP3Server(users=USERS, faults=faults) as server:
+        server.mailbox("alice").extend([MESSAGE, MESSAGE])
+        with RawClient(server.host, server.port) as raw:
+            raw.login()
+            assert raw.command(b"RETR 1").startswith(b"+OK")
+            raw.read_until(b"\r\n.\r\n")
+            raw.send(b"RETR 2\r\n")
+            gate.wait_held()
+            assert gate.waiting == 1
+            faults.release_holds()
+            assert raw.read_line().startswith(b"+OK")
+    server.raise_errors()
 
 
 # --- scheduled delivery ---------------------------------------------------------------------

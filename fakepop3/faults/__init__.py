@@ -75,8 +75,9 @@ Transport faults and attacks (command rules):
 - ``switch(to)``: enter the named state ``to`` when the rule fires; rules given ``state=``
   (``on(..., state=...)``, ``on_connect(state=...)``) fire only in their state;
   ``Faults.set_state(name)`` and ``Faults.state`` from the test.
-- ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
-  waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
+- ``hold()`` (also ``Faults.hold(command, ...)``; dict form ``"action": "hold"``, its gate in
+  ``Faults.holds``): the command runs, its reply waits until ``gate.release()``;
+  ``gate.wait_held()`` is the event to wait on.  A server that stops or resets releases them.
 
 A dropped connection never runs UPDATE, so nothing is deleted unless QUIT ran.
 
@@ -106,7 +107,7 @@ dicts (for the pytest marker and the standalone server's TOML config).  Keys:
   ``after`` is given: ``{"action": "deliver", "after": 0.5, "user": ..., "data": ...}``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
   ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
-  ``inject``, ``hide``, ``deliver``, ``switch``; for connect ``refuse``, ``delay``, ``error``,
+  ``inject``, ``hide``, ``deliver``, ``switch``, ``hold``; for connect ``refuse``, ``delay``, ``error``,
   ``throttle``, ``reset``, ``hang``, ``slice``, ``switch``; for the mailbox ``vanish``, ``size_mismatch``.
 - matching: ``command`` (required for command rules), ``args``, ``user`` (command and
   mailbox rules), ``nth``, ``times``, ``probability`` (all rules); ``message``

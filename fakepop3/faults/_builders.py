@@ -480,6 +480,16 @@ class Faults(_Timed):
         return self.on(command, args=args, nth=nth, times=times, user=user).hold()
 
     @property
+    def holds(self) -> list[Gate]:
+        """The gates of the hold rules (``hold()``, the dict form's ``"hold"``), in rule order."""
+        return [r.effect.gate for r in self.rules if isinstance(r.effect, _Hold)]
+
+    def release_holds(self) -> None:
+        """Release every gate of the hold rules (a server does, when it stops or resets)."""
+        for gate in self.holds:
+            gate.release()
+
+    @property
     def state(self) -> str | None:
         """The server's named state (None: none); rules given ``state=`` fire only in theirs."""
         return self._state
@@ -532,7 +542,7 @@ class Faults(_Timed):
 
     def restart(self, rules: Iterable[FaultRule] | None = None) -> None:
         """Count again from nothing: each rule's ``seen`` and ``fired`` back to 0 (so ``nth=1``
-        fires again) and the random generator seeded as it was made; with ``rules`` (rules of
+        fires again, a hold's gate closed again) and the random generator seeded as it was made; with ``rules`` (rules of
         this Faults, as :attr:`rules` gave them), keep only those, in that order."""
         with self._lock:
             if rules is not None:
@@ -543,6 +553,8 @@ class Faults(_Timed):
             for rule in self._rules:
                 rule.seen = 0
                 rule.fired = 0
+                if isinstance(rule.effect, _Hold):
+                    rule.effect.gate._rearm()  # closed again: it holds the next hit
             self.random.seed(self._seed)
             self._state = None
             self.hook.armed = bool(self._rules)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._checks import FaultConfigError, _one_of
+from ._hold import Gate
 
 if TYPE_CHECKING:
     from ._builders import Faults
@@ -38,6 +39,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "hide": ("capability",),
         "deliver": ("data",),
         "switch": ("to",),
+        "hold": (),
     },
     "connect": {
         "refuse": (),
@@ -133,4 +135,8 @@ def _build(faults: Faults, entry: Mapping[str, Any]) -> FaultRule:
     if on == "connect":
         return getattr(faults.on_connect(**match), action)(**params)  # type: ignore[no-any-return]
     command = match.pop("command")
-    return getattr(faults.on(command, **match), action)(**params)  # type: ignore[no-any-return]
+    made = getattr(faults.on(command, **match), action)(**params)
+    if isinstance(made, Gate):  # hold: the rule, its gate at faults.holds / gate_of(rule)
+        assert made.rule is not None
+        return made.rule
+    return made  # type: ignore[no-any-return]

@@ -406,9 +406,12 @@ class POP3Server(Service):
             baseline = self._baseline or self._at_start
             if baseline is None:  # never started: nothing to go back to but now
                 baseline = self._baseline = _reset.take(self)
+        faults = self.faults
+        if isinstance(faults, Faults):
+            faults.release_holds()  # no client of the last test case is left at a gate
         _reset.end_sessions(self)
         self._disarm_timed()  # a timer of the last test case never fires into the next one
-        _reset.restore(self, baseline)
+        _reset.restore(self, baseline)  # (a hold rule kept holds again: Faults.restart)
         self.history.clear()
         if self._running and self._loop is not None:
             self._arm_timed()  # the timed rules kept count again from now
@@ -654,6 +657,8 @@ class POP3Server(Service):
     async def _close(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
         self._disarm_timed()
+        if isinstance(self.faults, Faults):
+            self.faults.release_holds()  # no client is left waiting at a gate
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

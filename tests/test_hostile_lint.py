@@ -155,6 +155,62 @@ def test_pipelining_is_a_finding_only_when_capa_does_not_list_it() -> None:
         server.errors.clear()
 
 
+class _Transport:
+    """Just enough of an asyncio transport to drive a server's connection protocol."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += bytes(data)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+
+@pytest.mark.asyncio
+async def test_a_line_that_comes_while_a_reply_is_still_held_is_pipelined() -> None:
+    import asyncio
+
+    server = POP3Server(users=USERS, lint=True, disable=["PIPELINING"])
+    gate = server.faults.hold("STAT")
+    conn = server.connection_protocol()
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+
+    async def until(condition: object) -> None:  # yields to the loop: no timing involved
+        for _ in range(1000):
+            if condition():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the loop never got there")
+
+    for line in (b"USER alice\r\n", b"PASS secret\r\n", b"STAT\r\n"):
+        conn.data_received(line)  # each one after the reply to the one before
+    await until(lambda: gate.held == 1)  # STAT's reply is held...
+    conn.data_received(b"NOOP\r\n")  # ...when NOOP comes: the client did not wait for it
+    gate.release()
+    await until(lambda: transport.written.endswith(b"+OK\r\n") and b"+OK 0 0" in transport.written)
+    conn.connection_lost(None)
+    assert findings_of(server) == [("NOOP", "pipelining")]
+
+
 def test_a_bare_lf_line_is_answered_and_is_a_finding() -> None:
     with lint_server() as server:
         with RawClient(server.host, server.port) as raw:

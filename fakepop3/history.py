@@ -226,9 +226,10 @@ class SessionRecord:
         head = f"session #{self.id} from {self.client[0]}:{self.client[1]}"
         end = f"ended by {self.end_reason}" if self.end_reason else "still open"
         lines = [f"{head} ({end})"]
-        lines += [
-            f"  C: {c.line}{' [TLS]' if c.tls else ''}\n  S: {c.reply}" for c in self.commands
-        ]
+        for c in self.commands:
+            lines.append(f"  C: {c.line}{' [TLS]' if c.tls else ''}\n  S: {c.reply}")
+            lines += [f"  lint: [{f.rule}] {f.text}" for f in c.lint]  # lint=True: its findings
+        lines += [f"  lint: [{f.rule}] {f.text}" for f in self.lint]  # on the session's end
         return "\n".join(lines)
 
 

@@ -283,6 +283,11 @@ def test_each_finding_is_in_the_history_beside_its_command() -> None:
     ]
     assert retr.to_dict()["lint"] == [{"rule": "deleted-message", "text": "message 1 was deleted"}]
     assert server.history.filter("RETR")[0].lint == retr.lint  # every view of the history
+    assert session.transcript().splitlines()[-3:] == [
+        "  S: -ERR Message is deleted.",
+        "  lint: [deleted-message] message 1 was deleted",
+        "  lint: [dropped-with-deletions] 1 DELE(s) pending and no QUIT (ended: drop)",
+    ]
     assert server.linter is not None
     assert server.linter.findings == [*stat.lint, *retr.lint, *session.lint]
     server.errors.clear()

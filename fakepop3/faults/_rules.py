@@ -58,6 +58,8 @@ class FaultRule:
         #: fires (None: it does not switch; "" : back to no state).
         self.state: str | None = None
         self.switch: str | None = None
+        #: A timed rule's delay in seconds (``Faults.deliver_after``); None for the others.
+        self.after: float | None = None
         self.id = 0
         #: How many times this rule fired.
         self.fired = 0

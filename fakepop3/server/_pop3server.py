@@ -31,7 +31,6 @@ from .._service import ServerError, Service
 from .._validate import is_loopback
 from ..auth import ALL_MECHANISMS, Authenticator
 from ..faults import FaultRule, Faults, Linter
-from ..faults._effects import _DeliverLater
 from ..history import History, SessionRecord
 from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
@@ -622,12 +621,11 @@ class POP3Server(Service):
     def _schedule(self, rule: FaultRule) -> None:
         if not self._timing or self._loop is None:  # stopped meanwhile
             return
-        effect = rule.effect
-        assert isinstance(effect, _DeliverLater)
+        assert rule.after is not None
         old = self._timers.pop(rule, None)
         if old is not None:
             old.cancel()
-        self._timers[rule] = self._loop.call_later(effect.seconds, self._deliver_due, rule)
+        self._timers[rule] = self._loop.call_later(rule.after, self._deliver_due, rule)
 
     def _deliver_due(self, rule: FaultRule) -> None:
         self._timers.pop(rule, None)
@@ -657,8 +655,6 @@ class POP3Server(Service):
     async def _close(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
         self._disarm_timed()
-        if isinstance(self.faults, Faults):
-            self.faults.release_holds()  # no client is left waiting at a gate
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -671,6 +667,8 @@ class POP3Server(Service):
             server.close()
         for conn in list(self._connections):
             conn._abort(reason=_history.SERVER)
+        if isinstance(self.faults, Faults):
+            self.faults.release_holds()  # its held sessions are closed; no gate stays shut
         for server in self._servers:
             await server.wait_closed()
         # Let connection_lost callbacks run so every session is recorded as ended.

@@ -141,6 +141,8 @@ class Options:
     control_port: int | None = None
     control_host: str | None = None
     control_token: str | None = None
+    lint: bool = False
+    lint_ignore: list[str] = field(default_factory=list)
 
     @property
     def tls_enabled(self) -> bool:

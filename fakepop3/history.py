@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["CommandRecord", "EndReason", "History", "SessionRecord"]
+__all__ = ["CommandRecord", "EndReason", "History", "LintFinding", "SessionRecord"]
 
 _now = time.time
 #: ``_compact_at`` with no bound: more sessions than memory holds, and an int that CPython
@@ -48,6 +48,26 @@ DROP = "drop"  # the client closed the connection (or it broke) without QUIT
 TIMEOUT = "timeout"  # the autologout timer expired
 SERVER = "server"  # the server closed it: shutdown, too many errors, a fault
 RESET = "reset"  # the server was reset while the session was open (see POP3Server.reset)
+
+
+class LintFinding(NamedTuple):
+    """One protocol mistake of a client, found by the strict client lint (``lint=True``):
+    the rule (``fakepop3.faults.LINT_RULES``), the session and command, what was wrong.
+
+    The history keeps each one beside the command it concerns (:attr:`CommandRecord.lint`),
+    or on its session (:attr:`SessionRecord.lint`) when it concerns the session's end."""
+
+    rule: str
+    session_id: int
+    command: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] session {self.session_id}, {self.command}: {self.text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as the history file has it (in its command's or session's ``lint``)."""
+        return {"rule": self.rule, "text": self.text}
 
 
 class CommandRecord(NamedTuple):
@@ -74,6 +94,8 @@ class CommandRecord(NamedTuple):
     """When the command was read (``time.time()``)."""
     fault: str | None = None
     """The description of the fault rule that answered the command, or None."""
+    lint: tuple[LintFinding, ...] = ()
+    """The lint findings on this command (``lint=True``; empty otherwise)."""
 
     @property
     def ok(self) -> bool:
@@ -98,14 +120,21 @@ class CommandRecord(NamedTuple):
             "tls": self.tls,
             "time": self.received_at,
             "fault": self.fault,
+            "lint": [f.to_dict() for f in self.lint],
         }
 
     def __str__(self) -> str:
         who = self.user or "-"
         tls = " [TLS]" if self.tls else ""
         fault = f" (fault: {self.fault})" if self.fault else ""
-        return f"#{self.session_id} {who}{tls}: {self.line} -> {self.reply}{fault}"
+        lint = f" (lint: {', '.join(f.rule for f in self.lint)})" if self.lint else ""
+        return f"#{self.session_id} {who}{tls}: {self.line} -> {self.reply}{fault}{lint}"
 
+
+#: What a linted session noted about a command's raw line: ``(name, value)`` pairs.
+LineFacts = tuple[tuple[str, int], ...]
+#: A linter's check of one command: ``lint(record, facts)`` -> the findings on it.
+Lint = Callable[["CommandRecord", LineFacts], "tuple[LintFinding, ...]"]
 
 #: A CommandRecord from a tuple of its fields, with no Python-level call.
 _make_record: Callable[[tuple[Any, ...]], CommandRecord] = functools.partial(
@@ -120,11 +149,17 @@ def _status_text(first: bytes) -> str:
     return first[:600].split(b"\r\n", 1)[0].decode("utf-8", "replace")
 
 
+_NO_LINT: tuple[tuple[LintFinding, ...]] = ((),)
+
+
 def _as_record(entry: tuple[Any, ...]) -> CommandRecord:
-    """The CommandRecord of a stored command (its reply given as bytes is decoded now)."""
+    """The CommandRecord of a stored command (its reply given as bytes is decoded now; the
+    core stores no ``lint`` field: only a linted command has one)."""
     reply = entry[5]
     if type(reply) is not str:
         entry = (*entry[:5], _status_text(reply), *entry[6:])
+    if len(entry) < 10:
+        entry += _NO_LINT
     return _make_record(entry)
 
 
@@ -146,6 +181,9 @@ class SessionRecord:
     """When the session ended, or None while it is open."""
     end_reason: EndReason | None = None
     """How it ended: ``"quit"``, ``"drop"``, ``"timeout"``, ``"server"``, ``"reset"``; None while open."""
+    lint: tuple[LintFinding, ...] = ()
+    """The lint findings on the session's end (``lint=True``): a connection dropped with
+    deletions pending.  Those on a command are in its :attr:`CommandRecord.lint`."""
     # The commands as plain tuples of the CommandRecord fields, which the garbage collector
     # stops tracking (a named tuple it walks for ever): bench/README.md, "Speed notes".
     _log: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False)
@@ -180,6 +218,7 @@ class SessionRecord:
             "commands": len(self.commands),
             "started": self.started_at,
             "time": self.ended_at,
+            "lint": [f.to_dict() for f in self.lint],
         }
 
     def transcript(self) -> str:
@@ -187,9 +226,10 @@ class SessionRecord:
         head = f"session #{self.id} from {self.client[0]}:{self.client[1]}"
         end = f"ended by {self.end_reason}" if self.end_reason else "still open"
         lines = [f"{head} ({end})"]
-        lines += [
-            f"  C: {c.line}{' [TLS]' if c.tls else ''}\n  S: {c.reply}" for c in self.commands
-        ]
+        for c in self.commands:
+            lines.append(f"  C: {c.line}{' [TLS]' if c.tls else ''}\n  S: {c.reply}")
+            lines += [f"  lint: [{f.rule}] {f.text}" for f in c.lint]  # lint=True: its findings
+        lines += [f"  lint: [{f.rule}] {f.text}" for f in self.lint]  # on the session's end
         return "\n".join(lines)
 
 
@@ -237,6 +277,10 @@ class History:
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._listeners: list[Callable[[CommandRecord], None]] = []
         self._session_listeners: list[Callable[[SessionRecord], None]] = []
+        # The strict client lint (set_linter): each command's findings, worked out as it is
+        # recorded, and what the core noted about the raw line of the command (note_line).
+        self._lint: Lint | None = None
+        self._line_facts: dict[int, LineFacts] = {}
 
     # --- recording (used by the server) -------------------------------------------------
     def open_session(self, session_id: int, client: tuple[str, int], tls: bool) -> SessionRecord:
@@ -271,9 +315,57 @@ class History:
             self._settle_locked(exact=True)  # hand it to its record now (it may be another's)
 
     def _add_and_notify(self, entry: tuple[Any, ...]) -> None:
-        """``add_command`` while listeners are registered."""
+        """``add_command`` while listeners are registered or a linter is set: the command's
+        lint findings (if any) are stored with it, then the listeners get it."""
+        lint = self._lint
+        if lint is not None:
+            facts = self._line_facts.pop(entry[0], ())
+            found = lint(_as_record(entry), facts)
+            if found:
+                entry = (*entry[:9], found)
         self._commands.append(entry)
-        self._notify(entry)
+        if self._listeners:
+            self._notify(entry)
+
+    # --- the strict client lint ------------------------------------------------------------
+    def set_linter(self, lint: Lint) -> None:
+        """Call ``lint(record, facts)`` for every command recorded from now on; the findings
+        it returns are stored in the record (:attr:`CommandRecord.lint`).  ``facts``: what the
+        core noted about the command's raw line (:meth:`note_line`).  Only ``lint=True``
+        servers set one: the history of the others pays nothing for it."""
+        with self._lock:
+            self._lint = lint
+            if self.enabled:
+                self.add_command = self._add_and_notify
+
+    def note_line(self, session_id: int, facts: LineFacts) -> None:
+        """Called by a linted session just before it runs a command line: ``facts`` (pairs
+        ``(name, value)``: ``("bare-lf", 0)``, ``("long-line", octets)``, ``("pipelined", 0)``)
+        go to the linter with the record of that line; ``()`` forgets them."""
+        if facts:
+            self._line_facts[session_id] = facts
+        else:
+            self._line_facts.pop(session_id, None)
+
+    def set_session_lint(self, session: SessionRecord, found: tuple[LintFinding, ...]) -> None:
+        """Store the lint findings on the end of the ended ``session`` (its
+        :attr:`SessionRecord.lint`), also in the history's copy of it."""
+        session.lint = found
+        with self._lock:
+            sessions = self._sessions
+            slot = session._slot
+            if not (0 <= slot < len(sessions) and _is_ended(sessions[slot], session.id)):
+                # moved by keep_sessions (or dropped, or cleared): looked for from the end
+                slot = next(
+                    (
+                        i
+                        for i in range(len(sessions) - 1, -1, -1)
+                        if _is_ended(sessions[i], session.id)
+                    ),
+                    -1,
+                )
+            if slot >= 0:
+                sessions[slot] = (*sessions[slot][:8], found)  # type: ignore[index]
 
     def _settle(self) -> None:
         """Hand each command recorded since the last call to its session's record."""
@@ -608,7 +700,14 @@ def _ended_session(kept: tuple[Any, ...]) -> SessionRecord:
     """The SessionRecord of an ended session kept as a plain tuple by History.close_session."""
     record = SessionRecord(*kept[:7])
     record._log = list(kept[7])
+    if len(kept) > 8:  # lint findings on its end (History.set_session_lint)
+        record.lint = kept[8]
     return record
+
+
+def _is_ended(kept: SessionRecord | tuple[Any, ...], session_id: int) -> bool:
+    """True if ``kept`` is the stored form of the ended session ``session_id``."""
+    return isinstance(kept, tuple) and kept[0] == session_id
 
 
 def _call_each(listeners: list[Callable[[Any], None]], item: object) -> None:

@@ -465,9 +465,11 @@ SERVER_OPTIONS: tuple[Option, ...] = (
     Option("control_token", "str | None", None, _opt(v.token), "require 'Authorization: "
            "Bearer TOKEN' on every control request", P | TEXT, "TOKEN", None, _G6),
     Option("lint", "bool", False, v.boolean, "record the client's protocol mistakes (each with "
-           "its RFC) and fail the test at teardown", P | M),
+           "its RFC, in the history) and fail the test at teardown", P | M | TEXT, None,
+           _parse_bool, _G5),
     Option("lint_ignore", "Iterable[str]", (), None, "lint rules not to check "
-           "(fakepop3.faults.LINT_RULES)", P | M),
+           "(fakepop3.faults.LINT_RULES; repeatable)", P | M | TEXT, "RULE", _parse_text, _G5,
+           repeat=True),
     Option("store", "MailStore | None", None, None, "a MailStore to share between servers", P),
     Option("on_session_end", "Callable[[SessionRecord], None] | None", None, _callable,
            "called with each SessionRecord as it ends", P),

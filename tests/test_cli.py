@@ -295,6 +295,23 @@ def test_history_file_records_every_command_as_it_happens(shared: Standalone) ->
     assert ALICE_PASSWORD not in text, "the history must mask passwords"
 
 
+def test_lint_findings_are_in_the_history_file(launch: Callable[..., Standalone]) -> None:
+    app = launch("--user", "alice:secret", "--lint", "--disable", "PIPELINING")
+    with socket.create_connection((app.host, app.port), timeout=DEADLINE) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"+OK")
+        sock.sendall(b"USER alice\nPASS secret\r\nQUIT\r\n")  # LF alone, then pipelined
+        assert [reader.readline()[:3] for _ in range(3)] == [b"+OK"] * 3
+    lines = app.wait_for_event(event="session_end", reason="quit")
+    commands = {line["command"]: line["lint"] for line in lines if line["event"] == "command"}
+    assert [f["rule"] for f in commands["USER"]] == ["bare-lf"]
+    assert [f["rule"] for f in commands["PASS"]] == ["pipelining"]
+    assert [f["rule"] for f in commands["QUIT"]] == ["pipelining"]
+    assert lines[-1]["lint"] == []
+    _, err = app.output()
+    assert "[bare-lf] session 1, USER alice" in err  # the findings are reported on stderr too
+
+
 def test_wrong_password_is_refused(shared: Standalone) -> None:
     client = poplib.POP3(shared.host, shared.port, timeout=DEADLINE)
     client.user("alice")

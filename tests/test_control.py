@@ -349,6 +349,103 @@ def test_history_since_a_mark_is_the_current_test_case(server: POP3Server, api: 
     assert session["transcript"] in text
 
 
+def test_the_history_endpoint_shows_each_lint_finding_beside_its_command() -> None:
+    with POP3Server(users={"alice": "secret"}, control_port=0, lint=True) as server:
+        server.mailbox("alice").extend([b"Subject: a\r\n\r\nA\r\n"])
+        assert server.control_url is not None
+        api = Api(server.control_url)
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        with pytest.raises(poplib.error_proto, match="only valid after login"):
+            client.stat()  # a mail command before login
+        client.user("alice")
+        client.pass_("secret")
+        client.dele(1)
+        client.close()  # no QUIT: the DELE is lost
+        server.wait_for_sessions(1)
+        events = api("GET", "/api/v1/history").json
+        [session] = api("GET", "/api/v1/sessions").json
+    by_command = {e.get("command"): e["lint"] for e in events}
+    assert by_command["STAT"] == [
+        {"rule": "wrong-state", "text": "a mail command before login (AUTHORIZATION state)"}
+    ]
+    assert by_command["USER"] == [] and by_command["DELE"] == []
+    end = events[-1]
+    assert end["event"] == "session_end"
+    assert [f["rule"] for f in end["lint"]] == ["dropped-with-deletions"]
+    assert session["lint"] == end["lint"]
+    assert session["commands"][0]["lint"][0]["rule"] == "wrong-state"
+    server.errors.clear()
+
+
+def test_a_hold_is_made_listed_and_released_over_http(server: POP3Server, api: Api) -> None:
+    server.mailbox("alice").extend([b"Subject: a\r\n\r\nA\r\n", b"Subject: b\r\n\r\nB\r\n"])
+    made = api("POST", "/api/v1/holds", {"command": "RETR", "nth": 2})
+    assert made.status == 201
+    assert made.json == {
+        "id": 1,
+        "description": "hold the reply until released [rule 1: on RETR nth=2]",
+        "held": 0,
+        "waiting": 0,
+        "released": False,
+    }
+    client = login(server, "alice", "secret")
+    got: list[bytes] = []
+    waiting = threading.Thread(target=lambda: got.extend(client.retr(n)[1][-1] for n in (1, 2)))
+    waiting.start()
+    [gate] = server.faults.holds
+    gate.wait_held()  # the event: the 2nd RETR's reply waits at the gate
+    assert api("GET", "/api/v1/holds").json == [{**made.json, "held": 1, "waiting": 1}]
+    assert waiting.is_alive() and got == [b"A"]  # the client waits for its 2nd reply...
+    released = api("POST", "/api/v1/holds/{id}/release", id="1")
+    assert released.json == {**made.json, "held": 1, "waiting": 0, "released": True}
+    waiting.join(10)
+    assert got == [b"A", b"B"]  # ...and has it once released
+    client.quit()
+    assert api("GET", "/api/v1/faults").json[0]["fired"] == 1
+
+
+def test_bad_holds_are_refused(api: Api) -> None:
+    assert api("POST", "/api/v1/holds/{id}/release", id="7").status == 404
+    reply = api("POST", "/api/v1/holds", {"command": "RETR", "action": "error"})
+    assert reply.status == 400 and "action is 'hold'" in reply.error
+    reply = api("POST", "/api/v1/holds", {"command": "RETR", "seconds": 1})
+    assert reply.status == 400 and "unknown key(s) 'seconds'" in reply.error
+    assert api("POST", "/api/v1/holds", ["RETR"]).status == 400
+
+
+def test_a_reset_releases_the_held_clients_and_closes_a_baseline_gate_again() -> None:
+    from fakepop3 import Faults
+
+    faults = Faults.from_config([{"command": "STAT", "action": "hold"}])  # the baseline's
+    with POP3Server(users={"alice": "secret"}, control_port=0, faults=faults) as server:
+        assert server.control_url is not None
+        api = Api(server.control_url)
+        api("POST", "/api/v1/holds", {"command": "NOOP"})  # this test case's own
+        client = login(server, "alice", "secret")
+        errors: list[BaseException] = []
+
+        def stat() -> None:
+            try:
+                client.stat()
+            except (poplib.error_proto, OSError) as error:
+                errors.append(error)
+
+        waiting = threading.Thread(target=stat)
+        waiting.start()
+        baseline_gate = faults.holds[0]
+        baseline_gate.wait_held()
+        case_gate = faults.holds[1]
+        assert api("POST", "/api/v1/reset").status == 200
+        waiting.join(10)
+        assert not waiting.is_alive() and errors  # not left waiting: its session was ended
+        assert case_gate.released  # released, and its rule gone with the test case
+        assert [h["description"] for h in api("GET", "/api/v1/holds").json] == [
+            "hold the reply until released [rule 1: on STAT]"
+        ]
+        assert not baseline_gate.released and baseline_gate.held == 0  # it holds again
+        client.close()
+
+
 @pytest.mark.parametrize("since", ["-1", "x", "1.5"])
 def test_a_bad_mark_is_a_400(api: Api, since: str) -> None:
     reply = api("GET", "/api/v1/history", query={"since": since})

@@ -112,6 +112,7 @@ def test_jsonl_export(history: History) -> None:
         "tls": False,
         "time": 0.0,
         "fault": None,
+        "lint": [],
     }
 
 

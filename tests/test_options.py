@@ -124,6 +124,8 @@ TEXT_SAMPLES: dict[str, tuple[str, str, Any]] = {
     "history_limit": ("50", "50", 50),
     "ready_file": ('"r.json"', "r.json", "r.json"),
     "uvloop": ("true", "1", True),
+    "lint": ("true", "on", True),
+    "lint_ignore": ('["bare-lf"]', "bare-lf", ["bare-lf"]),
     "seed": ("42", "42", 42),
     "locale": ('"de_DE,fr_FR"', "de_DE,fr_FR", ("de_DE", "fr_FR")),
 }

@@ -5,7 +5,7 @@ turns requests into its arguments and its results or :class:`~fakepop3.control._
 into responses.  The contract (also in the OpenAPI document, ``_openapi.py``):
 
 * JSON bodies; an error is ``{"error": "one line"}`` with 400 (bad body or value), 401 (no or
-  wrong token), 404 (unknown user, message, fault, snapshot or endpoint), 405, 409, 413 or 415;
+  wrong token), 404 (unknown user, message, fault, hold, snapshot or endpoint), 405, 409, 413 or 415;
   never a traceback, and a 500 only for a bug in fakepop3 (also put in ``server.errors``, so the
   test that caused it fails).
 * With a token, every ``/api/`` request needs ``Authorization: Bearer TOKEN``; ``/health`` and
@@ -221,6 +221,20 @@ def make_app(ops: Operations, token: str | None) -> web.Application:
     @routes.delete("/api/v1/faults/{id}")
     async def delete_fault(request: web.Request) -> web.StreamResponse:
         return _json(ops.delete_fault(request.match_info["id"]))
+
+    # --- holds ----------------------------------------------------------------------------
+    @routes.get("/api/v1/holds")
+    async def holds(request: web.Request) -> web.StreamResponse:
+        return _json(ops.holds())
+
+    @routes.post("/api/v1/holds")
+    async def add_hold(request: web.Request) -> web.StreamResponse:
+        status, data = ops.add_hold(await _body(request))
+        return _json(data, status)
+
+    @routes.post("/api/v1/holds/{id}/release")
+    async def release_hold(request: web.Request) -> web.StreamResponse:
+        return _json(ops.release_hold(request.match_info["id"]))
 
     # --- settings, resets, snapshots ------------------------------------------------------
     @routes.get("/api/v1/settings")

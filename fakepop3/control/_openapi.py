@@ -93,13 +93,27 @@ def _fault_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "description": "A fault rule as in the TOML [[faults]] tables (docs/faults.md): "
-        "'on' is command (default), connect or mailbox.",
+        "'on' is command (default), connect, mailbox or time (the default when 'after' is "
+        "given: a timed delivery).",
         "required": ["action"],
         "properties": {
             "on": {"enum": sorted(_ACTION_KEYS)},
             "action": {"enum": sorted(actions)},
             **dict(sorted(keys.items())),
         },
+        "additionalProperties": False,
+    }
+
+
+def _hold_schema() -> dict[str, Any]:
+    """A hold: a command rule of the dict form whose action is hold (which may be left out)."""
+    keys: dict[str, Any] = {k: {} for k in _MATCH_KEYS["command"]}
+    return {
+        "type": "object",
+        "description": "A hold rule: the command it holds and the matching keys of a fault "
+        "rule (docs/faults.md, Hold and release).",
+        "required": ["command"],
+        "properties": {"action": {"const": "hold"}, **keys},
         "additionalProperties": False,
     }
 
@@ -222,6 +236,20 @@ _SCHEMAS: dict[str, Any] = {
             "reply": {"type": "string"},
             "fault": {"type": ["string", "null"]},
             "reason": {"type": ["string", "null"]},
+            "lint": {
+                "type": "array",
+                "description": "the lint findings (lint=True) on this command, or on the "
+                "session's end",
+                "items": {"$ref": "#/components/schemas/LintFinding"},
+            },
+        },
+    },
+    "LintFinding": {
+        "type": "object",
+        "required": ["rule", "text"],
+        "properties": {
+            "rule": {"type": "string", "description": "a name of fakepop3.faults.LINT_RULES"},
+            "text": {"type": "string"},
         },
     },
     "Session": {
@@ -234,6 +262,7 @@ _SCHEMAS: dict[str, Any] = {
             "tls": {"type": "boolean"},
             "open": {"type": "boolean"},
             "reason": {"type": ["string", "null"]},
+            "lint": {"type": "array", "items": {"$ref": "#/components/schemas/LintFinding"}},
             "commands": {"type": "array", "items": {"type": "object"}},
             "transcript": {"type": "string"},
         },
@@ -246,6 +275,17 @@ _SCHEMAS: dict[str, Any] = {
             "description": {"type": "string"},
             "seen": {"type": "integer", "description": "how often it matched"},
             "fired": {"type": "integer", "description": "how often it fired"},
+        },
+    },
+    "Hold": {
+        "type": "object",
+        "required": ["id", "description", "held", "waiting", "released"],
+        "properties": {
+            "id": {"type": "integer", "description": "the hold rule's id (as in /api/v1/faults)"},
+            "description": {"type": "string"},
+            "held": {"type": "integer", "description": "replies held so far"},
+            "waiting": {"type": "integer", "description": "replies waiting at the gate now"},
+            "released": {"type": "boolean"},
         },
     },
     "Resets": {
@@ -406,6 +446,27 @@ def _paths() -> dict[str, Any]:
                 "Remove a fault rule", {**_ok("removed", _ref("Deleted")), **_errors(404, 409)}
             ),
         },
+        "/api/v1/holds": {
+            "get": _op(
+                "The hold rules' gates: held or not, how many replies wait",
+                {**_ok("holds", array("Hold")), **_errors(409)},
+            ),
+            "post": _op(
+                "Hold the reply of a matching command until released (the fault dict form, "
+                "action hold)",
+                {**_ok("the hold", _ref("Hold"), "201"), **_errors(400, 409)},
+                **_body(_ref("HoldSpec")),
+            ),
+        },
+        "/api/v1/holds/{id}/release": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "post": _op(
+                "Release a hold: its held replies go, later ones pass",
+                {**_ok("the hold", _ref("Hold")), **_errors(404, 409)},
+            ),
+        },
         "/api/v1/settings": {
             "get": _op(
                 "The options that can change at run time",
@@ -473,6 +534,11 @@ def openapi_document() -> dict[str, Any]:
                     "description": "only when the server was started with a control token",
                 }
             },
-            "schemas": {**_SCHEMAS, "Settings": _settings_schema(), "FaultSpec": _fault_schema()},
+            "schemas": {
+                **_SCHEMAS,
+                "Settings": _settings_schema(),
+                "FaultSpec": _fault_schema(),
+                "HoldSpec": _hold_schema(),
+            },
         },
     }

@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _validate as v
-from ..faults import FaultConfigError, FaultRule, Faults
+from ..faults import FaultConfigError, FaultRule, Faults, Gate
 from ..history import CommandRecord, SessionRecord
 from ..options import OPTIONS, OptionError, Surface, check_knobs
 from ..store import Mailbox, Message, UnknownUserError
@@ -406,6 +406,44 @@ class Operations:
         self.server._take_baseline()
         faults.clear()
         return {"deleted": ids}
+
+    # --- holds (a hold rule's gate: the reply waits until released) ----------------------
+    @staticmethod
+    def _hold(gate: Gate) -> dict[str, Any]:
+        rule = gate.rule
+        assert rule is not None
+        return {
+            "id": rule.id,
+            "description": rule.description,
+            "held": gate.held,
+            "waiting": gate.waiting,
+            "released": gate.released,
+        }
+
+    def holds(self) -> list[dict[str, Any]]:
+        """Every hold rule's gate: how many replies it held so far, how many wait now."""
+        return [self._hold(g) for g in self._faults().holds]
+
+    def add_hold(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """A hold rule from its dict form (``"action": "hold"`` may be left out)."""
+        if not isinstance(body, dict):
+            raise ApiError(400, f"a hold must be a JSON object, not {type(body).__name__}")
+        if body.get("action", "hold") != "hold":
+            raise ApiError(400, f"a hold's action is 'hold', not {body['action']!r}")
+        status, made = self.add_fault({**body, "action": "hold"})
+        return status, self._hold(self._find_hold(str(made["id"])))
+
+    def _find_hold(self, rule_id: str) -> Gate:
+        for gate in self._faults().holds:
+            if gate.rule is not None and str(gate.rule.id) == rule_id:
+                return gate
+        raise ApiError(404, f"no hold with id {rule_id!r} (GET /api/v1/holds lists them)")
+
+    def release_hold(self, rule_id: str) -> dict[str, Any]:
+        """Let the replies held at this gate go, and every later one pass."""
+        gate = self._find_hold(rule_id)
+        gate.release()
+        return self._hold(gate)
 
     # --- settings, resets and snapshots ---------------------------------------------------
     def settings(self) -> dict[str, Any]:

@@ -69,12 +69,15 @@ Transport faults and attacks (command rules):
   the handshake, STLS response injection).
 - ``hide(capability)`` (CAPA only): the capability left out of the reply (STLS stripping).
 - ``deliver(data)``: the message ``data`` is put in the user's maildrop just before the command
-  runs (on PASS: there for that login): scheduled delivery.
+  runs (on PASS: there for that login): scheduled delivery.  By the clock:
+  ``Faults.deliver_after(seconds, data, user=...)`` (a timer of the server's loop, from its start,
+  cancelled by a stop or a reset; ``rule.wait_fired()`` waits for it).
 - ``switch(to)``: enter the named state ``to`` when the rule fires; rules given ``state=``
   (``on(..., state=...)``, ``on_connect(state=...)``) fire only in their state;
   ``Faults.set_state(name)`` and ``Faults.state`` from the test.
-- ``hold()`` (Python only; also ``Faults.hold(command, ...)``): the command runs, its reply
-  waits until ``gate.release()``; ``gate.wait_held()`` is the event to wait on.
+- ``hold()`` (also ``Faults.hold(command, ...)``; dict form ``"action": "hold"``, its gate in
+  ``Faults.holds``): the command runs, its reply waits until ``gate.release()``;
+  ``gate.wait_held()`` is the event to wait on.  A server that stops or resets releases them.
 
 A dropped connection never runs UPDATE, so nothing is deleted unless QUIT ran.
 
@@ -99,11 +102,12 @@ Dict form
 :meth:`Faults.from_config` and :meth:`Faults.add_from_dict` take the same rules as
 dicts (for the pytest marker and the standalone server's TOML config).  Keys:
 
-- ``on``: ``"command"`` (the default), ``"connect"`` or ``"mailbox"`` (the default
-  when ``action`` is ``"vanish"`` or ``"size_mismatch"``).
+- ``on``: ``"command"`` (the default), ``"connect"``, ``"mailbox"`` (the default
+  when ``action`` is ``"vanish"`` or ``"size_mismatch"``) or ``"time"`` (the default when
+  ``after`` is given: ``{"action": "deliver", "after": 0.5, "user": ..., "data": ...}``).
 - ``action`` (required): for commands ``error``, ``delay``, ``disconnect``,
   ``truncate``, ``malformed``, ``reply``, ``reset``, ``hang``, ``slice``, ``slow_close``,
-  ``inject``, ``hide``, ``deliver``, ``switch``; for connect ``refuse``, ``delay``, ``error``,
+  ``inject``, ``hide``, ``deliver``, ``switch``, ``hold``; for connect ``refuse``, ``delay``, ``error``,
   ``throttle``, ``reset``, ``hang``, ``slice``, ``switch``; for the mailbox ``vanish``, ``size_mismatch``.
 - matching: ``command`` (required for command rules), ``args``, ``user`` (command and
   mailbox rules), ``nth``, ``times``, ``probability`` (all rules); ``message``
@@ -137,7 +141,8 @@ on a :class:`Faults` only builds rules.
 The strict client lint (``POP3Server(lint=True)``, ``_lint``): see :class:`Linter`.
 
 The package: ``_builders`` (this API), ``_rules`` (a rule, its matching and counting),
-``_effects`` (what a fired fault does), ``_dictform`` (the dict form), ``_checks`` (every
+``_effects`` (what a fired fault does), ``_timed`` (timed rules: ``deliver_after``),
+``_dictform`` (the dict form), ``_checks`` (every
 value check and its message), ``_hook`` (the object the core calls).
 """
 

@@ -68,6 +68,7 @@ from ._effects import (
 from ._hold import Gate
 from ._hook import FaultsHook
 from ._rules import FaultRule, _choose, _label
+from ._timed import _Timed
 
 MalformedKind = Literal["no-status", "bare-lf", "long-line", "wrong-size"]
 Distribution = Literal["uniform", "lognormal"]
@@ -352,7 +353,7 @@ class OnConnect(_RuleBuilder):
 
 
 # --- the rule set ----------------------------------------------------------------------------
-class Faults:
+class Faults(_Timed):
     """The fault rules of one server (``server.faults``); none by default.  Thread-safe.
 
     ``seed`` seeds the random generator that rules with a ``probability`` draw
@@ -370,6 +371,7 @@ class Faults:
         self._seed = seed
         self.random = random.Random(seed)
         self._state: str | None = None
+        self._init_timed()  # _timed.py
         for i, entry in enumerate(rules, 1):
             _add_entry(self, entry, f"fault #{i}")
 
@@ -478,6 +480,16 @@ class Faults:
         return self.on(command, args=args, nth=nth, times=times, user=user).hold()
 
     @property
+    def holds(self) -> list[Gate]:
+        """The gates of the hold rules (``hold()``, the dict form's ``"hold"``), in rule order."""
+        return [r.effect.gate for r in self.rules if isinstance(r.effect, _Hold)]
+
+    def release_holds(self) -> None:
+        """Release every gate of the hold rules (a server does, when it stops or resets)."""
+        for gate in self.holds:
+            gate.release()
+
+    @property
     def state(self) -> str | None:
         """The server's named state (None: none); rules given ``state=`` fire only in theirs."""
         return self._state
@@ -530,7 +542,7 @@ class Faults:
 
     def restart(self, rules: Iterable[FaultRule] | None = None) -> None:
         """Count again from nothing: each rule's ``seen`` and ``fired`` back to 0 (so ``nth=1``
-        fires again) and the random generator seeded as it was made; with ``rules`` (rules of
+        fires again, a hold's gate closed again) and the random generator seeded as it was made; with ``rules`` (rules of
         this Faults, as :attr:`rules` gave them), keep only those, in that order."""
         with self._lock:
             if rules is not None:
@@ -541,6 +553,8 @@ class Faults:
             for rule in self._rules:
                 rule.seen = 0
                 rule.fired = 0
+                if isinstance(rule.effect, _Hold):
+                    rule.effect.gate._rearm()  # closed again: it holds the next hit
             self.random.seed(self._seed)
             self._state = None
             self.hook.armed = bool(self._rules)
@@ -569,23 +583,6 @@ class Faults:
     def __repr__(self) -> str:
         return f"<Faults {len(self)} rule(s)>"
 
-    def unused(self) -> list[FaultRule]:
-        """The rules that never fired."""
-        return [rule for rule in self.rules if rule.fired == 0]
-
-    def assert_all_fired(self) -> None:
-        """Raise ``AssertionError`` listing the rules that never fired, if any."""
-        unused = self.unused()
-        if not unused:
-            return
-        lines = "\n".join(
-            f"  {rule.description}: matched {rule.seen} time(s), fired 0" for rule in unused
-        )
-        raise AssertionError(
-            f"{len(unused)} fault rule(s) never fired (check the command name, args, user "
-            f"and nth; 'matched' counts the commands or connections each one saw):\n{lines}"
-        )
-
     # --- firing (the hook calls this) -------------------------------------------------------
     def _fire(
         self, kind: str, command: str, args: tuple[str, ...], user: str | None
@@ -596,5 +593,6 @@ class Faults:
             )
             if rule is None:
                 return None
+            self._fired_changed.notify_all()  # rule.wait_fired() (_timed.py)
             # A jittered delay draws its time here, under the lock, from the seeded random.
             return rule, rule.effect.draw(self.random)

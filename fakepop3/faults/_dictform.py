@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._checks import FaultConfigError, _one_of
+from ._hold import Gate
 
 if TYPE_CHECKING:
     from ._builders import Faults
@@ -20,6 +21,7 @@ _MATCH_KEYS = {
     "command": ("command", "args", "user", "nth", "times", "probability", "state"),
     "connect": ("nth", "times", "probability", "state"),
     "mailbox": ("message", "user", "nth", "times", "probability"),
+    "time": ("after", "user"),
 }
 _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     "command": {
@@ -37,6 +39,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "hide": ("capability",),
         "deliver": ("data",),
         "switch": ("to",),
+        "hold": (),
     },
     "connect": {
         "refuse": (),
@@ -49,6 +52,7 @@ _ACTION_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "switch": ("to",),
     },
     "mailbox": {"vanish": (), "size_mismatch": ("delta",)},
+    "time": {"deliver": ("data",)},
 }
 _REQUIRED = {
     ("command", "delay"): ("seconds",),
@@ -62,6 +66,7 @@ _REQUIRED = {
     ("command", "inject"): ("data",),
     ("command", "hide"): ("capability",),
     ("command", "deliver"): ("data",),
+    ("time", "deliver"): ("data",),
     ("command", "switch"): ("to",),
     ("connect", "switch"): ("to",),
 }
@@ -92,9 +97,12 @@ def _build(faults: Faults, entry: Mapping[str, Any]) -> FaultRule:
     if action is None:
         raise FaultConfigError(f"'action' is missing; one of {', '.join(every_action)}")
     action = _one_of("action", action, every_action)
-    on = entry.get("on", "mailbox" if action in _ACTION_KEYS["mailbox"] else "command")
+    default = "mailbox" if action in _ACTION_KEYS["mailbox"] else "command"
+    on = entry.get("on", "time" if "after" in entry else default)
     if on not in _ACTION_KEYS:
-        raise FaultConfigError(f"unknown 'on' value {on!r}; use 'command', 'connect' or 'mailbox'")
+        raise FaultConfigError(
+            f"unknown 'on' value {on!r}; use 'command', 'connect', 'mailbox' or 'time'"
+        )
     actions = _ACTION_KEYS[on]
     if action not in actions:
         raise FaultConfigError(
@@ -107,13 +115,19 @@ def _build(faults: Faults, entry: Mapping[str, Any]) -> FaultRule:
             f"unknown key(s) {', '.join(map(repr, unknown))} for action {action!r} on {on}; "
             f"allowed keys: {', '.join(sorted(allowed))}"
         )
-    required: tuple[str, ...] = {"command": ("command",), "mailbox": ("message",)}.get(on, ())
+    required: tuple[str, ...] = {
+        "command": ("command",),
+        "mailbox": ("message",),
+        "time": ("after", "user"),
+    }.get(on, ())
     required += _REQUIRED.get((on, action), ())
     missing = [k for k in required if k not in entry]
     if missing:
         raise FaultConfigError(f"{', '.join(map(repr, missing))} is missing for action {action!r}")
     match = {k: entry[k] for k in _MATCH_KEYS[on] if k in entry}
     params = {k: entry[k] for k in actions[action] if k in entry}
+    if on == "time":
+        return faults.deliver_after(match["after"], params["data"], user=match["user"])
     if on == "mailbox":
         message = match.pop("message")
         method: Callable[..., FaultRule] = getattr(faults, action)
@@ -121,4 +135,8 @@ def _build(faults: Faults, entry: Mapping[str, Any]) -> FaultRule:
     if on == "connect":
         return getattr(faults.on_connect(**match), action)(**params)  # type: ignore[no-any-return]
     command = match.pop("command")
-    return getattr(faults.on(command, **match), action)(**params)  # type: ignore[no-any-return]
+    made = getattr(faults.on(command, **match), action)(**params)
+    if isinstance(made, Gate):  # hold: the rule, its gate at faults.holds / gate_of(rule)
+        assert made.rule is not None
+        return made.rule
+    return made  # type: ignore[no-any-return]

@@ -279,6 +279,22 @@ class _Deliver(_Effect):
 
 
 @dataclass(frozen=True)
+class _DeliverLater(_Effect):
+    """A timed rule's effect (``Faults.deliver_after``): ``message`` put in the maildrop of the
+    rule's user ``seconds`` after the server starts (or the rule is added, or a reset).  It
+    never answers a command: the server's loop timer delivers it (``Faults._fire_timed``)."""
+
+    message: bytes
+    seconds: float
+
+    def describe(self) -> str:
+        return f"deliver a message of {len(self.message)} octets after {self.seconds:g}s"
+
+    def apply(self, reply: Reply, command: str, session: Session) -> list[Action]:
+        return [Send(reply)]  # pragma: no cover - a timed rule matches no command
+
+
+@dataclass(frozen=True)
 class _Inject(_Effect):
     """Run the command, send its reply and ``data`` after it in the same write (after the
     ``+OK`` to STLS: in the clear, before the TLS handshake)."""

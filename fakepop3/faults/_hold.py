@@ -11,7 +11,10 @@ Rules a maintainer must keep:
 
 * A gate is thread-safe: the test thread releases and waits, the server's loop holds; the
   loop is woken with ``call_soon_threadsafe``, never blocked.
-* Once released, a gate stays open: later hits of its rule pass at once.
+* Once released, a gate stays open: later hits of its rule pass at once (a reset that keeps
+  its rule closes it again, its count at 0).
+* A server that stops or resets releases every gate of its rules first, so that no client is
+  left waiting.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ class Gate:
     @property
     def released(self) -> bool:
         return self._released
+
+    @property
+    def waiting(self) -> int:
+        """How many replies wait at the gate now."""
+        with self._cond:
+            return len(self._waiters)
+
+    def _rearm(self) -> None:
+        """Closed again, nothing held (after a reset kept its rule: it holds again)."""
+        with self._cond:
+            self._released = False
+            self.held = 0
 
     def release(self) -> None:
         """Let every held reply go, and every later one pass."""

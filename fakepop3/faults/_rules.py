@@ -32,7 +32,7 @@ class FaultRule:
         self,
         faults: Faults,
         *,
-        kind: Literal["command", "connect"],
+        kind: Literal["command", "connect", "time"],
         effect: _Effect,
         commands: frozenset[str] | None = None,
         args: tuple[str, ...] | None = None,
@@ -58,6 +58,8 @@ class FaultRule:
         #: fires (None: it does not switch; "" : back to no state).
         self.state: str | None = None
         self.switch: str | None = None
+        #: A timed rule's delay in seconds (``Faults.deliver_after``); None for the others.
+        self.after: float | None = None
         self.id = 0
         #: How many times this rule fired.
         self.fired = 0
@@ -89,6 +91,12 @@ class FaultRule:
     def remove(self) -> None:
         """Take this rule off its :class:`Faults` (it stops firing at once)."""
         self.faults.remove(self)
+
+    def wait_fired(self, count: int = 1, timeout: float | None = 10.0) -> None:
+        """Block until this rule has fired ``count`` times (the event to wait on, e.g. for a
+        timed delivery: its message is in the maildrop then); ``TimeoutError`` after
+        ``timeout`` seconds."""
+        self.faults._wait_fired(self, count, timeout)
 
     def __repr__(self) -> str:
         return f"<FaultRule {self.description}, fired {self.fired} time(s)>"

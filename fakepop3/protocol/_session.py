@@ -62,6 +62,7 @@ class Session:
         "_dispatch",
         "_lane",
         "_lines",
+        "_notes",  # a LintedSession's only (_linted.py): a Session never touches it
         "_partial",
         "_pending_user",
         "_released",
@@ -88,6 +89,9 @@ class Session:
         "user",
         "utf8",
     )
+
+    #: True for a :class:`~fakepop3.protocol._linted.LintedSession` (a ``lint=True`` server's).
+    linting = False
 
     state: State
     user: str | None
@@ -285,6 +289,10 @@ class Session:
         else:
             self._partial = tail
         self._refresh()
+
+    def note_busy(self) -> None:
+        """Called by a linted session's transport when bytes came while it was still
+        answering (see ``_linted.py``); a :class:`Session` notes nothing."""
 
     def has_line(self) -> bool:
         """True if a complete command line is waiting for :meth:`next_actions`."""

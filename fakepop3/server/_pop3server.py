@@ -30,12 +30,13 @@ from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
 from ..auth import ALL_MECHANISMS, Authenticator
-from ..faults import Faults, Linter
+from ..faults import FaultRule, Faults, Linter
 from ..history import History, SessionRecord
 from ..options import OPTIONS
 from ..options import check_python_options as _check_python_options
 from ..personas import Persona
-from ..protocol import Settings
+from ..protocol import Session, Settings
+from ..protocol._linted import open_linted
 from ..store import Mailbox, MailStore, MessageInput
 from ..tls import TLSCertificates
 from . import _reset, _runtime
@@ -255,6 +256,19 @@ class POP3Server(Service):
             self.store.add_user(name, tokens=tokens_of_name)
         #: Every session and command received (:class:`History`): ``assert_sent``, ``transcript``.
         self.history = history if isinstance(history, History) else History(enabled=history)
+        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.  It is
+        #: attached first, so that every other listener sees the findings in the records.
+        self.linter: Linter | None = None
+        if lint:
+            if not self.history.enabled:
+                raise ValueError("lint=True reads the history: do not pass history=False")
+            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
+            self.linter.attach(self.history)
+        #: Makes each session (``Session.open``'s arguments): a linted server's notes the raw
+        #: command lines for the lint (fakepop3/protocol/_linted.py).
+        self._open_session: Callable[..., Session] = (
+            Session.open if self.linter is None else open_linted
+        )
         if on_session_end is not None:
             self.history.add_session_listener(on_session_end)
         #: The autologout timer in seconds (``timeout=``; RFC 1939 s3), or None.
@@ -299,17 +313,12 @@ class POP3Server(Service):
         self._auth = Authenticator(self.store, any_login=settings.any_login)
         #: The fault rules (:class:`Faults`): ``server.faults.on("RETR").disconnect()``.
         self.faults = faults if faults is not None else Faults()
-        #: The strict client lint (``lint=True``; fakepop3/faults/_lint.py), or None.
-        self.linter: Linter | None = None
-        if lint:
-            if not self.history.enabled:
-                raise ValueError("lint=True reads the history: do not pass history=False")
-            self.linter = Linter(lambda: self.settings, self._report, lint_ignore)
-            self.history.add_session_listener(self.linter.session_ended)
         #: Errors raised inside the server; :meth:`raise_errors` (and the pytest fixture) fails on them.
         self.errors: list[BaseException] = []
         self._connections: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._timers: dict[FaultRule, asyncio.TimerHandle] = {}  # the timed rules' timers
+        self._timing = False  # True while the timed rules are scheduled (_arm_timed)
         # One receive buffer per server: a server runs on one loop, and each read is consumed
         # before the next one starts (see _Connection.get_buffer).
         self._recv_buffer = memoryview(bytearray(RECV_BUFFER))
@@ -402,9 +411,15 @@ class POP3Server(Service):
             baseline = self._baseline or self._at_start
             if baseline is None:  # never started: nothing to go back to but now
                 baseline = self._baseline = _reset.take(self)
+        faults = self.faults
+        if isinstance(faults, Faults):
+            faults.release_holds()  # no client of the last test case is left at a gate
         _reset.end_sessions(self)
-        _reset.restore(self, baseline)
+        self._disarm_timed()  # a timer of the last test case never fires into the next one
+        _reset.restore(self, baseline)  # (a hold rule kept holds again: Faults.restart)
         self.history.clear()
+        if self._running and self._loop is not None:
+            self._arm_timed()  # the timed rules kept count again from now
         self.resets += 1
         for listener in list(self._reset_listeners):
             listener(self)
@@ -541,6 +556,7 @@ class POP3Server(Service):
                 raise
         self.store.snapshot_initial()
         self._at_start = _reset.take(self)
+        self._arm_timed()
         if self.timeout is not None:
             self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
 
@@ -590,8 +606,61 @@ class POP3Server(Service):
             conn._check_idle(now, timeout)
         self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
+    # --- timed rules (Faults.deliver_after): timers of the loop --------------------------
+    def _arm_timed(self) -> None:
+        """Schedule every timed rule of the faults from now (at start, after a reset), and
+        every one added later (``Faults.scheduler``); on the loop."""
+        faults = self.faults
+        if not isinstance(faults, Faults):
+            return
+        loop = self._loop
+        assert loop is not None
+        self._timing = True
+
+        def scheduler(rule: FaultRule) -> None:
+            loop.call_soon_threadsafe(self._schedule, rule)
+
+        faults.scheduler = scheduler
+        for rule in faults.timed:
+            self._schedule(rule)
+
+    def _schedule(self, rule: FaultRule) -> None:
+        if not self._timing or self._loop is None:  # stopped meanwhile
+            return
+        assert rule.after is not None
+        old = self._timers.pop(rule, None)
+        if old is not None:
+            old.cancel()
+        self._timers[rule] = self._loop.call_later(rule.after, self._deliver_due, rule)
+
+    def _deliver_due(self, rule: FaultRule) -> None:
+        self._timers.pop(rule, None)
+        faults = self.faults
+        assert isinstance(faults, Faults) and rule.user is not None
+        mailbox = self.store.get(rule.user)
+        if mailbox is None:
+            self._report(
+                ValueError(
+                    f"{rule.description}: there is no user {rule.user!r} on this server "
+                    f"(users: {', '.join(self.store.users) or 'none'}); nothing delivered"
+                )
+            )
+            faults._fire_timed(rule, lambda message: None)
+            return
+        faults._fire_timed(rule, mailbox.add)
+
+    def _disarm_timed(self) -> None:
+        """Cancel every pending timed rule (a stop, a reset); on the loop."""
+        self._timing = False
+        if isinstance(self.faults, Faults):
+            self.faults.scheduler = None
+        timers, self._timers = self._timers, {}
+        for handle in timers.values():
+            handle.cancel()
+
     async def _close(self) -> None:
         """Stop listening, close every session (without UPDATE) and wait for them."""
+        self._disarm_timed()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -604,6 +673,8 @@ class POP3Server(Service):
             server.close()
         for conn in list(self._connections):
             conn._abort(reason=_history.SERVER)
+        if isinstance(self.faults, Faults):
+            self.faults.release_holds()  # its held sessions are closed; no gate stays shut
         for server in self._servers:
             await server.wait_closed()
         # Let connection_lost callbacks run so every session is recorded as ended.

@@ -153,7 +153,9 @@ class _Connection(asyncio.BufferedProtocol):
     def _make_session(self, peer: tuple[str, int]) -> Session:
         """The session of this connection: the one place a transport makes one."""
         server = self.server
-        return Session.open(
+        # Session.open, or a lint=True server's open_linted (fakepop3/protocol/_linted.py):
+        # picked once per server, so that the other servers pay nothing per session.
+        return server._open_session(
             server.store,
             server.settings,
             server.history,
@@ -236,10 +238,13 @@ class _Connection(asyncio.BufferedProtocol):
                 self.server._report(error)
                 self._abort(_INTERNAL_ERROR, _history.SERVER)
             self._settle()
-        elif session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
-            # Busy (a fault's delay, a slow reader): stop reading once a backlog builds up,
-            # so a pipelining flood cannot grow the line queue without bound.
-            self.transport.pause_reading()
+        else:
+            if session.linting:  # these lines came before the reply to the one answered now
+                session.note_busy()
+            if session.pending_lines > MAX_PENDING_LINES and self.transport is not None:
+                # Busy (a fault's delay, a slow reader): stop reading once a backlog builds
+                # up, so a pipelining flood cannot grow the line queue without bound.
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

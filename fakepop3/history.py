@@ -131,8 +131,9 @@ class CommandRecord(NamedTuple):
         return f"#{self.session_id} {who}{tls}: {self.line} -> {self.reply}{fault}{lint}"
 
 
-#: What a linted session noted about a command's raw line: ``(name, value)`` pairs.
-LineFacts = tuple[tuple[str, int], ...]
+#: What a linted session noted about a command's raw line: ``(name, value)`` pairs (a length,
+#: or the text of what is wrong with the line).
+LineFacts = tuple[tuple[str, int | str], ...]
 #: A linter's check of one command: ``lint(record, facts)`` -> the findings on it.
 Lint = Callable[["CommandRecord", LineFacts], "tuple[LintFinding, ...]"]
 

@@ -568,3 +568,51 @@ def test_states_in_the_dict_form_and_their_checks() -> None:
         Faults.from_config([{"command": "STAT", "action": "switch"}])
     with pytest.raises(FaultConfigError, match="state must be a state name"):
         Faults().set_state(" x")
+
+
+# --- malformed-line (issue 21: a line strict syntax refuses is a finding too) ---------------
+MALFORMED = [
+    (b"NOOP \r\n", "Noise after the last argument"),
+    (b" NOOP\r\n", "the line starts with a space"),
+    (b"LIST  1\r\n", "separated by a single space"),
+    (b"LIST\t1\r\n", "not a TAB"),
+    (b"NOOP\r\r\n", "bare CR"),
+]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_malformed_line_is_a_finding_whatever_the_syntax_the_server_answers_by(
+    lenient: bool,
+) -> None:
+    with lint_server(lenient_syntax=lenient) as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.login()
+            replies = []
+            for line, _ in MALFORMED:
+                raw.send(line)
+                replies.append(raw.read_line())
+            raw.command(b"QUIT")
+        server.history.wait_for_sessions(1)
+    assert server.linter is not None
+    found = server.linter.findings
+    assert [f.rule for f in found] == ["malformed-line"] * len(MALFORMED)
+    for finding, (_, problem) in zip(found, MALFORMED, strict=True):
+        assert problem in finding.text
+    if lenient:  # the server took every line; the lint still names each one
+        assert all(r.startswith(b"+OK") for r in replies), replies
+    else:  # strict: each was refused with the same text the finding gives
+        assert all(r.startswith(b"-ERR ") for r in replies)
+        assert [r[5:].decode().rstrip() for r in replies] == [f.text for f in found]
+    with pytest.raises(ServerError, match="malformed-line"):
+        server.raise_errors()
+
+
+def test_well_formed_lines_and_sasl_responses_are_not_malformed() -> None:
+    with lint_server() as server:
+        with RawClient(server.host, server.port) as raw:
+            raw.command(b"AUTH PLAIN")
+            raw.command(b"AGFsaWNlAHNlY3JldA==")  # a SASL response is not a command line
+            raw.command(b"LIST 1")
+            raw.command(b"QUIT")
+        server.history.wait_for_sessions(1)
+    assert rules(server) == []

@@ -56,6 +56,10 @@ LINT_RULES: dict[str, str] = {
     "CRLF pair)",
     "line-too-long": "a command line over 255 octets, its CRLF included (RFC 2449 s4: command "
     "lines MUST NOT exceed 255 octets)",
+    "malformed-line": "a command line strict syntax refuses: a space before the keyword, two "
+    "spaces or a TAB between words, a space at the end, a bare CR, a NUL byte, bytes that are "
+    "not UTF-8, an empty line (RFC 1939 s3: keywords and arguments are each separated by a "
+    "single SPACE); found with lenient_syntax too, which accepts some of them",
 }
 #: RFC 2449 s4: the longest command line, its CRLF included.
 MAX_COMMAND_LINE = 255
@@ -146,8 +150,10 @@ class Linter:
                 add("pipelining", "sent before the previous reply; CAPA has no PIPELINING")
             elif name == "bare-lf":
                 add("bare-lf", "the line ended with LF alone, not CRLF")
-            elif name == "long-line" and value > MAX_COMMAND_LINE:
+            elif name == "long-line" and isinstance(value, int) and value > MAX_COMMAND_LINE:
                 add("line-too-long", f"{value} octets with its line end; at most 255")
+            elif name == "malformed":
+                add("malformed-line", str(value))
         ok = c.reply.startswith("+OK")
         if c.command in _MAIL_COMMANDS and not seen.logged_in:
             add("wrong-state", "a mail command before login (AUTHORIZATION state)")

@@ -1,8 +1,9 @@
 """The session of a linted server (``lint=True``): it notes what the history cannot see.
 
-The history keeps no raw command line, so three of the lint's rules need facts only the input
+The history keeps no raw command line, so four of the lint's rules need facts only the input
 buffer has: a line ended by LF alone, a line over 255 octets, a line that came before the reply
-to the one before it (pipelining).  A :class:`LintedSession` is a :class:`Session` that notes
+to the one before it (pipelining), and a line that breaks RFC 1939 s3's syntax (what strict
+syntax refuses, noted also when ``lenient_syntax`` lets the server accept it).  A :class:`LintedSession` is a :class:`Session` that notes
 them per line as it buffers it, and hands a line's facts to the history
 (``History.note_line``) just before it runs that line, so that the linter finds them beside
 the line's record.  Rules a maintainer must keep:
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..history import LineFacts
 from ._actions import Action
+from ._parse import parse
 from ._session import Session
 from ._state import CLOSED, MAX_SASL_LINE
 
@@ -28,8 +30,8 @@ __all__ = ["LintedSession", "linted", "open_linted"]
 
 #: RFC 2449 s4: the longest command line, its CRLF included.
 _LONGEST = 255
-_PIPELINED = ("pipelined", 0)
-_BARE_LF = ("bare-lf", 0)
+_PIPELINED: tuple[str, int | str] = ("pipelined", 0)
+_BARE_LF: tuple[str, int | str] = ("bare-lf", 0)
 
 
 class _Notes:
@@ -70,7 +72,7 @@ class LintedSession(Session):
                 notes.dropped += len(data)
                 notes.arrived = 0
                 return
-            facts = [("long-line", notes.dropped + end + 1)]
+            facts: list[tuple[str, int | str]] = [("long-line", notes.dropped + end + 1)]
             if end > 0 and data[end - 1] != 13:
                 facts.append(_BARE_LF)
             if waiting:
@@ -88,6 +90,11 @@ class LintedSession(Session):
                 facts.append(_BARE_LF)
             if command and len(line) + 1 > _LONGEST:
                 facts.append(("long-line", len(line) + 1))
+            if command:
+                # What strict syntax says of the line, whichever syntax the server answers by.
+                parsed = parse(line[:-1] if line.endswith(b"\r") else line)
+                if isinstance(parsed, str):
+                    facts.append(("malformed", parsed))
             notes.lines.append(tuple(facts))
             waiting += 1
         limit = self.settings.max_line if command else max(self.settings.max_line, MAX_SASL_LINE)

@@ -66,7 +66,8 @@ def parse(line: bytes, lenient: bool = False) -> Parsed | str:
     if not text.strip():
         return "Empty command line."
     if lenient:
-        keyword, _, rest = text.lstrip(" ").partition(" ")
+        words = text.split(None, 1)  # any run of whitespace, TABs and stray CRs included
+        keyword, rest = words[0], words[1] if len(words) > 1 else ""
     else:
         keyword, _, rest = text.partition(" ")
         # PASS, the one line never cached, by its usual spelling first: its argument is the rest

@@ -20,8 +20,9 @@ than the rest of a test's fixture, so every thread-hosted service of the process
   then is the service's own to report (``Service`` puts it in its ``errors`` and stops
   listening); what escapes goes to the loop's exception handler, so to the service's.
 * **One round trip per start+stop.**  :meth:`LoopThread.stop` runs ``stop_async`` after the
-  loop-side start (handed over first: the loop runs callbacks in order) and waits for it: a
-  ``start_soon`` and a ``stop`` cost one wake-up of the loop thread, not two.
+  loop-side start (handed over first: the loop runs callbacks in order) and waits for it: the
+  caller of ``start_soon`` and ``stop`` waits for the loop thread once, not twice (the loop
+  thread still wakes for each hand-over, and runs each in one turn: :func:`_step_now`).
 * **Isolation.**  Each service runs in a :mod:`contextvars` context naming its host, which its
   tasks and callbacks inherit; the loop's exception handler gives an error to the service it
   came from (its own exception handler, so its own ``errors``), or to asyncio's handler (which

@@ -148,8 +148,8 @@ class Service:
 
     # --- lifecycle in a thread --------------------------------------------------------------
     def start(self) -> None:
-        """Start on the shared background loop (made by ``loop_factory``); returns once serving,
-        and raises what start-up raised (a bind error) here."""
+        """Start on the shared background loop (made by ``loop_factory``); returns once bound
+        (a service with :meth:`_bind`) or once serving, and raises a bind error here."""
         if self._running or self._host is not None:
             raise RuntimeError(f"this {self._kind} is already running")
         bound = self._bind()

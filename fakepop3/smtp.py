@@ -162,6 +162,7 @@ class SMTPIntake(Service):
         self.store = store
         self.host = host if host is not None else "127.0.0.1"
         self.port = port
+        self._asked_port = port  # the port before binding
         self.any_login = bool(any_login)
         self.hostname = hostname if hostname is not None else "localhost"
         self.data_size_limit = data_size_limit
@@ -248,6 +249,7 @@ class SMTPIntake(Service):
                 error.errno,
                 f"fakepop3 SMTP intake cannot listen on {self.host}:{self.port}: {error.strerror}",
             ) from error
+        self._asked_port = self.port  # put back if this start fails after all
         self.port = sockets[0].getsockname()[1]
         if not is_loopback(self.host):  # after the bind: a bind that fails says so itself
             log.warning(
@@ -257,6 +259,10 @@ class SMTPIntake(Service):
                 self.port,
             )
         return sockets
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        super()._unbind(bound)
+        self.port = self._asked_port  # a failed start leaves the port as given
 
     async def _serve(self, bound: list[socket.socket]) -> None:
         """Serve SMTP on the sockets bound (on failure, every one is closed)."""

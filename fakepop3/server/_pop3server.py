@@ -313,6 +313,7 @@ class POP3Server(Service):
         self._recv_buffer = memoryview(bytearray(RECV_BUFFER))
         self._servers: list[asyncio.AbstractServer] = []
         self._tls_from = 0  # where the implicit-TLS sockets start among those bound
+        self._asked: tuple[int, int | None] = (port, tls_port)  # the ports before binding
         #: The listening sockets, the plain ones first (bound in start(), before the loop serves).
         self._sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -547,6 +548,7 @@ class POP3Server(Service):
             raise OSError(
                 error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
             ) from error
+        self._asked = (self.port, self.tls_port)  # put back if this start fails after all
         self.port = plain[0].getsockname()[1]
         if secure:
             self.tls_port = secure[0].getsockname()[1]
@@ -579,6 +581,11 @@ class POP3Server(Service):
                 sock.close()
             self._close_listeners()
             raise
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        super()._unbind(bound)
+        self.port, self.tls_port = self._asked  # a failed start leaves the ports as given
+        self._sockets = []
 
     def _close_listeners(self) -> None:
         for server in self._servers:

@@ -521,3 +521,44 @@ def test_a_start_that_suspends_on_the_loop_is_waited_for_by_stop() -> None:
     stopper.join(30)
     assert not stopper.is_alive()
     assert order == ["start", "started", "stop"]
+
+
+def test_the_smtp_intake_binds_with_the_server_and_serves_a_client_that_comes_at_once() -> None:
+    pytest.importorskip("aiosmtpd")
+    import smtplib
+
+    release, _ = block_the_loop()
+    try:
+        server = POP3Server(users=USERS, smtp=True)
+        server.start()  # the loop is busy: start binds both listeners and returns
+        assert server.smtp is not None and server.smtp.running and server.smtp_port
+        pending = socket.create_connection((server.host, server.smtp_port), timeout=10)
+    finally:
+        release.set()
+    try:
+        assert pending.makefile("rb").readline().startswith(b"220 ")
+    finally:
+        pending.close()
+    with smtplib.SMTP(server.host, server.smtp_port, timeout=10) as mail:
+        mail.sendmail("app@example.com", ["alice@example.com"], HELLO)
+    assert session(server) == (1, len(HELLO))
+    server.stop()
+    assert not server.smtp.running
+    server.raise_errors()
+
+
+def test_an_smtp_port_in_use_is_raised_by_start_with_nothing_left_bound() -> None:
+    pytest.importorskip("aiosmtpd")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        server = POP3Server(users=USERS, smtp=busy)
+        with pytest.raises(OSError, match=f"SMTP intake cannot listen on 127.0.0.1:{busy}"):
+            server.start()
+        assert not server.running and server.port == 0 and server.smtp is None
+        assert all(h.name != f"fakepop3-{id(server):x}" for h in shared_loops_hosts())
+    with server:  # the POP3 port it had bound was given back; the SMTP port is free now
+        assert server.smtp_port == busy
+        assert session(server) == (0, 0)
+    server.raise_errors()

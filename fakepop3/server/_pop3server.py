@@ -6,9 +6,10 @@ thread (``fakepop3._loopthread``), so that blocking clients such as ``poplib``
 never share a loop with it.
 Either way the server binds before ``start`` returns: ``server.port`` is the
 real port (also for port 0) and a bind error is raised in the caller.  ``start()``
-binds in the caller's thread and hands the sockets to the loop without waiting
-(clients that connect at once wait in the listen backlog); with an SMTP intake or
-a control API it waits for the loop, which binds those (see ``_service``).
+binds in the caller's thread (the SMTP intake's listeners too) and hands the
+sockets to the loop without waiting (clients that connect at once wait in the
+listen backlog); with a control API it waits for the loop, which binds that
+(see ``_service``).
 
 Rules a maintainer must keep: the server imports no pytest; a connection's behaviour lives in
 ``_transport`` (the server only makes connections, sweeps idle ones and closes them all).
@@ -314,6 +315,7 @@ class POP3Server(Service):
         self._servers: list[asyncio.AbstractServer] = []
         self._tls_from = 0  # where the implicit-TLS sockets start among those bound
         self._asked: tuple[int, int | None] = (port, tls_port)  # the ports before binding
+        self._smtp_bound: list[socket.socket] | None = None  # the intake's, until served
         #: The listening sockets, the plain ones first (bound in start(), before the loop serves).
         self._sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -485,18 +487,49 @@ class POP3Server(Service):
     _what = "the POP3 server"
 
     def _bind(self) -> list[socket.socket] | None:
-        """In the caller's thread (``start()``): bind the listeners and take the start's
-        baseline, or None with an SMTP intake or a control API, which bind on the loop."""
-        if self._smtp_port is not None or self._control_port is not None:
+        """In the caller's thread (``start()``): bind the listeners (and the SMTP intake's) and
+        take the start's baseline, or None with a control API, which binds on the loop."""
+        if self._control_port is not None:
             return None
         bound = self._bind_listeners()
+        if self._smtp_port is not None:
+            intake = self.smtp_intake(
+                self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
+            )
+            try:
+                self._smtp_bound = intake._bind()
+            except BaseException:
+                self._unbind(bound)
+                raise
+            intake._running = True  # served by this server's loop-side start (_serve)
+            self.smtp = intake
         self._mark_start()
         return bound
 
     async def _serve(self, bound: list[socket.socket]) -> None:
-        """On the loop: serve on the sockets :meth:`_bind` bound, then start the idle sweep."""
+        """On the loop: serve on the sockets :meth:`_bind` bound (the SMTP intake's too), then
+        start the idle sweep."""
         await self._serve_listeners(bound)
+        intake, smtp_bound = self.smtp, self._smtp_bound
+        if intake is not None and smtp_bound is not None:
+            intake._loop = asyncio.get_running_loop()
+            try:
+                await intake._serve(smtp_bound)
+            except BaseException:
+                self._close_listeners()
+                raise
+            self._smtp_bound = None
         self._start_sweep()
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        super()._unbind(bound)
+        self.port, self.tls_port = self._asked  # a failed start leaves the ports as given
+        self._sockets = []
+        smtp_bound, self._smtp_bound = self._smtp_bound, None
+        if smtp_bound is not None and self.smtp is not None:
+            self.smtp._running = False
+            self.smtp._unbind(smtp_bound)
+            self.smtp = None
 
     async def _open(self) -> None:
         """Bind the listeners (and the SMTP intake and the control API), then start the idle
@@ -581,11 +614,6 @@ class POP3Server(Service):
                 sock.close()
             self._close_listeners()
             raise
-
-    def _unbind(self, bound: list[socket.socket]) -> None:
-        super()._unbind(bound)
-        self.port, self.tls_port = self._asked  # a failed start leaves the ports as given
-        self._sockets = []
 
     def _close_listeners(self) -> None:
         for server in self._servers:

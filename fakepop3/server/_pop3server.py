@@ -533,7 +533,7 @@ class POP3Server(Service):
 
     async def _open(self) -> None:
         """Bind the listeners (and the SMTP intake and the control API), then start the idle
-        sweep (``start_async``, and ``start()`` of a server with an intake or a control API)."""
+        sweep (``start_async``, and ``start()`` of a server with a control API)."""
         if needs_resolving(self.host):  # a name: looked up in the executor, not on the loop
             assert self._loop is not None
             bound = await self._loop.run_in_executor(None, self._bind_listeners)

@@ -5,20 +5,34 @@ is ``::1`` and ``127.0.0.1`` on many machines) with a free port of its own, so t
 server reports reaches only one of them: a client that tries the other address first is
 refused (aiosmtpd's Controller has this bug).  Here the first address picks the port and the
 others take the same one, trying again with a new port if one of them has it taken.
+
+:func:`bind` makes the sockets with no event loop (a thread-hosted server binds in the
+caller's thread, so that ``start()`` raises a bind error and returns without waiting for the
+loop); :func:`listen` binds and serves on a running loop.  Both set the socket options
+``create_server`` sets (``SO_REUSEADDR`` on POSIX, ``IPV6_V6ONLY``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["listen"]
+__all__ = ["bind", "listen", "needs_resolving"]
 
 #: New ports to try when another address of the host has the first one taken.
 _ATTEMPTS = 20
+#: asyncio's default listen backlog (create_server's), for listeners that do not pass one.
+_BACKLOG = 100
+_REUSE_ADDRESS = os.name == "posix" and sys.platform != "cygwin"
+
+_Address = tuple[int, Any]  # (family, sockaddr)
+# What tests replace to make binds fail (tests/test_binding.py).
+_socket = socket.socket
 
 
 async def listen(
@@ -26,44 +40,120 @@ async def listen(
     factory: Callable[[], asyncio.BaseProtocol],
     host: str | None,
     port: int,
+    *,
+    backlog: int = _BACKLOG,
     **kwargs: Any,
 ) -> list[asyncio.Server]:
     """``loop.create_server(factory, host, port, **kwargs)``, on one port for every address.
 
-    Returns the servers made (one per address with port 0, else one); raises ``OSError``
-    as ``create_server`` does.
+    Returns the servers made (one per socket); raises ``OSError`` (``strerror``: the system's,
+    e.g. "Address already in use").  A host name is resolved in the loop's executor.
     """
-    if port != 0 or _is_address(host):  # nothing to resolve (no thread-pool call)
-        return [await loop.create_server(factory, host, port, **kwargs)]
-    infos = await loop.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if len(addresses) <= 1:
-        return [await loop.create_server(factory, host, 0, **kwargs)]
+    if needs_resolving(host):
+        sockets = await loop.run_in_executor(None, bind, host, port, backlog)
+    else:
+        sockets = bind(host, port, backlog)
+    return await serve(loop, factory, sockets, backlog=backlog, **kwargs)
+
+
+async def serve(
+    loop: asyncio.AbstractEventLoop,
+    factory: Callable[[], asyncio.BaseProtocol],
+    sockets: list[socket.socket],
+    **kwargs: Any,
+) -> list[asyncio.Server]:
+    """``create_server(factory, sock=...)`` for each of ``sockets`` (from :func:`bind`); on a
+    failure every socket is closed, those already served included, and the error raised."""
+    servers: list[asyncio.Server] = []
+    try:
+        for sock in sockets:
+            server = await loop.create_server(factory, sock=sock, start_serving=False, **kwargs)
+            servers.append(server)
+            # speed: no turn of the loop per listener (bench/README.md, "serve-now")
+            begin = getattr(server, "_start_serving", None)
+            if begin is not None:
+                begin()
+            else:  # uvloop's servers have no _start_serving
+                await server.start_serving()
+    except BaseException:
+        for server in servers:
+            server.close()
+        for sock in sockets:
+            sock.close()
+        raise
+    return servers
+
+
+def bind(host: str | None, port: int, backlog: int = _BACKLOG) -> list[socket.socket]:
+    """Listening sockets (non-blocking) on every address of ``host`` (``""``/None: every
+    address of the machine), all on ``port`` (0: one free port for all of them).
+
+    Blocks while a host name is resolved (an IP address is not: no lookup).  Raises ``OSError``
+    with the system's ``strerror``; nothing is left bound then.
+    """
+    addresses = _addresses(host, port)
+    if port != 0 or len(addresses) <= 1:
+        return _bind_all(addresses, port, backlog)
     for attempt in range(_ATTEMPTS):
-        servers: list[asyncio.Server] = []
         try:
-            chosen = 0
-            for address in addresses:
-                server = await loop.create_server(factory, address, chosen, **kwargs)
-                servers.append(server)
-                chosen = servers[0].sockets[0].getsockname()[1]
-            return servers
-        except OSError as error:
-            for server in servers:
-                server.close()
-            if error.errno != errno.EADDRINUSE or not servers or attempt == _ATTEMPTS - 1:
-                raise
+            return _bind_all(addresses, 0, backlog)
+        except _TakenByAnother:
+            if attempt == _ATTEMPTS - 1:
+                raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _is_address(host: str | None) -> bool:
-    """True for an IP address (one socket, no name to resolve)."""
+class _TakenByAnother(OSError):
+    """The port the first address picked is taken on another address: pick another one."""
+
+
+def _bind_all(addresses: list[_Address], port: int, backlog: int) -> list[socket.socket]:
+    sockets: list[socket.socket] = []
+    try:
+        for family, sockaddr in addresses:
+            sock = _socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            if _REUSE_ADDRESS:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            chosen = port if len(sockets) == 1 else sockets[0].getsockname()[1]
+            try:
+                sock.bind((sockaddr[0], chosen, *sockaddr[2:]))
+            except OSError as error:
+                if port == 0 and len(sockets) > 1 and error.errno == errno.EADDRINUSE:
+                    raise _TakenByAnother(error.errno, error.strerror) from None
+                raise
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _addresses(host: str | None, port: int) -> list[_Address]:
+    """The (family, sockaddr) of each address of ``host``, in order, without duplicates."""
+    if host and not needs_resolving(host):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [(family, (host, port, 0, 0) if family == socket.AF_INET6 else (host, port))]
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    found: dict[tuple[int, str], _Address] = {}
+    for family, _, _, _, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            found.setdefault((family, str(sockaddr[0])), (family, sockaddr))
+    return list(found.values())
+
+
+def needs_resolving(host: str | None) -> bool:
+    """False for an IP address (one socket, no name to look up); True for a name or ``""``."""
     if not host:
-        return False
+        return True
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
         except (OSError, ValueError):
             continue
-        return True
-    return False
+        return False
+    return True

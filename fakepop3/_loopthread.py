@@ -14,6 +14,15 @@ than the rest of a test's fixture, so every thread-hosted service of the process
   partial) ends with its last service, so a factory made per test leaves no thread behind.
 * **Start-up errors are the caller's.**  :meth:`LoopThread.start` returns once the service
   serves, and raises what start-up raised (a bind error, a loop factory that fails).
+  :meth:`LoopThread.start_soon` does not wait: the service bound its sockets in the caller's
+  thread first (so a bind error is still the caller's, and a client that connects at once
+  waits in the listen backlog until the loop accepts it), and what the loop-side start raises
+  then is the service's own to report (``Service`` puts it in its ``errors`` and stops
+  listening); what escapes goes to the loop's exception handler, so to the service's.
+* **One round trip per start+stop.**  :meth:`LoopThread.stop` runs ``stop_async`` after the
+  loop-side start (handed over first: the loop runs callbacks in order) and waits for it: the
+  caller of ``start_soon`` and ``stop`` waits for the loop thread once, not twice (the loop
+  thread still wakes for each hand-over, and runs each in one turn: :func:`_step_now`).
 * **Isolation.**  Each service runs in a :mod:`contextvars` context naming its host, which its
   tasks and callbacks inherit; the loop's exception handler gives an error to the service it
   came from (its own exception handler, so its own ``errors``), or to asyncio's handler (which
@@ -35,7 +44,8 @@ import contextvars
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 __all__ = ["LoopThread", "SharedLoop", "shared_loops"]
@@ -103,7 +113,7 @@ class SharedLoop:
         running = [host for host in list(self.hosts) if host.loop is not None]
 
         async def stop_all() -> None:
-            stops = [host._stop() for host in running]
+            stops = [host._stop_after_start() for host in running]
             await asyncio.wait_for(asyncio.gather(*stops, return_exceptions=True), _EXIT_GRACE)
 
         if running:
@@ -131,8 +141,7 @@ class SharedLoop:
             return
         thread.join(_EXIT_GRACE * 2)
 
-    def run(self, host: LoopThread, make: Callable[[], Awaitable[None]]) -> None:
-        """Run ``make()`` on the loop in ``host``'s context; wait for it and raise its error."""
+    def _check_thread(self, host: LoopThread) -> asyncio.AbstractEventLoop:
         loop = self.loop
         assert loop is not None
         if threading.current_thread() is self.thread:
@@ -140,6 +149,42 @@ class SharedLoop:
                 f"{host.name}: a thread-hosted service cannot be started or stopped from the "
                 "fakepop3 loop's own thread (a callback of a server); use start_async/stop_async"
             )
+        return loop
+
+    def submit(self, host: LoopThread, make: Callable[[], Awaitable[None]]) -> None:
+        """Run ``make()`` on the loop in ``host``'s context, without waiting for it; the task is
+        ``host._starting`` (set on the loop).  What it raises goes to the loop's exception
+        handler (``host``'s, by the context)."""
+        loop = self._check_thread(host)
+
+        async def call() -> None:
+            try:
+                await make()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:
+                loop.call_exception_handler(
+                    {"message": f"{host.name}: start-up on the loop failed", "exception": error}
+                )
+
+        def begin() -> None:  # on the loop, in `context`: the task and its callbacks inherit it
+            task = _step_now(loop, call())
+            if task is not None:
+                host._starting = task
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        context = contextvars.copy_context()
+        context.run(_OWNER.set, host)
+        context.run(loop.call_soon_threadsafe, begin)
+
+    def run(
+        self, host: LoopThread, make: Callable[[], Awaitable[None]], *, now: bool = False
+    ) -> None:
+        """Run ``make()`` on the loop in ``host``'s context; wait for it and raise its error.
+        ``now``: its first step runs in the callback (:func:`_step_now`), for a ``make`` that
+        needs no current task there (``asyncio.timeout`` does, before 3.12)."""
+        loop = self._check_thread(host)
 
         # A lock the task releases as it ends: the cheapest wake-up of the caller.
         done = threading.Lock()
@@ -156,12 +201,12 @@ class SharedLoop:
 
         def begin() -> None:  # on the loop, in `context`: the task and its callbacks inherit it
             try:
-                task = _start_task(loop, call())
+                task = _step_now(loop, call()) if now else _start_task(loop, call())
             except BaseException as error:  # the loop refused the task
                 failure.append(error)
                 done.release()
                 return
-            if not task.done():
+            if task is not None and not task.done():
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -204,6 +249,41 @@ def _start_task(
 
 
 _EAGER = sys.version_info >= (3, 12)
+
+
+def _step_now(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None] | None:
+    """Run the first step of ``coro`` now (a start that binds nothing on the loop is usually all
+    of it); None when that ended it, else the task running the rest.  ``coro`` must not raise
+    but ``CancelledError``.  speed: one turn of the loop per start (bench/README.md, "step-now")."""
+    if _EAGER:
+        task = _start_task(loop, coro)
+        return None if task.done() else task
+    try:
+        yielded = coro.send(None)  # before 3.12: the first step by hand, in this callback
+    except StopIteration:
+        return None
+    return loop.create_task(_rest(coro, yielded))
+
+
+@types.coroutine
+def _rest(coro: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
+    """The rest of a coroutine whose first step :func:`_step_now` ran: what ``yield from``
+    does, from the future it yielded on (a task runs it, so cancelling reaches ``coro``)."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as error:
+            try:
+                yielded = coro.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration:
+                return
 
 
 def _context_of(thing: object) -> contextvars.Context | None:
@@ -286,6 +366,9 @@ class LoopThread:
         self.loop_factory = loop_factory
         self.exception_handler = exception_handler
         self._shared: SharedLoop | None = None
+        # The loop-side start of start_soon while it runs (set and read on the loop only).
+        self._starting: asyncio.Task[None] | None = None
+        self._soon = False  # started by start_soon: its stop_async needs no current task
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -304,6 +387,30 @@ class LoopThread:
             raise
         self._shared = shared
 
+    def start_soon(self) -> None:
+        """Hand the start to the shared loop and return without waiting for it: for a service
+        that bound its sockets already (see the module's rules: its loop-side errors are its
+        own), and whose start and stop need no current task before their first suspension
+        (both run their first step at once).  Raises only what making the loop raised (a loop
+        factory that fails)."""
+        if self._shared is not None:
+            raise RuntimeError(f"{self.name} is already running")
+        shared = _registry.acquire(self)
+        try:
+            shared.submit(self, self._start)
+        except BaseException:
+            _registry.release(self, shared)
+            raise
+        self._shared = shared
+        self._soon = True
+
+    async def _stop_after_start(self) -> None:
+        """``stop_async``, once the loop-side start of :meth:`start_soon` ended (on the loop)."""
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            await asyncio.wait((starting,))
+        await self._stop()
+
     def stop(self) -> bool:
         """Stop the service (its ``stop_async`` runs on the loop); True when it did.  A service
         inherited through ``fork`` from a parent is only forgotten (False): its loop thread is
@@ -312,7 +419,7 @@ class LoopThread:
         if shared is None or shared.pid != os.getpid():
             return False
         try:
-            shared.run(self, self._stop)
+            shared.run(self, self._stop_after_start, now=self._soon)
         finally:
             _registry.release(self, shared)
         return True

@@ -12,6 +12,14 @@ Rules a maintainer must keep:
   listening) and :meth:`_close` (stop and wait for the connections), plus :meth:`_stopped` for
   what must happen after the thread host stopped.  Start, stop, ``with`` and ``async with``
   are never written again in a subclass.
+* A subclass that can bind with no loop writes :meth:`_bind` too (in the caller's thread: bind
+  and listen, set its ports; raise a bind error there) and :meth:`_serve` (on the loop: serve
+  on those sockets; on failure close them).  Then :meth:`start` returns once bound, without
+  waiting for the loop: clients that connect at once wait in the listen backlog until the loop
+  accepts them, and :meth:`stop` (one round trip) runs after the loop-side start.  An error of
+  that loop-side start comes after ``start()`` returned: it goes to ``errors`` (logged; the
+  pytest fixture fails its test on it) and the service stops listening, so clients are refused
+  instead of left waiting; ``running`` turns False.
 * A subclass's ``__init__`` sets ``errors``, ``_running``, ``_loop``, ``_host`` and
   ``_loop_factory`` (directly, or with :meth:`_init_service`).
 * This module imports neither the POP3 server nor the SMTP intake: both import it.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import traceback
 from collections.abc import Callable
@@ -78,6 +87,28 @@ class Service:
     def _stopped(self) -> None:
         """Called once the thread host has stopped (after :meth:`stop`)."""
 
+    def _bind(self) -> list[socket.socket] | None:
+        """In the caller's thread, for :meth:`start`: bind and listen, or None to bind on the
+        loop (:meth:`_open`; ``start`` then waits for it).  Raises a bind error."""
+        return None
+
+    async def _serve(self, bound: list[socket.socket]) -> None:
+        """On the loop: serve on what :meth:`_bind` returned (on failure, close it)."""
+        raise NotImplementedError
+
+    async def _serve_bound(self, bound: list[socket.socket]) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._serve(bound)
+        except asyncio.CancelledError:
+            self._running = False
+            self._unbind(bound)
+            raise
+        except BaseException as error:  # after start() returned: the service's own error
+            self._running = False
+            self._unbind(bound)  # clients are refused, not left in the backlog
+            self._report(error)
+
     def _exception_handler(self) -> ExceptionHandler | None:
         """The thread-hosted loop's exception handler (None: asyncio's, which logs)."""
         return self._loop_exception
@@ -117,19 +148,43 @@ class Service:
 
     # --- lifecycle in a thread --------------------------------------------------------------
     def start(self) -> None:
-        """Start on the shared background loop (made by ``loop_factory``); returns once serving,
-        and raises what start-up raised (a bind error) here."""
+        """Start on the shared background loop (made by ``loop_factory``); returns once bound
+        (a service with :meth:`_bind`) or once serving, and raises a bind error here."""
         if self._running or self._host is not None:
             raise RuntimeError(f"this {self._kind} is already running")
+        bound = self._bind()
+        if bound is None:
+            host = LoopThread(
+                f"{self._thread_prefix}-{id(self):x}",
+                self.start_async,
+                self.stop_async,
+                loop_factory=self._loop_factory,
+                exception_handler=self._exception_handler(),
+            )
+            host.start()
+            self._host = host
+            return
         host = LoopThread(
             f"{self._thread_prefix}-{id(self):x}",
-            self.start_async,
+            lambda: self._serve_bound(bound),
             self.stop_async,
             loop_factory=self._loop_factory,
             exception_handler=self._exception_handler(),
         )
-        host.start()
+        self._running = True  # before the hand-over: a loop-side failure turns it False
+        try:
+            host.start_soon()
+        except BaseException:
+            self._running = False
+            self._unbind(bound)
+            raise
+        self._loop = host.loop  # the loop-side start records the same loop
         self._host = host
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        """Close what :meth:`_bind` bound (a start that failed before reaching the loop)."""
+        for sock in bound:
+            sock.close()
 
     def stop(self) -> None:
         """Stop the thread-hosted service; returns once every connection is closed."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 import warnings
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._binding import listen
+from ._binding import bind, needs_resolving, serve
 from ._loopthread import ExceptionHandler
 from ._service import Service
 from ._validate import is_loopback
@@ -161,6 +162,7 @@ class SMTPIntake(Service):
         self.store = store
         self.host = host if host is not None else "127.0.0.1"
         self.port = port
+        self._asked_port = port  # the port before binding
         self.any_login = bool(any_login)
         self.hostname = hostname if hostname is not None else "localhost"
         self.data_size_limit = data_size_limit
@@ -224,11 +226,48 @@ class SMTPIntake(Service):
     def _exception_handler(self) -> ExceptionHandler | None:
         return None  # asyncio's own (it logs): aiosmtpd reports a client's errors itself
 
+    def _bind(self) -> list[socket.socket]:
+        """In the caller's thread (``start()``): bind and listen (raises a bind error)."""
+        _aiosmtpd_smtp()  # a missing extra is the caller's error too
+        return self._bind_listeners()
+
     async def _open(self) -> None:
         """Bind and start serving SMTP on the running loop."""
+        _aiosmtpd_smtp()  # before binding: a missing extra leaves nothing bound
+        if needs_resolving(self.host):  # a name: looked up in the executor, not on the loop
+            assert self._loop is not None
+            bound = await self._loop.run_in_executor(None, self._bind_listeners)
+        else:
+            bound = self._bind_listeners()
+        await self._serve(bound)
+
+    def _bind_listeners(self) -> list[socket.socket]:
+        try:
+            sockets = bind(self.host, self.port)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"fakepop3 SMTP intake cannot listen on {self.host}:{self.port}: {error.strerror}",
+            ) from error
+        self._asked_port = self.port  # put back if this start fails after all
+        self.port = sockets[0].getsockname()[1]
+        if not is_loopback(self.host):  # after the bind: a bind that fails says so itself
+            log.warning(
+                "the fakepop3 SMTP intake is listening on %s:%d, not on loopback: other "
+                "machines can reach this fake server and put mail into its maildrops",
+                self.host or "every address",
+                self.port,
+            )
+        return sockets
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        super()._unbind(bound)
+        self.port = self._asked_port  # a failed start leaves the port as given
+
+    async def _serve(self, bound: list[socket.socket]) -> None:
+        """Serve SMTP on the sockets bound (on failure, every one is closed)."""
         smtp = _aiosmtpd_smtp()
-        loop = self._loop
-        assert loop is not None
+        loop = asyncio.get_running_loop()
         handler = _Handler(self)
 
         def factory() -> Any:
@@ -250,22 +289,7 @@ class SMTPIntake(Service):
             protocol.connection_lost = connection_lost
             return protocol
 
-        try:
-            servers = await listen(loop, factory, self.host, self.port)
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"fakepop3 SMTP intake cannot listen on {self.host}:{self.port}: {error.strerror}",
-            ) from error
-        self._servers = servers
-        self.port = servers[0].sockets[0].getsockname()[1]
-        if not is_loopback(self.host):  # after the bind: a bind that fails says so itself
-            log.warning(
-                "the fakepop3 SMTP intake is listening on %s:%d, not on loopback: other "
-                "machines can reach this fake server and put mail into its maildrops",
-                self.host or "every address",
-                self.port,
-            )
+        self._servers = await serve(loop, factory, bound)
 
     async def _close(self) -> None:
         """Stop listening and close every SMTP connection."""

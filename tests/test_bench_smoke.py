@@ -179,3 +179,24 @@ def test_large_maildrop_bench_prints_its_figures() -> None:
     assert m is not None, p.stdout
     assert float(m.group(2)) > 0.4, line  # 20,000 LIST and UIDL lines were read
     assert "yardstick" in p.stdout and "B/item" in p.stdout, p.stdout
+
+
+def test_the_wakeup_count_runs_and_counts_turns_of_the_loop() -> None:
+    """bench/wakeups.py (issue 20's figure that a busy machine does not move): it prints counts
+    per start+stop, and a start+stop turns the loop at least once (the stop's hand-over)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "wakeups.py"), "--cycles", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = re.fullmatch(
+        r"per start\+stop \(20\): loop turns ([\d.]+) \(could sleep ([\d.]+)\), voluntary "
+        r"switches [\d.]+, involuntary [\d.]+, mean [\d.]+ ms\n",
+        done.stdout,
+    )
+    assert found, done.stdout
+    assert float(found.group(1)) >= 1.0
+    assert float(found.group(2)) <= float(found.group(1))

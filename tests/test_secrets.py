@@ -244,7 +244,7 @@ def test_binds_to_loopback_by_default_without_a_warning(caplog: pytest.LogCaptur
     caplog.set_level(logging.WARNING, logger="fakepop3")
     with POP3Server(users={"alice": PASSWORD}) as server:
         assert server.host == "127.0.0.1"
-        (listener,) = server._servers[0].sockets  # type: ignore[attr-defined]
+        (listener,) = server._sockets  # bound by start(), before the loop serves them
         assert listener.getsockname()[0] == "127.0.0.1"
         client = server.client("alice")
         assert client.stat() == (0, 0)
@@ -255,7 +255,7 @@ def test_binds_to_loopback_by_default_without_a_warning(caplog: pytest.LogCaptur
 def test_warns_loudly_when_bound_beyond_loopback(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="fakepop3")
     with POP3Server(users={"alice": PASSWORD}, host="0.0.0.0") as server:
-        (listener,) = server._servers[0].sockets  # type: ignore[attr-defined]
+        (listener,) = server._sockets  # bound by start(), before the loop serves them
         assert listener.getsockname()[0] == "0.0.0.0"
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             assert sock.recv(100).startswith(b"+OK")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import poplib
+import socket
 import subprocess
 import sys
 import threading
@@ -317,6 +318,7 @@ def test_a_forked_child_gets_its_own_loop() -> None:
 def test_servers_still_running_at_exit_are_stopped() -> None:
     program = """
 import poplib
+import socket
 from fakepop3 import POP3Server
 server = POP3Server(users={"alice": "secret"},
                     on_session_end=lambda s: print("ended", s.end_reason, flush=True))
@@ -332,3 +334,231 @@ print("open", flush=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["open", "ended server"]
     assert done.stderr == ""
+
+
+# --- start() binds in the caller's thread and does not wait for the loop (issue 20) ---------
+
+
+def block_the_loop() -> tuple[threading.Event, asyncio.AbstractEventLoop]:
+    """Hold the shared loop in a callback until the returned event is set."""
+    with POP3Server():  # make sure the default factory's loop exists
+        pass
+    loop = shared_loops()[asyncio.new_event_loop].loop
+    assert loop is not None
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(30)
+
+    loop.call_soon_threadsafe(hold)
+    assert entered.wait(10)
+    return release, loop
+
+
+def test_start_returns_without_the_loop_and_a_client_that_connects_at_once_is_served() -> None:
+    """With the loop busy elsewhere, start() still returns, bound (the real port); a client
+    that connects then waits in the listen backlog and gets its greeting once the loop runs."""
+    release, loop = block_the_loop()
+    try:
+        server = POP3Server(users=USERS)
+        server.start()  # would hang here if start waited for the loop
+        assert server.running and server.port != 0 and server._loop is loop
+        client = socket.create_connection((server.host, server.port), timeout=10)
+    finally:
+        release.set()
+    try:
+        assert client.makefile("rb").readline().startswith(b"+OK fakepop3 ready.")
+        client.sendall(b"QUIT\r\n")
+    finally:
+        client.close()
+    server.stop()
+    assert [s.end_reason for s in server.history.sessions] in (["quit"], ["server"])
+    server.raise_errors()
+
+
+def test_a_client_right_after_start_and_a_stop_right_after_it_see_a_complete_history() -> None:
+    for round_ in range(50):
+        server = POP3Server(users=USERS)
+        server.start()
+        client = poplib.POP3(server.host, server.port, timeout=10)
+        login(client, "alice", "secret")
+        assert client.stat() == (0, 0)
+        client.quit()
+        server.stop()  # no wait_for_sessions: the history is complete once stop returns
+        assert [s.end_reason for s in server.history.sessions] == ["quit"], round_
+        assert [c.command for c in server.history.commands] == ["USER", "PASS", "STAT", "QUIT"]
+        server.raise_errors()
+
+
+def test_nothing_listens_once_stop_returned_even_right_after_start() -> None:
+    """stop() runs after the loop-side start it may overtake: the sockets never outlive it."""
+    for _ in range(100):
+        server = POP3Server(tls=True, tls_port=0) if _ == 0 else POP3Server()
+        server.start()
+        ports = [server.port] + ([server.tls_port] if server.tls_port else [])
+        server.stop()
+        for port in ports:
+            with socket.socket() as probe:
+                probe.bind((server.host, port))  # free again: nothing kept it bound
+        server.raise_errors()
+
+
+def test_a_bind_error_of_the_tls_port_is_raised_by_start_with_nothing_left_bound() -> None:
+    pytest.importorskip("trustme")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        server = POP3Server(users=USERS, tls=True, tls_port=busy)
+        with pytest.raises(OSError, match=f"fakepop3 cannot listen on 127.0.0.1:{busy}"):
+            server.start()
+        assert not server.running
+        assert server.port == 0 and server.tls_port == busy  # the failed start changed neither
+        assert all(h.name != f"fakepop3-{id(server):x}" for h in shared_loops_hosts())
+    server.tls_port = 0
+    with server:  # the plain port it bound was given back: it starts again
+        assert session(server) == (0, 0)
+
+
+def shared_loops_hosts() -> list[LoopThread]:
+    return [host for shared in shared_loops().values() for host in shared.hosts]
+
+
+def test_a_server_whose_start_fails_on_the_loop_reports_it_in_its_own_errors() -> None:
+    """An error of the loop-side start comes after start() returned: it goes to the server's
+    errors (the fixture fails its test on them), the server stops listening (clients are
+    refused, not left waiting) and stop() returns quietly; other servers go on."""
+    failed = threading.Event()
+
+    async def broken(bound: list[socket.socket]) -> None:
+        failed.set()
+        raise LookupError("the loop-side start failed")
+
+    with POP3Server(users=USERS) as other:
+        server = POP3Server(users=USERS)
+        server._serve = broken  # type: ignore[method-assign]
+        server.start()  # returns: the error comes later, on the loop
+        port = server.port
+        assert failed.wait(10)
+        server.stop()
+        assert not server.running and server.port == 0  # the port as given, for a restart
+        assert [type(e) for e in server.errors] == [LookupError]
+        with pytest.raises(ServerError, match="the loop-side start failed"):
+            server.raise_errors()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((server.host, port), timeout=10).close()
+        assert session(other) == (0, 0)
+    other.raise_errors()
+    del server._serve  # type: ignore[method-assign]
+    server.errors.clear()
+    with server:  # and it can be started again
+        assert session(server) == (0, 0)
+    server.raise_errors()
+
+
+def test_many_threads_start_connect_and_stop_at_once() -> None:
+    """Thread-hosted start/stop from many threads, each talking to its own server at once."""
+    workers, cycles = 8, 10
+    barrier = threading.Barrier(workers)
+    failures: list[BaseException] = []
+
+    def work(number: int) -> None:
+        try:
+            barrier.wait(10)
+            for cycle in range(cycles):
+                server = POP3Server(users={"alice": f"pw{number}"})
+                server.start()
+                try:
+                    server.mailbox("alice").add(HELLO)
+                    raw = RawClient(server.host, server.port)
+                    assert raw.greeting.startswith(b"+OK")
+                    raw.send(b"QUIT\r\n")
+                    assert raw.read_line().startswith(b"+OK")
+                    raw.close()
+                finally:
+                    server.stop()
+                assert len(server.history.sessions) == 1, (number, cycle)
+                server.raise_errors()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+
+
+def test_a_start_that_suspends_on_the_loop_is_waited_for_by_stop() -> None:
+    """A loop-side start that awaits (uvloop's start_serving does) runs on as a task; stop()
+    runs the service's stop only after it, and its own stop after that."""
+    order: list[str] = []
+    gate: asyncio.Future[None] | None = None
+    suspended = threading.Event()
+
+    async def start() -> None:
+        nonlocal gate
+        gate = asyncio.get_running_loop().create_future()
+        order.append("start")
+        suspended.set()
+        await gate
+        await asyncio.sleep(0)
+        order.append("started")
+
+    async def stop() -> None:
+        order.append("stop")
+
+    host = LoopThread("fakepop3-test", start, stop)
+    host.start_soon()
+    assert suspended.wait(10)
+    loop = host.loop
+    assert loop is not None and gate is not None
+    stopper = threading.Thread(target=host.stop)
+    stopper.start()
+    loop.call_soon_threadsafe(gate.set_result, None)
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert order == ["start", "started", "stop"]
+
+
+def test_the_smtp_intake_binds_with_the_server_and_serves_a_client_that_comes_at_once() -> None:
+    pytest.importorskip("aiosmtpd")
+    import smtplib
+
+    release, _ = block_the_loop()
+    try:
+        server = POP3Server(users=USERS, smtp=True)
+        server.start()  # the loop is busy: start binds both listeners and returns
+        assert server.smtp is not None and server.smtp.running and server.smtp_port
+        pending = socket.create_connection((server.host, server.smtp_port), timeout=10)
+    finally:
+        release.set()
+    try:
+        assert pending.makefile("rb").readline().startswith(b"220 ")
+    finally:
+        pending.close()
+    with smtplib.SMTP(server.host, server.smtp_port, timeout=10) as mail:
+        mail.sendmail("app@example.com", ["alice@example.com"], HELLO)
+    assert session(server) == (1, len(HELLO))
+    server.stop()
+    assert not server.smtp.running
+    server.raise_errors()
+
+
+def test_an_smtp_port_in_use_is_raised_by_start_with_nothing_left_bound() -> None:
+    pytest.importorskip("aiosmtpd")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        server = POP3Server(users=USERS, smtp=busy)
+        with pytest.raises(OSError, match=f"SMTP intake cannot listen on 127.0.0.1:{busy}"):
+            server.start()
+        assert not server.running and server.port == 0 and server.smtp is None
+        assert all(h.name != f"fakepop3-{id(server):x}" for h in shared_loops_hosts())
+    with server:  # the POP3 port it had bound was given back; the SMTP port is free now
+        assert server.smtp_port == busy
+        assert session(server) == (0, 0)
+    server.raise_errors()

@@ -137,6 +137,7 @@ def test_a_failing_loop_factory_is_raised_by_start() -> None:
     for _ in range(2):  # not "already running" the second time: nothing was left half-started
         with pytest.raises(RuntimeError, match="no loop today"):
             server.start()
+        assert server.port == 0 and not server._sockets  # the sockets it bound were closed
     assert repr(server).startswith("<POP3Server stopped")
 
 

@@ -5,7 +5,11 @@ POP3Server(...)`` runs the same server on the process's shared background loop
 thread (``fakepop3._loopthread``), so that blocking clients such as ``poplib``
 never share a loop with it.
 Either way the server binds before ``start`` returns: ``server.port`` is the
-real port (also for port 0) and a bind error is raised in the caller.
+real port (also for port 0) and a bind error is raised in the caller.  ``start()``
+binds in the caller's thread (the SMTP intake's listeners too) and hands the
+sockets to the loop without waiting (clients that connect at once wait in the
+listen backlog); with a control API it waits for the loop, which binds that
+(see ``_service``).
 
 Rules a maintainer must keep: the server imports no pytest; a connection's behaviour lives in
 ``_transport`` (the server only makes connections, sweeps idle ones and closes them all).
@@ -19,13 +23,14 @@ import concurrent.futures
 import logging
 import os
 import poplib
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import history as _history
 from .. import personas as _personas
-from .._binding import listen
+from .._binding import bind, needs_resolving, serve
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
@@ -323,6 +328,11 @@ class POP3Server(Service):
         # before the next one starts (see _Connection.get_buffer).
         self._recv_buffer = memoryview(bytearray(RECV_BUFFER))
         self._servers: list[asyncio.AbstractServer] = []
+        self._tls_from = 0  # where the implicit-TLS sockets start among those bound
+        self._asked: tuple[int, int | None] = (port, tls_port)  # the ports before binding
+        self._smtp_bound: list[socket.socket] | None = None  # the intake's, until served
+        #: The listening sockets, the plain ones first (bound in start(), before the loop serves).
+        self._sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._host: LoopThread | None = None  # the thread host of `with server:`
         self._loop_factory = loop_factory if loop_factory is not None else asyncio.new_event_loop
@@ -497,40 +507,60 @@ class POP3Server(Service):
     _kind = "POP3Server"
     _what = "the POP3 server"
 
-    async def _open(self) -> None:
-        """Bind the listeners (and the SMTP intake), then start the idle sweep."""
-        loop = self._loop
-        assert loop is not None
-        binding = self.port
-        try:
-            # Every address of the host on one port (see _binding: port 0 and "localhost").
-            plain = await listen(
-                loop, self._plain_connection, self.host, self.port, backlog=BACKLOG
+    def _bind(self) -> list[socket.socket] | None:
+        """In the caller's thread (``start()``): bind the listeners (and the SMTP intake's) and
+        take the start's baseline, or None with a control API, which binds on the loop."""
+        if self._control_port is not None:
+            return None
+        bound = self._bind_listeners()
+        if self._smtp_port is not None:
+            intake = self.smtp_intake(
+                self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
             )
-            self._servers.extend(plain)
-            self.port = plain[0].sockets[0].getsockname()[1]
-            if self.tls_port is not None:
-                assert self.tls is not None
-                binding = self.tls_port
-                secure = await listen(
-                    loop,
-                    self._tls_connection,
-                    self.host,
-                    self.tls_port,
-                    backlog=BACKLOG,
-                    ssl=self.tls.server_context,
-                    ssl_handshake_timeout=self._handshake_timeout(),
-                )
-                self._servers.extend(secure)
-                self.tls_port = secure[0].sockets[0].getsockname()[1]
-        except OSError as error:
-            for server in self._servers:
-                server.close()
-            self._servers.clear()
-            raise OSError(
-                error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
-            ) from error
-        _warn_if_exposed(self.host)  # once bound: a bind that fails says so itself
+            try:
+                self._smtp_bound = intake._bind()
+            except BaseException:
+                self._unbind(bound)
+                raise
+            intake._running = True  # served by this server's loop-side start (_serve)
+            self.smtp = intake
+        self._mark_start()
+        return bound
+
+    async def _serve(self, bound: list[socket.socket]) -> None:
+        """On the loop: serve on the sockets :meth:`_bind` bound (the SMTP intake's too), then
+        start its timers."""
+        await self._serve_listeners(bound)
+        intake, smtp_bound = self.smtp, self._smtp_bound
+        if intake is not None and smtp_bound is not None:
+            intake._loop = asyncio.get_running_loop()
+            try:
+                await intake._serve(smtp_bound)
+            except BaseException:
+                self._close_listeners()
+                raise
+            self._smtp_bound = None
+        self._start_timers()
+
+    def _unbind(self, bound: list[socket.socket]) -> None:
+        super()._unbind(bound)
+        self.port, self.tls_port = self._asked  # a failed start leaves the ports as given
+        self._sockets = []
+        smtp_bound, self._smtp_bound = self._smtp_bound, None
+        if smtp_bound is not None and self.smtp is not None:
+            self.smtp._running = False
+            self.smtp._unbind(smtp_bound)
+            self.smtp = None
+
+    async def _open(self) -> None:
+        """Bind the listeners (and the SMTP intake and the control API), then start the
+        timers (``start_async``, and ``start()`` of a server with a control API)."""
+        if needs_resolving(self.host):  # a name: looked up in the executor, not on the loop
+            assert self._loop is not None
+            bound = await self._loop.run_in_executor(None, self._bind_listeners)
+        else:
+            bound = self._bind_listeners()
+        await self._serve_listeners(bound)
         if self._smtp_port is not None:
             intake = self.smtp_intake(
                 self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
@@ -538,9 +568,7 @@ class POP3Server(Service):
             try:
                 await intake.start_async()
             except BaseException:
-                for server in self._servers:
-                    server.close()
-                self._servers.clear()
+                self._close_listeners()
                 raise
             self.smtp = intake
         if self._control_port is not None:
@@ -550,15 +578,82 @@ class POP3Server(Service):
                 if self.smtp is not None:
                     await self.smtp.stop_async()
                     self.smtp = None
-                for server in self._servers:
-                    server.close()
-                self._servers.clear()
+                self._close_listeners()
                 raise
+        self._mark_start()
+        self._start_timers()
+
+    def _bind_listeners(self) -> list[socket.socket]:
+        """Bind and listen on every address of the host: the plain port, then the implicit-TLS
+        one (no loop needed).  Sets ``port``/``tls_port`` once both are bound; raises
+        ``OSError`` naming the address (nothing left bound then)."""
+        binding = self.port
+        plain: list[socket.socket] = []
+        try:
+            # Every address of the host on one port (see _binding: port 0 and "localhost").
+            plain = bind(self.host, self.port, BACKLOG)
+            secure: list[socket.socket] = []
+            if self.tls_port is not None:
+                binding = self.tls_port
+                secure = bind(self.host, self.tls_port, BACKLOG)
+        except OSError as error:
+            for sock in plain:
+                sock.close()
+            raise OSError(
+                error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
+            ) from error
+        self._asked = (self.port, self.tls_port)  # put back if this start fails after all
+        self.port = plain[0].getsockname()[1]
+        if secure:
+            self.tls_port = secure[0].getsockname()[1]
+        self._tls_from = len(plain)
+        self._sockets = plain + secure
+        _warn_if_exposed(self.host)  # once bound: a bind that fails says so itself
+        return plain + secure
+
+    async def _serve_listeners(self, bound: list[socket.socket]) -> None:
+        """Serve on the sockets of :meth:`_bind_listeners` (on failure, every one is closed)."""
+        loop = self._loop
+        assert loop is not None
+        plain, secure = bound[: self._tls_from], bound[self._tls_from :]
+        try:
+            self._servers.extend(await serve(loop, self._plain_connection, plain, backlog=BACKLOG))
+            if secure:
+                assert self.tls is not None
+                self._servers.extend(
+                    await serve(
+                        loop,
+                        self._tls_connection,
+                        secure,
+                        backlog=BACKLOG,
+                        ssl=self.tls.server_context,
+                        ssl_handshake_timeout=self._handshake_timeout(),
+                    )
+                )
+        except BaseException:
+            for sock in bound:
+                sock.close()
+            self._close_listeners()
+            raise
+
+    def _close_listeners(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        self._sockets = []
+
+    def _mark_start(self) -> None:
+        """The content at start: what ``reset()`` goes back to when nothing else was taken."""
         self.store.snapshot_initial()
         self._at_start = _reset.take(self)
+
+    def _start_timers(self) -> None:
+        """On the loop, once serving: the timed fault rules (``deliver_after``) and the idle
+        sweep."""
         self._arm_timed()
         if self.timeout is not None:
-            self._sweeper = loop.call_later(self._sweep_interval(), self._sweep)
+            assert self._loop is not None
+            self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
     def _plain_connection(self) -> _Connection:
         if self._baseline is None:  # the first client: the default baseline of reset()
@@ -683,6 +778,7 @@ class POP3Server(Service):
                 break
             await asyncio.sleep(0)
         self._servers.clear()
+        self._sockets = []
 
     def _stopped(self) -> None:
         if self.tls is not None:

@@ -404,6 +404,43 @@ def test_a_hold_is_made_listed_and_released_over_http(server: POP3Server, api: A
     assert api("GET", "/api/v1/faults").json[0]["fired"] == 1
 
 
+def test_a_test_waits_over_http_for_a_client_to_reach_a_hold(server: POP3Server, api: Api) -> None:
+    # What a test in another language does: start its client, then wait (no polling, no sleep)
+    # until the client's command waits at the gate, act, release.
+    server.mailbox("alice").add(b"Subject: a\r\n\r\nA\r\n")
+    api("POST", "/api/v1/holds", {"command": "RETR"})
+    assert api("GET", "/api/v1/holds/{id}", id="1").json["held"] == 0  # no held=: at once
+    client = login(server, "alice", "secret")
+    got: list[bytes] = []
+    waiting = threading.Thread(target=lambda: got.extend(client.retr(1)[1]))
+    waiting.start()
+    reached = api("GET", "/api/v1/holds/{id}", id="1", query={"held": 1, "timeout": 30})
+    assert reached.status == 200
+    assert reached.json["held"] == 1 and reached.json["waiting"] == 1
+    assert waiting.is_alive() and got == []
+    server.mailbox("alice").add(b"Subject: later\r\n\r\nB\r\n")  # acting while it waits
+    api("POST", "/api/v1/holds/{id}/release", id="1")
+    waiting.join(10)
+    assert got[-1] == b"A"
+    client.quit()
+
+
+def test_a_wait_for_a_hold_that_is_not_reached_times_out_clearly(api: Api) -> None:
+    api("POST", "/api/v1/holds", {"command": "RETR"})
+    reply = api("GET", "/api/v1/holds/{id}", id="1", query={"held": 1, "timeout": 0.05})
+    assert reply.status == 504
+    assert reply.error == "waited 0.05s for 1 held repl(ies); 0 held"
+    for query, text in [
+        ({"held": "x"}, "held must be a whole number, 0 or more, not 'x'"),
+        ({"held": -1}, "held must be a whole number, 0 or more, not '-1'"),
+        ({"held": 1, "timeout": 0}, "timeout must be seconds, more than 0 and at most 60, not '0'"),
+        ({"held": 1, "timeout": 61}, "timeout must be seconds, more than 0 and at most 60"),
+    ]:
+        reply = api("GET", "/api/v1/holds/{id}", id="1", query=query)
+        assert reply.status == 400 and text in reply.error, (query, reply.error)
+    assert api("GET", "/api/v1/holds/{id}", id="9").status == 404
+
+
 def test_bad_holds_are_refused(api: Api) -> None:
     assert api("POST", "/api/v1/holds/{id}/release", id="7").status == 404
     reply = api("POST", "/api/v1/holds", {"command": "RETR", "action": "error"})

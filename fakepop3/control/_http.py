@@ -14,6 +14,7 @@ into responses.  The contract (also in the OpenAPI document, ``_openapi.py``):
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -231,6 +232,21 @@ def make_app(ops: Operations, token: str | None) -> web.Application:
     async def add_hold(request: web.Request) -> web.StreamResponse:
         status, data = ops.add_hold(await _body(request))
         return _json(data, status)
+
+    @routes.get("/api/v1/holds/{id}")
+    async def hold(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        gate, count, seconds = ops.hold_wait(
+            request.match_info["id"], query.get("held"), query.get("timeout")
+        )
+        if count:
+            try:
+                await asyncio.wait_for(gate.wait_held_async(count), seconds)
+            except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
+                raise ApiError(
+                    504, f"waited {seconds:g}s for {count} held repl(ies); {gate.held} held"
+                ) from None
+        return _json(ops.hold(gate))
 
     @routes.post("/api/v1/holds/{id}/release")
     async def release_hold(request: web.Request) -> web.StreamResponse:

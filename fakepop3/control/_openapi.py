@@ -42,6 +42,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "a conflict with the server's configuration",
         413: "a body over 64 MiB",
         415: "a Content-Type the endpoint does not take",
+        504: "what the request waited for did not happen in time",
     }
     return {str(s): {"description": texts[s], **_content(_ref("Error"))} for s in (401, *statuses)}
 
@@ -456,6 +457,27 @@ def _paths() -> dict[str, Any]:
                 "action hold)",
                 {**_ok("the hold", _ref("Hold"), "201"), **_errors(400, 409)},
                 **_body(_ref("HoldSpec")),
+            ),
+        },
+        "/api/v1/holds/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "held",
+                    "in": "query",
+                    "description": "wait until this many replies were held at the gate",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {
+                    "name": "timeout",
+                    "in": "query",
+                    "description": "seconds to wait (default 10, at most 60)",
+                    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                },
+            ],
+            "get": _op(
+                "A hold's gate; with held=N, once N replies were held (a client waits there)",
+                {**_ok("the hold", _ref("Hold")), **_errors(400, 404, 409, 504)},
             ),
         },
         "/api/v1/holds/{id}/release": {

@@ -439,6 +439,36 @@ class Operations:
                 return gate
         raise ApiError(404, f"no hold with id {rule_id!r} (GET /api/v1/holds lists them)")
 
+    #: The longest a request may wait for a hold (``GET /api/v1/holds/{id}?held=N``).
+    MAX_HOLD_WAIT = 60.0
+
+    def hold_wait(
+        self, rule_id: str, held: str | None, timeout: str | None
+    ) -> tuple[Gate, int, float]:
+        """The gate of ``rule_id``, and how many held replies to wait for, for how long (the
+        query of ``GET /api/v1/holds/{id}``: ``held`` 0 answers at once; ``timeout`` seconds,
+        10 by default, at most :attr:`MAX_HOLD_WAIT`)."""
+        gate = self._find_hold(rule_id)
+        try:
+            count = int(held) if held is not None else 0
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise ApiError(400, f"held must be a whole number, 0 or more, not {held!r}")
+        try:
+            seconds = float(timeout) if timeout is not None else 10.0
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= self.MAX_HOLD_WAIT:
+            raise ApiError(
+                400, f"timeout must be seconds, more than 0 and at most 60, not {timeout!r}"
+            )
+        return gate, count, seconds
+
+    def hold(self, gate: Gate) -> dict[str, Any]:
+        """One hold rule's gate, as ``GET /api/v1/holds`` lists it."""
+        return self._hold(gate)
+
     def release_hold(self, rule_id: str) -> dict[str, Any]:
         """Let the replies held at this gate go, and every later one pass."""
         gate = self._find_hold(rule_id)

@@ -38,6 +38,8 @@ class Gate:
         self._cond = threading.Condition()
         self._released = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Who waits for the held count to grow (wait_held_async), woken at each hit.
+        self._watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         #: How many replies were held so far.
         self.held = 0
         #: The rule that holds at this gate (set when it is added).
@@ -75,6 +77,25 @@ class Gate:
                     f"waited {timeout}s for {count} held repl(ies); {self.held} held"
                 )
 
+    async def wait_held_async(self, count: int = 1) -> None:
+        """On a loop (the control API's ``GET /api/v1/holds/{id}?held=N``): return once
+        ``count`` replies have been held; cancel it to stop waiting."""
+        import asyncio  # here only: importing fakepop3.faults loads no asyncio
+
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                if self.held >= count:
+                    return
+                future: asyncio.Future[None] = loop.create_future()
+                self._watchers.append((loop, future))
+            try:
+                await future
+            finally:
+                with self._cond:
+                    if (loop, future) in self._watchers:
+                        self._watchers.remove((loop, future))
+
     async def wait(self) -> None:
         """Called on the server's loop by the held connection: returns once released."""
         import asyncio  # here only: importing fakepop3.faults loads no asyncio
@@ -83,10 +104,15 @@ class Gate:
         with self._cond:
             self.held += 1
             self._cond.notify_all()
-            if self._released:
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, future))
+            watchers, self._watchers = self._watchers, []
+            released = self._released
+            if not released:
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, future))
+        for watcher_loop, watcher in watchers:
+            watcher_loop.call_soon_threadsafe(_open, watcher)
+        if released:
+            return
         try:
             await future
         finally:

@@ -341,7 +341,8 @@ class History:
 
     def note_line(self, session_id: int, facts: LineFacts) -> None:
         """Called by a linted session just before it runs a command line: ``facts`` (pairs
-        ``(name, value)``: ``("bare-lf", 0)``, ``("long-line", octets)``, ``("pipelined", 0)``)
+        ``(name, value)``: ``("bare-lf", 0)``, ``("long-line", octets)``, ``("pipelined", 0)``,
+        ``("malformed", what strict syntax says is wrong)``)
         go to the linter with the record of that line; ``()`` forgets them."""
         if facts:
             self._line_facts[session_id] = facts

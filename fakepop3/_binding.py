@@ -111,7 +111,9 @@ def _bind_all(addresses: list[_Address], port: int, backlog: int) -> list[socket
     sockets: list[socket.socket] = []
     try:
         for family, sockaddr in addresses:
-            sock = _socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP, as create_server's own sockets have: asyncio sets TCP_NODELAY on
+            # an accepted connection only when its proto says TCP (no Nagle delay on replies).
+            sock = _socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sockets.append(sock)
             if _REUSE_ADDRESS:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -20,7 +20,7 @@ class FakeSocket:
     failures: list[int | None]
     next_port: int
 
-    def __init__(self, family: int, kind: int) -> None:
+    def __init__(self, family: int, kind: int, proto: int = 0) -> None:
         self.family, self.kind, self.closed, self.listening = family, kind, False, False
         self.address: tuple[Any, ...] = ()
         FakeSocket.made.append(self)
@@ -178,3 +178,20 @@ def test_a_socket_bound_before_any_loop_queues_a_client_until_served() -> None:
         asyncio.run(main())
     finally:
         client.close()
+
+
+def test_accepted_connections_have_tcp_nodelay() -> None:
+    # asyncio sets TCP_NODELAY on an accepted connection only when the listening socket's proto
+    # is IPPROTO_TCP; without it, Nagle's algorithm holds a small reply back while an earlier
+    # one is unacknowledged (a pipelining client waits for the delayed ACK).
+    from fakepop3 import POP3Server
+
+    with POP3Server(users={"alice": "secret"}) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as client:
+            assert client.recv(100).startswith(b"+OK")  # the greeting: the connection is made
+            [connection] = server._connections
+            assert connection.transport is not None
+            accepted = connection.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            client.sendall(b"QUIT\r\n")
+            assert client.recv(100).startswith(b"+OK")

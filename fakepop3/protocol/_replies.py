@@ -103,11 +103,7 @@ class Replies:
         #: RFC 6856 s2.1 and s5: the answer to RETR or TOP of a message with UTF-8 headers
         #: before the client sent UTF8 (None: UTF8 is not offered, so RFC 6856 does not apply).
         self.utf8_refused = (
-            err(
-                "utf8_required",
-                "This message has UTF-8 headers: send UTF8 first (RFC 6856 s2.1).",
-                "UTF8",
-            )
+            self.err("This message has UTF-8 headers: send UTF8 first (RFC 6856 s2.1).", "UTF8")
             if settings.enabled("UTF8")
             else None
         )

@@ -93,11 +93,7 @@ print(json.dumps({"time": t1 - t0, "rss": rss() - before}))
 
 
 def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def read_multiline(sock: socket.socket, buffer: bytes) -> tuple[int, bytes]:

@@ -9,6 +9,7 @@ the servers still running at exit are stopped.  All synchronisation is by events
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import poplib
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -406,10 +408,7 @@ def test_nothing_listens_once_stop_returned_even_right_after_start() -> None:
 
 def test_a_bind_error_of_the_tls_port_is_raised_by_start_with_nothing_left_bound() -> None:
     pytest.importorskip("trustme")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = taken.getsockname()[1]
+    with taken_port() as busy:
         server = POP3Server(users=USERS, tls=True, tls_port=busy)
         with pytest.raises(OSError, match=f"fakepop3 cannot listen on 127.0.0.1:{busy}"):
             server.start()
@@ -419,6 +418,15 @@ def test_a_bind_error_of_the_tls_port_is_raised_by_start_with_nothing_left_bound
     server.tls_port = 0
     with server:  # the plain port it bound was given back: it starts again
         assert session(server) == (0, 0)
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that another socket listens on while the block runs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 def shared_loops_hosts() -> list[LoopThread]:
@@ -549,10 +557,7 @@ def test_the_smtp_intake_binds_with_the_server_and_serves_a_client_that_comes_at
 
 def test_an_smtp_port_in_use_is_raised_by_start_with_nothing_left_bound() -> None:
     pytest.importorskip("aiosmtpd")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = taken.getsockname()[1]
+    with taken_port() as busy:
         server = POP3Server(users=USERS, smtp=busy)
         with pytest.raises(OSError, match=f"SMTP intake cannot listen on 127.0.0.1:{busy}"):
             server.start()

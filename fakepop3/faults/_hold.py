@@ -89,12 +89,7 @@ class Gate:
                     return
                 future: asyncio.Future[None] = loop.create_future()
                 self._watchers.append((loop, future))
-            try:
-                await future
-            finally:
-                with self._cond:
-                    if (loop, future) in self._watchers:
-                        self._watchers.remove((loop, future))
+            await self._await(self._watchers, loop, future)
 
     async def wait(self) -> None:
         """Called on the server's loop by the held connection: returns once released."""
@@ -113,12 +108,22 @@ class Gate:
             watcher_loop.call_soon_threadsafe(_open, watcher)
         if released:
             return
+        await self._await(self._waiters, loop, future)
+
+    async def _await(
+        self,
+        waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[None],
+    ) -> None:
+        """Await ``future``, then take it out of ``waiting`` (the list it was put in) however it
+        ended; a list that ``release`` or a hit took over is left alone, already handled."""
         try:
             await future
         finally:
             with self._cond:
-                if (loop, future) in self._waiters:
-                    self._waiters.remove((loop, future))
+                if (loop, future) in waiting:
+                    waiting.remove((loop, future))
 
     def __enter__(self) -> Gate:
         return self

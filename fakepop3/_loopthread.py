@@ -377,15 +377,7 @@ class LoopThread:
 
     def start(self) -> None:
         """Start the service on its factory's shared loop; raise what start-up raised."""
-        if self._shared is not None:
-            raise RuntimeError(f"{self.name} is already running")
-        shared = _registry.acquire(self)
-        try:
-            shared.run(self, self._start)
-        except BaseException:
-            _registry.release(self, shared)
-            raise
-        self._shared = shared
+        self._hand_over(lambda shared: shared.run(self, self._start))
 
     def start_soon(self) -> None:
         """Hand the start to the shared loop and return without waiting for it: for a service
@@ -393,16 +385,20 @@ class LoopThread:
         own), and whose start and stop need no current task before their first suspension
         (both run their first step at once).  Raises only what making the loop raised (a loop
         factory that fails)."""
+        self._hand_over(lambda shared: shared.submit(self, self._start))
+        self._soon = True
+
+    def _hand_over(self, begin: Callable[[SharedLoop], object]) -> None:
+        """Join the factory's shared loop and ``begin`` the start there; on an error, leave it."""
         if self._shared is not None:
             raise RuntimeError(f"{self.name} is already running")
         shared = _registry.acquire(self)
         try:
-            shared.submit(self, self._start)
+            begin(shared)
         except BaseException:
             _registry.release(self, shared)
             raise
         self._shared = shared
-        self._soon = True
 
     async def _stop_after_start(self) -> None:
         """``stop_async``, once the loop-side start of :meth:`start_soon` ended (on the loop)."""

@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from ._effects import _Effect
+from ._effects import _DeliverLater, _Effect
 
 if TYPE_CHECKING:
     from ._builders import Faults
@@ -58,8 +58,6 @@ class FaultRule:
         #: fires (None: it does not switch; "" : back to no state).
         self.state: str | None = None
         self.switch: str | None = None
-        #: A timed rule's delay in seconds (``Faults.deliver_after``); None for the others.
-        self.after: float | None = None
         self.id = 0
         #: How many times this rule fired.
         self.fired = 0
@@ -91,6 +89,12 @@ class FaultRule:
     def remove(self) -> None:
         """Take this rule off its :class:`Faults` (it stops firing at once)."""
         self.faults.remove(self)
+
+    @property
+    def after(self) -> float | None:
+        """A timed rule's delay in seconds (``Faults.deliver_after``); None for the others."""
+        effect = self.effect
+        return effect.seconds if isinstance(effect, _DeliverLater) else None
 
     def wait_fired(self, count: int = 1, timeout: float | None = 10.0) -> None:
         """Block until this rule has fired ``count`` times (the event to wait on, e.g. for a

@@ -62,7 +62,6 @@ class _Timed:
             times=1,
             label=f"after {seconds:g}s user={name!r}",
         )
-        rule.after = seconds
         self.add(rule)
         scheduler = self.scheduler
         if scheduler is not None:

@@ -20,9 +20,9 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["bind", "listen", "needs_resolving"]
+__all__ = ["bind", "listen", "needs_resolving", "off_the_loop", "serve"]
 
 #: New ports to try when another address of the host has the first one taken.
 _ATTEMPTS = 20
@@ -31,6 +31,7 @@ _BACKLOG = 100
 _REUSE_ADDRESS = os.name == "posix" and sys.platform != "cygwin"
 
 _Address = tuple[int, Any]  # (family, sockaddr)
+_T = TypeVar("_T")
 # What tests replace to make binds fail (tests/test_binding.py).
 _socket = socket.socket
 
@@ -49,11 +50,18 @@ async def listen(
     Returns the servers made (one per socket); raises ``OSError`` (``strerror``: the system's,
     e.g. "Address already in use").  A host name is resolved in the loop's executor.
     """
-    if needs_resolving(host):
-        sockets = await loop.run_in_executor(None, bind, host, port, backlog)
-    else:
-        sockets = bind(host, port, backlog)
+    sockets = await off_the_loop(loop, host, lambda: bind(host, port, backlog))
     return await serve(loop, factory, sockets, backlog=backlog, **kwargs)
+
+
+async def off_the_loop(
+    loop: asyncio.AbstractEventLoop, host: str | None, binding: Callable[[], _T]
+) -> _T:
+    """``binding()``, a bind on ``host``, from a running loop: in the loop's executor when
+    ``host`` is a name (its lookup blocks), at once for an IP address (no lookup)."""
+    if needs_resolving(host):
+        return await loop.run_in_executor(None, binding)
+    return binding()
 
 
 async def serve(
@@ -84,13 +92,27 @@ async def serve(
     return servers
 
 
-def bind(host: str | None, port: int, backlog: int = _BACKLOG) -> list[socket.socket]:
+def bind(
+    host: str | None, port: int, backlog: int = _BACKLOG, *, who: str | None = None
+) -> list[socket.socket]:
     """Listening sockets (non-blocking) on every address of ``host`` (``""``/None: every
     address of the machine), all on ``port`` (0: one free port for all of them).
 
     Blocks while a host name is resolved (an IP address is not: no lookup).  Raises ``OSError``
-    with the system's ``strerror``; nothing is left bound then.
+    with the system's ``strerror`` (``who``: "{who} cannot listen on {host}:{port}: " before
+    it); nothing is left bound then.
     """
+    try:
+        return _bind(host, port, backlog)
+    except OSError as error:
+        if who is None:
+            raise
+        raise OSError(
+            error.errno, f"{who} cannot listen on {host}:{port}: {error.strerror}"
+        ) from error
+
+
+def _bind(host: str | None, port: int, backlog: int) -> list[socket.socket]:
     addresses = _addresses(host, port)
     if port != 0 or len(addresses) <= 1:
         return _bind_all(addresses, port, backlog)

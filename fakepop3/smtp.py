@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._binding import bind, needs_resolving, serve
+from ._binding import bind, off_the_loop, serve
 from ._loopthread import ExceptionHandler
 from ._service import Service
 from ._validate import is_loopback
@@ -234,21 +234,12 @@ class SMTPIntake(Service):
     async def _open(self) -> None:
         """Bind and start serving SMTP on the running loop."""
         _aiosmtpd_smtp()  # before binding: a missing extra leaves nothing bound
-        if needs_resolving(self.host):  # a name: looked up in the executor, not on the loop
-            assert self._loop is not None
-            bound = await self._loop.run_in_executor(None, self._bind_listeners)
-        else:
-            bound = self._bind_listeners()
+        assert self._loop is not None
+        bound = await off_the_loop(self._loop, self.host, self._bind_listeners)
         await self._serve(bound)
 
     def _bind_listeners(self) -> list[socket.socket]:
-        try:
-            sockets = bind(self.host, self.port)
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"fakepop3 SMTP intake cannot listen on {self.host}:{self.port}: {error.strerror}",
-            ) from error
+        sockets = bind(self.host, self.port, who="fakepop3 SMTP intake")
         self._asked_port = self.port  # put back if this start fails after all
         self.port = sockets[0].getsockname()[1]
         if not is_loopback(self.host):  # after the bind: a bind that fails says so itself

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import history as _history
 from .. import personas as _personas
-from .._binding import bind, needs_resolving, serve
+from .._binding import bind, off_the_loop, serve
 from .._loopthread import LoopThread
 from .._service import ServerError, Service
 from .._validate import is_loopback
@@ -514,9 +514,7 @@ class POP3Server(Service):
             return None
         bound = self._bind_listeners()
         if self._smtp_port is not None:
-            intake = self.smtp_intake(
-                self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
-            )
+            intake = self.smtp_intake(self.smtp_host, self._smtp_port)  # None: the host
             try:
                 self._smtp_bound = intake._bind()
             except BaseException:
@@ -555,16 +553,11 @@ class POP3Server(Service):
     async def _open(self) -> None:
         """Bind the listeners (and the SMTP intake and the control API), then start the
         timers (``start_async``, and ``start()`` of a server with a control API)."""
-        if needs_resolving(self.host):  # a name: looked up in the executor, not on the loop
-            assert self._loop is not None
-            bound = await self._loop.run_in_executor(None, self._bind_listeners)
-        else:
-            bound = self._bind_listeners()
+        assert self._loop is not None
+        bound = await off_the_loop(self._loop, self.host, self._bind_listeners)
         await self._serve_listeners(bound)
         if self._smtp_port is not None:
-            intake = self.smtp_intake(
-                self.smtp_host if self.smtp_host is not None else self.host, self._smtp_port
-            )
+            intake = self.smtp_intake(self.smtp_host, self._smtp_port)  # None: the host
             try:
                 await intake.start_async()
             except BaseException:
@@ -587,21 +580,16 @@ class POP3Server(Service):
         """Bind and listen on every address of the host: the plain port, then the implicit-TLS
         one (no loop needed).  Sets ``port``/``tls_port`` once both are bound; raises
         ``OSError`` naming the address (nothing left bound then)."""
-        binding = self.port
-        plain: list[socket.socket] = []
-        try:
-            # Every address of the host on one port (see _binding: port 0 and "localhost").
-            plain = bind(self.host, self.port, BACKLOG)
-            secure: list[socket.socket] = []
-            if self.tls_port is not None:
-                binding = self.tls_port
-                secure = bind(self.host, self.tls_port, BACKLOG)
-        except OSError as error:
-            for sock in plain:
-                sock.close()
-            raise OSError(
-                error.errno, f"fakepop3 cannot listen on {self.host}:{binding}: {error.strerror}"
-            ) from error
+        # Every address of the host on one port (see _binding: port 0 and "localhost").
+        plain = bind(self.host, self.port, BACKLOG, who="fakepop3")
+        secure: list[socket.socket] = []
+        if self.tls_port is not None:
+            try:
+                secure = bind(self.host, self.tls_port, BACKLOG, who="fakepop3")
+            except OSError:
+                for sock in plain:
+                    sock.close()
+                raise
         self._asked = (self.port, self.tls_port)  # put back if this start fails after all
         self.port = plain[0].getsockname()[1]
         if secure:

@@ -653,18 +653,24 @@ def bench_mailbox(cfg: Config, res: Results) -> None:
         return
     elif "--runs" in helptext:
         args += ["--runs", str(cfg.runs)]
+    _child_section(res, "mailbox cost", args, 40)
+    bench_large_maildrop(cfg, res)
+
+
+def _child_section(res: Results, title: str, args: list[str], last: int) -> None:
+    """Run the bench script ``args`` (``[python, script, *options]``) and add the ``last``
+    lines of its output to the table's notes under ``title``."""
+    shown = " ".join([f"bench/{Path(args[1]).name}", *args[2:]])
     try:
         p = subprocess.run(
             args, capture_output=True, text=True, env=child_env(), timeout=1800, check=False
         )
     except subprocess.TimeoutExpired:
-        res.extra.append("mailbox cost: bench/bench_generate.py timed out")
+        res.extra.append(f"{title}: {shown} timed out")
         return
     out = p.stdout.strip() or p.stderr.strip()
-    shown = " ".join(["bench/bench_generate.py", *args[2:]])
-    res.extra.append(f"mailbox cost ({shown}, exit {p.returncode}):")
-    res.extra.extend("  " + ln for ln in out.splitlines()[-40:])
-    bench_large_maildrop(cfg, res)
+    res.extra.append(f"{title} ({shown}, exit {p.returncode}):")
+    res.extra.extend("  " + ln for ln in out.splitlines()[-last:])
 
 
 def bench_large_maildrop(cfg: Config, res: Results) -> None:
@@ -677,17 +683,7 @@ def bench_large_maildrop(cfg: Config, res: Results) -> None:
     ]
     if cfg.quick:
         args += ["--counts", "100000"]
-    try:
-        p = subprocess.run(
-            args, capture_output=True, text=True, env=child_env(), timeout=1800, check=False
-        )
-    except subprocess.TimeoutExpired:
-        res.extra.append("large maildrop: bench/large_maildrop.py timed out")
-        return
-    out = p.stdout.strip() or p.stderr.strip()
-    shown = " ".join(["bench/large_maildrop.py", *args[2:]])
-    res.extra.append(f"large maildrop ({shown}, exit {p.returncode}):")
-    res.extra.extend("  " + ln for ln in out.splitlines()[-20:])
+    _child_section(res, "large maildrop", args, 20)
 
 
 # --- the original sketch: many servers in one process ----------------------------------------

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -177,36 +177,46 @@ def test_a_delay_fault_on_one_server_never_holds_another() -> None:
     quick.raise_errors()
 
 
-def test_start_and_stop_from_many_threads_at_once() -> None:
-    workers, cycles = 8, 10
+def at_once(workers: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Run ``work(0)`` ... ``work(workers - 1)`` in as many threads, released together; what
+    they raised."""
     barrier = threading.Barrier(workers)
     failures: list[BaseException] = []
-    servers: list[POP3Server] = []
-    lock = threading.Lock()
 
-    def work(number: int) -> None:
+    def run(number: int) -> None:
         try:
             barrier.wait(10)
-            for cycle in range(cycles):
-                server = POP3Server(users={"alice": f"pw{number}"})
-                with server:
-                    server.mailbox("alice").extend([HELLO] * (cycle + 1))
-                    client = poplib.POP3(server.host, server.port, timeout=10)
-                    login(client, "alice", f"pw{number}")
-                    assert client.stat() == (cycle + 1, (cycle + 1) * len(HELLO))
-                    client.quit()
-                    server.wait_for_sessions(1)
-                with lock:
-                    servers.append(server)
+            work(number)
         except BaseException as error:
             failures.append(error)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert failures == []
+    return failures
+
+
+def test_start_and_stop_from_many_threads_at_once() -> None:
+    workers, cycles = 8, 10
+    servers: list[POP3Server] = []
+    lock = threading.Lock()
+
+    def work(number: int) -> None:
+        for cycle in range(cycles):
+            server = POP3Server(users={"alice": f"pw{number}"})
+            with server:
+                server.mailbox("alice").extend([HELLO] * (cycle + 1))
+                client = poplib.POP3(server.host, server.port, timeout=10)
+                login(client, "alice", f"pw{number}")
+                assert client.stat() == (cycle + 1, (cycle + 1) * len(HELLO))
+                client.quit()
+                server.wait_for_sessions(1)
+            with lock:
+                servers.append(server)
+
+    assert at_once(workers, work) == []
     assert len(servers) == workers * cycles
     for server in servers:
         assert not server.running
@@ -468,35 +478,24 @@ def test_a_server_whose_start_fails_on_the_loop_reports_it_in_its_own_errors() -
 def test_many_threads_start_connect_and_stop_at_once() -> None:
     """Thread-hosted start/stop from many threads, each talking to its own server at once."""
     workers, cycles = 8, 10
-    barrier = threading.Barrier(workers)
-    failures: list[BaseException] = []
 
     def work(number: int) -> None:
-        try:
-            barrier.wait(10)
-            for cycle in range(cycles):
-                server = POP3Server(users={"alice": f"pw{number}"})
-                server.start()
-                try:
-                    server.mailbox("alice").add(HELLO)
-                    raw = RawClient(server.host, server.port)
-                    assert raw.greeting.startswith(b"+OK")
-                    raw.send(b"QUIT\r\n")
-                    assert raw.read_line().startswith(b"+OK")
-                    raw.close()
-                finally:
-                    server.stop()
-                assert len(server.history.sessions) == 1, (number, cycle)
-                server.raise_errors()
-        except BaseException as error:
-            failures.append(error)
+        for cycle in range(cycles):
+            server = POP3Server(users={"alice": f"pw{number}"})
+            server.start()
+            try:
+                server.mailbox("alice").add(HELLO)
+                raw = RawClient(server.host, server.port)
+                assert raw.greeting.startswith(b"+OK")
+                raw.send(b"QUIT\r\n")
+                assert raw.read_line().startswith(b"+OK")
+                raw.close()
+            finally:
+                server.stop()
+            assert len(server.history.sessions) == 1, (number, cycle)
+            server.raise_errors()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert at_once(workers, work) == []
 
 
 def test_a_start_that_suspends_on_the_loop_is_waited_for_by_stop() -> None:

@@ -193,7 +193,7 @@ class Linter:
         if (
             seen.deleted
             and record.end_reason != "quit"
-            and "dropped-with-deletions" not in (self.ignore)
+            and "dropped-with-deletions" not in self.ignore
         ):
             end = LintFinding(
                 "dropped-with-deletions",
@@ -202,10 +202,8 @@ class Linter:
                 f"{len(seen.deleted)} DELE(s) pending and no QUIT (ended: {record.end_reason})",
             )
             seen.found.append(end)
-            if self._history is not None:
-                self._history.set_session_lint(record, (end,))
-            else:
-                record.lint = (end,)
+            assert self._history is not None  # this is attach()'s session listener
+            self._history.set_session_lint(record, (end,))
         if not seen.found:
             return
         with self._lock:

@@ -14,7 +14,6 @@ into responses.  The contract (also in the OpenAPI document, ``_openapi.py``):
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -241,11 +240,9 @@ def make_app(ops: Operations, token: str | None) -> web.Application:
         )
         if count:
             try:
-                await asyncio.wait_for(gate.wait_held_async(count), seconds)
-            except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
-                raise ApiError(
-                    504, f"waited {seconds:g}s for {count} held repl(ies); {gate.held} held"
-                ) from None
+                await gate.wait_held_async(count, seconds)
+            except TimeoutError as error:
+                raise ApiError(504, str(error)) from None
         return _json(ops.hold(gate))
 
     @routes.post("/api/v1/holds/{id}/release")

@@ -312,15 +312,21 @@ class Operations:
 
     @staticmethod
     def since(raw: str | None) -> int:
+        return Operations.whole("since", raw, "a mark (a whole number, 0 or more)")
+
+    @staticmethod
+    def whole(name: str, raw: str | None, what: str = "a whole number, 0 or more") -> int:
+        """The query parameter ``name`` as a whole number, 0 or more (0 when absent); 400
+        saying it must be ``what`` otherwise."""
         if raw is None:
             return 0
         try:
-            mark = int(raw)
+            value = int(raw)
         except ValueError:
-            mark = -1
-        if mark < 0:
-            raise ApiError(400, f"since must be a mark (a whole number, 0 or more), not {raw!r}")
-        return mark
+            value = -1
+        if value < 0:
+            raise ApiError(400, f"{name} must be {what}, not {raw!r}")
+        return value
 
     def _sessions(self, since: int, user: str | None) -> list[SessionRecord]:
         return [
@@ -409,7 +415,8 @@ class Operations:
 
     # --- holds (a hold rule's gate: the reply waits until released) ----------------------
     @staticmethod
-    def _hold(gate: Gate) -> dict[str, Any]:
+    def hold(gate: Gate) -> dict[str, Any]:
+        """One hold rule's gate, as ``GET /api/v1/holds`` lists it."""
         rule = gate.rule
         assert rule is not None
         return {
@@ -422,7 +429,7 @@ class Operations:
 
     def holds(self) -> list[dict[str, Any]]:
         """Every hold rule's gate: how many replies it held so far, how many wait now."""
-        return [self._hold(g) for g in self._faults().holds]
+        return [self.hold(g) for g in self._faults().holds]
 
     def add_hold(self, body: Any) -> tuple[int, dict[str, Any]]:
         """A hold rule from its dict form (``"action": "hold"`` may be left out)."""
@@ -431,7 +438,7 @@ class Operations:
         if body.get("action", "hold") != "hold":
             raise ApiError(400, f"a hold's action is 'hold', not {body['action']!r}")
         status, made = self.add_fault({**body, "action": "hold"})
-        return status, self._hold(self._find_hold(str(made["id"])))
+        return status, self.hold(self._find_hold(str(made["id"])))
 
     def _find_hold(self, rule_id: str) -> Gate:
         for gate in self._faults().holds:
@@ -449,31 +456,24 @@ class Operations:
         query of ``GET /api/v1/holds/{id}``: ``held`` 0 answers at once; ``timeout`` seconds,
         10 by default, at most :attr:`MAX_HOLD_WAIT`)."""
         gate = self._find_hold(rule_id)
-        try:
-            count = int(held) if held is not None else 0
-        except ValueError:
-            count = -1
-        if count < 0:
-            raise ApiError(400, f"held must be a whole number, 0 or more, not {held!r}")
+        count = self.whole("held", held)
         try:
             seconds = float(timeout) if timeout is not None else 10.0
         except ValueError:
             seconds = -1.0
         if not 0 < seconds <= self.MAX_HOLD_WAIT:
             raise ApiError(
-                400, f"timeout must be seconds, more than 0 and at most 60, not {timeout!r}"
+                400,
+                f"timeout must be seconds, more than 0 and at most {self.MAX_HOLD_WAIT:g}, "
+                f"not {timeout!r}",
             )
         return gate, count, seconds
-
-    def hold(self, gate: Gate) -> dict[str, Any]:
-        """One hold rule's gate, as ``GET /api/v1/holds`` lists it."""
-        return self._hold(gate)
 
     def release_hold(self, rule_id: str) -> dict[str, Any]:
         """Let the replies held at this gate go, and every later one pass."""
         gate = self._find_hold(rule_id)
         gate.release()
-        return self._hold(gate)
+        return self.hold(gate)
 
     # --- settings, resets and snapshots ---------------------------------------------------
     def settings(self) -> dict[str, Any]:

@@ -73,14 +73,24 @@ class Gate:
         """Block until ``count`` replies have been held; ``TimeoutError`` after ``timeout``."""
         with self._cond:
             if not self._cond.wait_for(lambda: self.held >= count, timeout):
-                raise TimeoutError(
-                    f"waited {timeout}s for {count} held repl(ies); {self.held} held"
-                )
+                raise self._not_held(count, timeout)
 
-    async def wait_held_async(self, count: int = 1) -> None:
+    def _not_held(self, count: int, timeout: float | None) -> TimeoutError:
+        return TimeoutError(f"waited {timeout}s for {count} held repl(ies); {self.held} held")
+
+    async def wait_held_async(self, count: int = 1, timeout: float = 10.0) -> None:
         """On a loop (the control API's ``GET /api/v1/holds/{id}?held=N``): return once
-        ``count`` replies have been held; cancel it to stop waiting."""
+        ``count`` replies have been held; ``TimeoutError`` after ``timeout``, as
+        :meth:`wait_held`."""
         import asyncio  # here only: importing fakepop3.faults loads no asyncio
+
+        try:
+            await asyncio.wait_for(self._held_at_least(count), timeout)
+        except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
+            raise self._not_held(count, timeout) from None
+
+    async def _held_at_least(self, count: int) -> None:
+        import asyncio
 
         loop = asyncio.get_running_loop()
         while True:
